@@ -1,0 +1,69 @@
+"""`ternkit eval MODEL --dataset SPEC`: accuracy, per-class accuracy and confusion matrix.
+
+A `.tern` file runs through the numpy reference; a `.onnx` file runs through onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ternkit.core import OptionError, load_dataset, load_model
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy of a .tern or .onnx model on a dataset",
+                       description="Evaluate a model: accuracy, per-class accuracy and the confusion matrix.")
+    p.add_argument("model", help="a .tern artifact or an .onnx export")
+    p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def predictor(path: str):
+    """(labels, input shape, batch -> logits) for a model file of either kind."""
+    if Path(path).suffix == ".onnx":
+        from ternkit.export.onnx_infer import OnnxModel
+
+        m = OnnxModel(path)
+        return m.labels, m.input_shape, m.forward
+    model = load_model(path)
+    return model.labels, tuple(model.input.shape), model.forward
+
+
+def evaluate(path: str, dataset: str, limit: int | None = None) -> dict:
+    labels, shape, forward = predictor(path)
+    data = load_dataset(dataset)
+    if limit is not None:
+        if limit < 1:
+            raise OptionError(f"--limit must be at least 1, got {limit}")
+        data = data.subset(np.arange(min(limit, len(data))))
+    if data.shape != tuple(shape):
+        raise OptionError(f"{dataset} has samples of shape {data.shape}, the model expects {tuple(shape)}")
+    if len(data.labels) > len(labels):
+        raise OptionError(f"{dataset} has {len(data.labels)} classes, the model only {len(labels)}")
+    pred = np.concatenate([forward(data.x[i:i + 1024]).argmax(1) for i in range(0, len(data), 1024)])
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (data.y, pred), 1)
+    support = confusion.sum(1)
+    per_class = {labels[i]: (float(confusion[i, i] / support[i]) if support[i] else None) for i in range(k)}
+    return {"model": str(path), "dataset": dataset, "n": int(len(data)),
+            "accuracy": float((pred == data.y).mean()), "per_class": per_class,
+            "confusion": confusion.tolist(), "labels": list(labels)}
+
+
+def run(args: argparse.Namespace) -> int:
+    r = evaluate(args.model, args.dataset, args.limit)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{r['model']} on {r['dataset']}: accuracy {100 * r['accuracy']:.2f} % over {r['n']} samples")
+    print("class  accuracy")
+    for name, acc in r["per_class"].items():
+        print(f"{name:>5}  {'-' if acc is None else f'{100 * acc:.1f} %'}")
+    return 0

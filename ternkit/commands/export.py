@@ -1,0 +1,23 @@
+"""`ternkit export onnx|lava`: one parent command, each format's options in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+FORMATS = ("onnx", "lava")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a .tern model to ONNX or a Lava process graph",
+                       description="Export a trained model for deployment.")
+    fmt = p.add_subparsers(dest="format", metavar="FORMAT", parser_class=type(p))
+    p.set_defaults(run=lambda args: p.print_help() or 2)
+    for name in FORMATS:
+        try:
+            module = importlib.import_module(f"ternkit.commands.export_{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"ternkit.commands.export_{name}":
+                raise
+            continue
+        module.add_parser(fmt)
