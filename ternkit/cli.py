@@ -49,7 +49,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors (2) and --help/--version (0) end here, as return codes
+        return int(e.code or 0)
     if not getattr(args, "run", None):
         parser.print_help()
         return 0 if args.command is None else 2

@@ -1,0 +1,17 @@
+"""ternkit.trainer: CoNNTrA and its baselines in one training loop with pluggable update rules."""
+
+from .api import TrainResult, memory_summary, metrics_path, train
+from .config import METHODS, MODES, TrainConfig
+from .conntra import ConntraRule, ExactConntraRule
+from .layers import QuantLayer
+from .loop import Hooks, TrainingInterrupted, fit
+from .network import Network, build_network, to_artifact
+from .rules import AdamRule, UpdateRule
+from .specs import parse_model_spec
+
+__all__ = [
+    "train", "TrainConfig", "TrainResult", "METHODS", "MODES", "memory_summary", "metrics_path",
+    "Network", "build_network", "to_artifact", "QuantLayer", "parse_model_spec",
+    "fit", "Hooks", "TrainingInterrupted",
+    "UpdateRule", "AdamRule", "ConntraRule", "ExactConntraRule",
+]

@@ -1,0 +1,99 @@
+"""`ternkit train`: train a model and write the artifact (+ metrics JSON, checkpoints)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ternkit.core.errors import OptionError, TernkitError
+from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path, train
+
+_HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
+ternary), float (float32 backprop, the baseline). Models: mlp:256, mlp:512x256, cnn (= cnn:16c5s2-32c5s2-100),
+cnn:8c3s2-16c3s2-64 (conv tokens: <channels>c<kernel>[s<stride>][p<padding>]). Datasets: iris, digits,
+mnist-sample, idx:DIR[:train|:t10k], csv:FILE[:LABEL_COLUMN].
+
+example: ternkit train --dataset mnist-sample --model mlp:256 --epochs 30 --compare float --out model.tern"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a ternary (or float) model", description=_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig()
+    p.add_argument("--dataset", default=d.dataset, help=f"dataset spec (default: {d.dataset})")
+    p.add_argument("--test", default=None, metavar="SPEC",
+                   help="external test set, e.g. idx:DIR (reported, never trained on)")
+    p.add_argument("--model", default=d.model, help=f"model spec (default: {d.model})")
+    p.add_argument("--method", default=d.method, choices=METHODS, help="training method (default: conntra)")
+    p.add_argument("--mode", default=d.mode, choices=MODES, help="CoNNTrA mode (default: gradient)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for split, init and batch order (default: 0)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share (default: 0.2)")
+    p.add_argument("--levels", type=int, default=d.levels, help="weights in {-L..L}; 1 = ternary (default)")
+    p.add_argument("--scale", default=d.scale, choices=("channel", "layer"), help="scale per output unit or layer")
+    p.add_argument("--frac-start", type=float, default=d.frac_start,
+                   help="CoNNTrA: share of weights moved per step at the start")
+    p.add_argument("--frac-end", type=float, default=d.frac_end, help="CoNNTrA: ... at the end (exponential decay)")
+    p.add_argument("--zero-bonus", type=float, default=d.zero_bonus, help="CoNNTrA: favour moves toward 0 (sparsity)")
+    p.add_argument("--exact-block", type=int, default=d.exact_block, help="exact mode: coordinates searched jointly")
+    p.add_argument("--exact-coords", type=int, default=d.exact_coords, help="exact mode: coordinates per step")
+    p.add_argument("--out", "-o", default="model.tern", help="artifact path (default: model.tern)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt (written each epoch and on Ctrl-C)")
+    p.add_argument("--compare", action="append", default=[], choices=METHODS,
+                   help="also train this method on the same data and print both side by side (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
+    return TrainConfig(dataset=args.dataset, model=args.model, method=method or args.method, mode=args.mode,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
+                       frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
+                       exact_block=args.exact_block, exact_coords=args.exact_coords).validate()
+
+
+def _row(name: str, m: dict) -> str:
+    test = f"{100 * m['test_error']:6.2f}" if "test_error" in m else "     -"
+    mem = m["memory"]
+    return (f"{name:<10} {100 * m['train_error']:6.2f} {100 * m['val_error']:6.2f} {test} "
+            f"{mem['parameter_bytes'] / 1024:9.1f} {mem['bits_per_weight']:5.2f} {m['train_seconds']:8.1f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if not str(args.out).endswith(".tern"):
+        raise OptionError(f"--out should end in .tern, got {args.out}")
+    try:
+        results = {config.method: train(config, out=args.out, resume=args.resume, progress=not args.quiet).metrics}
+    except TrainingInterrupted as e:
+        print(f"ternkit train: {e}; continue with --resume", file=sys.stderr)
+        return 130
+    for method in dict.fromkeys(args.compare):
+        if method == config.method:
+            continue
+        out = str(args.out)[: -len(".tern")] + f".{method}.tern"
+        cfg = config_from_args(args, method)
+        try:
+            results[method] = train(cfg, out=out, resume=args.resume, progress=not args.quiet).metrics
+        except TernkitError:
+            raise
+    if args.json:
+        print(json.dumps(results if args.compare else results[config.method]))
+        return 0
+    print(f"dataset {config.dataset}, model {config.model}, {config.epochs} epochs, seed {config.seed}")
+    print(f"{'method':<10} {'train%':>6} {'val%':>6} {'test%':>6} {'params KiB':>9} {'bits':>5} {'train s':>8}"
+          "   (error rates)")
+    for name, m in results.items():
+        print(_row(name, m))
+    if len(results) > 1 and "float" in results:
+        for name, m in results.items():
+            if name != "float":
+                print(f"{name}: {m['train_seconds'] / results['float']['train_seconds']:.2f}x float's training time, "
+                      f"{results['float']['memory']['parameter_bytes'] / m['memory']['parameter_bytes']:.1f}x smaller")
+    print(f"wrote {args.out} and {metrics_path(args.out)}")
+    return 0

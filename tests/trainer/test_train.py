@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+from ternkit.core import load_model
+from ternkit.trainer import ConntraRule, TrainConfig, build_network, train
+from ternkit.trainer.loop import TrainingInterrupted
+
+
+def _iris(**kw):
+    base = dict(dataset="iris", model="mlp:16", epochs=60, batch_size=16, lr=1e-2, seed=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("method", ["conntra", "ste", "float"])
+def test_methods_learn_iris(method, tmp_path):
+    r = train(_iris(method=method), out=tmp_path / "m.tern", progress=False)
+    assert r.metrics["val_error"] <= 0.1, r.metrics["val_error"]
+    model = load_model(tmp_path / "m.tern")
+    assert model.kind == ("float" if method == "float" else "ternary")
+    # the artifact computes what the network computed
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    with torch.no_grad():
+        ref = r.net(torch.from_numpy(model.input.normalise(x))).numpy()
+    assert np.allclose(model.forward(x), ref, atol=1e-5)
+    assert (tmp_path / "m.metrics.json").exists()
+
+
+def test_exact_mode_learns_iris():
+    r = train(_iris(mode="exact", epochs=25, exact_coords=16), progress=False)
+    assert r.metrics["val_error"] <= 0.1
+
+
+def test_conntra_weights_stay_discrete_and_moves_are_one_level():
+    net = build_network("mlp:32", (4,), 3, "discrete", levels=2)
+    rule = ConntraRule(net, total_steps=50, frac_start=0.2, frac_end=0.05)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    before = [layer.weight.detach().clone() for layer in net.weight_layers()]
+    for _ in range(5):
+        prev = [layer.weight.detach().clone() for layer in net.weight_layers()]
+        rule.step(lambda backward=True: _loss(net, x, y, backward))
+        for p, layer in zip(prev, net.weight_layers(), strict=True):
+            w = layer.weight.detach()
+            assert torch.equal(w, w.round()) and w.abs().max() <= 2
+            assert (w - p).abs().max() <= 1  # one level per step, never a jump over 0
+    assert any(not torch.equal(b, layer.weight) for b, layer in zip(before, net.weight_layers(), strict=True))
+
+
+def _loss(net, x, y, backward):
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    if backward:
+        loss.backward()
+    return loss.detach()
+
+
+def test_seed_reproducible_and_resume_equal(tmp_path):
+    a = train(_iris(epochs=6), out=tmp_path / "a.tern", progress=False).model
+    b = train(_iris(epochs=6), out=tmp_path / "b.tern", progress=False).model
+    for la, lb in zip(a.weight_layers, b.weight_layers, strict=True):
+        assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.scale, lb.scale)
+
+
+@pytest.mark.parametrize("method", ["conntra", "float"])
+def test_interrupt_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch, method):
+    from ternkit.trainer import conntra, rules
+
+    calls = {"n": 0}
+    originals = {cls: cls.step for cls in (rules.UpdateRule, conntra.ConntraRule)}
+
+    def interrupting(real):
+        def step(self, closure):
+            calls["n"] += 1
+            if calls["n"] == 20:
+                raise KeyboardInterrupt
+            return real(self, closure)
+        return step
+
+    for cls, real in originals.items():
+        monkeypatch.setattr(cls, "step", interrupting(real))
+    with pytest.raises(TrainingInterrupted):
+        train(_iris(method=method, epochs=4), out=tmp_path / "m.tern", progress=False)
+    assert (tmp_path / "m.tern.ckpt").exists() and not (tmp_path / "m.tern").exists()
+    for cls, real in originals.items():
+        monkeypatch.setattr(cls, "step", real)
+    resumed = train(_iris(method=method, epochs=4), out=tmp_path / "m.tern", resume=True, progress=False).model
+    straight = train(_iris(method=method, epochs=4), progress=False).model
+    for la, lb in zip(resumed.weight_layers, straight.weight_layers, strict=True):
+        assert np.allclose(la.weight, lb.weight, atol=1e-6)

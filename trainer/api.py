@@ -1,0 +1,120 @@
+"""`train(config)`: data -> network -> rule -> the one loop -> the artifact and its metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ternkit.core.atomic import write_text
+from ternkit.core.data import Split, load_split, normalisation
+from ternkit.core.io import bits_for_levels, save_model
+from ternkit.core.model import InputSpec, TernaryModel
+
+from .config import TrainConfig
+from .conntra import ConntraRule, ExactConntraRule
+from .loop import Hooks, accuracy, fit
+from .network import Network, build_network, to_artifact
+from .rules import AdamRule, UpdateRule
+
+__all__ = ["TrainResult", "train", "make_rule", "memory_summary", "metrics_path"]
+
+PARAMETRISATION = {"conntra": "discrete", "ste": "ste", "float": "float"}
+
+
+@dataclass
+class TrainResult:
+    model: TernaryModel
+    metrics: dict[str, Any]
+    net: Network
+
+
+def metrics_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".metrics.json")
+
+
+def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=()) -> UpdateRule:
+    if config.method != "conntra":
+        return AdamRule(net, total_steps, lr=config.lr, extra_params=extra_params)
+    if config.mode == "exact":
+        return ExactConntraRule(net, total_steps, lr=config.lr, extra_params=extra_params, block=config.exact_block,
+                                coords_per_step=config.exact_coords, seed=config.seed)
+    return ConntraRule(net, total_steps, lr=config.lr, extra_params=extra_params, frac_start=config.frac_start,
+                       frac_end=config.frac_end, zero_bonus=config.zero_bonus)
+
+
+def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(spec.normalise(x)), torch.from_numpy(y)
+
+
+def memory_summary(model: TernaryModel) -> dict[str, Any]:
+    """Bytes of the learned parameters as deployed, and the same parameters in float32/float64."""
+    n_w = model.num_weights()
+    n_f = sum(layer.scale.size + layer.bias.size for layer in model.weight_layers)
+    if model.kind == "ternary":
+        bits = bits_for_levels(model.levels)
+        weight_bytes = sum(-(-layer.weight.size // (8 // bits)) for layer in model.weight_layers)
+    else:
+        bits, weight_bytes = 32, 4 * n_w
+    total = weight_bytes + 4 * n_f
+    n_params = n_w + sum(layer.bias.size for layer in model.weight_layers)
+    zeros = sum(int((layer.weight == 0).sum()) for layer in model.weight_layers)
+    return {"weights": n_w, "bits_per_weight": 8 * weight_bytes / n_w, "weight_bytes": weight_bytes,
+            "parameter_bytes": total, "float32_bytes": 4 * n_params, "float64_bytes": 8 * n_params,
+            "ratio_vs_float32": 4 * n_params / total, "ratio_vs_float64": 8 * n_params / total,
+            "zero_fraction": zeros / n_w, "storage_bits": bits}
+
+
+def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
+          split: Split | None = None, hooks: Hooks | None = None, net: Network | None = None,
+          extra_params=()) -> TrainResult:
+    """Train per `config`; with `out`, write the artifact, its metrics JSON and a checkpoint each epoch."""
+    config.validate()
+    torch.manual_seed(config.seed)
+    split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test)
+    mean, std = normalisation(split.train)
+    spec = InputSpec(split.train.shape, mean, std)
+    labels = split.train.labels
+    net = net or build_network(config.model, spec.shape, len(labels), PARAMETRISATION[config.method],
+                               seed=config.seed, levels=config.levels, scale_mode=config.scale)
+    train_t, val_t = _tensors(split.train.x, split.train.y, spec), _tensors(split.val.x, split.val.y, spec)
+    steps = config.epochs * max(1, -(-len(train_t[0]) // config.batch_size))
+    rule = make_rule(config, net, steps, extra_params)
+    ckpt = Path(str(out) + ".ckpt") if out else None
+    t0 = time.perf_counter()
+    history = fit(net, rule, train_t, val_t, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                  hooks=hooks, checkpoint=ckpt, resume=resume, identity=config.identity(), progress=progress)
+    metrics: dict[str, Any] = {
+        "method": config.method, "train_seconds": history["train_seconds"],
+        "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
+        "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
+    }
+    if split.test is not None:
+        test_t = _tensors(split.test.x, split.test.y, spec)
+        metrics["test_error"] = 1 - accuracy(net, *test_t)
+        metrics["test_dataset"] = config.test
+    provenance = {"dataset": config.dataset, "seed": config.seed, "method": config.method,
+                  "config": config.to_dict(), "ternkit_version": _version(), "train_samples": len(split.train),
+                  "val_samples": len(split.val)}
+    model = to_artifact(net, spec, labels, config.levels, provenance)
+    metrics["memory"] = memory_summary(model)
+    metrics["bits_per_weight"] = metrics["memory"]["bits_per_weight"]
+    model.metrics = {k: v for k, v in metrics.items() if k != "epochs"}
+    if out is not None and (hooks is None or hooks.is_main):
+        save_model(model, out)
+        write_text(metrics_path(out), json.dumps(metrics, indent=2))
+    return TrainResult(model, metrics, net)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ternkit")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,67 @@
+"""Training settings: one dataclass the CLI fills and the checkpoint records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ternkit.core.errors import OptionError
+
+__all__ = ["TrainConfig", "METHODS", "MODES"]
+
+METHODS = ("conntra", "ste", "float")
+MODES = ("gradient", "exact")
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist-sample"
+    model: str = "mlp:256"
+    method: str = "conntra"
+    mode: str = "gradient"  # CoNNTrA only
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam: all weights (float, ste) or scales and biases (conntra)
+    seed: int = 0
+    val_fraction: float = 0.2
+    test: str | None = None
+    levels: int = 1  # weights in {-levels..levels}; 1 = ternary
+    scale: str = "channel"  # channel | layer
+    frac_start: float = 1e-2
+    frac_end: float = 1e-4
+    zero_bonus: float = 0.0
+    exact_block: int = 2
+    exact_coords: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)  # settings of plug-in techniques, recorded as given
+
+    def validate(self) -> TrainConfig:
+        checks = [
+            (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+            (1 <= self.epochs <= 100_000, f"--epochs must be in 1..100000, got {self.epochs}"),
+            (1 <= self.batch_size <= 1_000_000, f"--batch-size must be positive, got {self.batch_size}"),
+            (0 < self.lr < 10, f"--lr must be in (0, 10), got {self.lr}"),
+            (0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
+            (1 <= self.levels <= 7, f"--levels must be in 1..7, got {self.levels}"),
+            (self.scale in ("channel", "layer"), f"--scale must be channel or layer, got {self.scale!r}"),
+            (0 < self.frac_end <= self.frac_start <= 1, "need 0 < --frac-end <= --frac-start <= 1"),
+            (self.zero_bonus >= 0, f"--zero-bonus must be >= 0, got {self.zero_bonus}"),
+            (1 <= self.exact_block <= 6, f"--exact-block must be in 1..6, got {self.exact_block}"),
+            (self.exact_coords >= 1, f"--exact-coords must be >= 1, got {self.exact_coords}"),
+            (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionError(message)
+        if self.method != "conntra" and self.levels != 1:
+            raise OptionError("--levels applies to --method conntra only")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """Settings a resumed run must share with the checkpoint (epochs may grow)."""
+        d = self.to_dict()
+        d.pop("epochs")
+        return d

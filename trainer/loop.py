@@ -1,0 +1,125 @@
+"""The one training loop: minibatches, the update rule, evaluation, checkpoints, Ctrl-C.
+
+Techniques plug in through `Hooks` instead of new loops: extra loss terms (penalties, imitation), a
+gradient synchroniser (data parallel), and a batch-index filter (each rank's shard). Batch order is a pure
+function of (seed, epoch), so a resumed run -- even from the middle of an epoch -- replays the same batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .network import Network
+from .rules import UpdateRule
+
+__all__ = ["Hooks", "TrainingInterrupted", "fit", "accuracy", "batch_order"]
+
+
+@dataclass
+class Hooks:
+    loss_terms: list[Callable[[Network, torch.Tensor, torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    after_backward: Callable[[Network], None] | None = None  # e.g. all-reduce gradients
+    shard: Callable[[np.ndarray], np.ndarray] | None = None  # this process's part of a global batch
+    before_step: Callable[[Network, int], None] | None = None  # e.g. draw a dropout pattern for the batch
+    is_main: bool = True  # only the main process writes checkpoints and shows progress
+
+
+class TrainingInterrupted(Exception):
+    def __init__(self, checkpoint: Path | None):
+        super().__init__(f"interrupted; checkpoint saved to {checkpoint}" if checkpoint else "interrupted")
+        self.checkpoint = checkpoint
+
+
+def batch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+@torch.no_grad()
+def accuracy(net: Network, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+    was_training = net.training
+    net.eval()
+    correct = sum(int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+    net.train(was_training)
+    return correct / max(1, len(x))
+
+
+def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor], *, epochs: int, batch_size: int, seed: int,
+        hooks: Hooks | None = None, checkpoint: Path | None = None, resume: bool = False,
+        identity: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train in place; returns the history (per-epoch errors, seconds). Raises TrainingInterrupted on Ctrl-C."""
+    hooks = hooks or Hooks()
+    x, y = train
+    n = len(x)
+    steps_per_epoch = max(1, -(-n // batch_size))
+    history: dict[str, Any] = {"epochs": [], "train_seconds": 0.0}
+    start_epoch, start_batch = 0, 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint, identity or {})
+        net.load_state_dict(state["net"])
+        rule.load_state_dict(state["rule"])
+        history, start_epoch, start_batch = state["history"], state["epoch"], state["batch"]
+
+    def closure(backward: bool = True, xb=None, yb=None) -> torch.Tensor:
+        out = net(xb)
+        loss = F.cross_entropy(out, yb)
+        for term in hooks.loss_terms:
+            loss = loss + term(net, xb, out)
+        if backward:
+            loss.backward()
+            if hooks.after_backward is not None:
+                hooks.after_backward(net)
+        return loss.detach()
+
+    bar = None
+    if progress and hooks.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch + start_batch,
+                   unit="batch", dynamic_ncols=True, leave=False)
+    epoch, b = start_epoch, start_batch
+    try:
+        net.train()
+        for epoch in range(start_epoch, epochs):
+            order = batch_order(n, seed, epoch)
+            t0, loss_sum, first = time.perf_counter(), 0.0, start_batch if epoch == start_epoch else 0
+            for b in range(first, steps_per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                if hooks.shard is not None:
+                    idx = hooks.shard(idx)
+                xb, yb = x[idx], y[idx]
+                if hooks.before_step is not None:
+                    hooks.before_step(net, rule.step_index)
+                loss = rule.step(lambda backward=True, xb=xb, yb=yb: closure(backward, xb, yb))
+                loss_sum += loss
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
+            history["train_seconds"] += time.perf_counter() - t0
+            b = steps_per_epoch
+            record = {"epoch": epoch + 1, "loss": loss_sum / max(1, steps_per_epoch - first),
+                      "train_error": 1 - accuracy(net, x, y), "val_error": 1 - accuracy(net, *val),
+                      "seconds": history["train_seconds"]}
+            history["epochs"].append(record)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{record['loss']:.3f}",
+                                val_acc=f"{1 - record['val_error']:.3f}")
+            if checkpoint is not None and hooks.is_main:
+                save_checkpoint(checkpoint, net, rule, history, epoch + 1, 0, identity or {})
+    except KeyboardInterrupt:
+        if checkpoint is not None and hooks.is_main:
+            save_checkpoint(checkpoint, net, rule, history, epoch, b, identity or {})
+        raise TrainingInterrupted(checkpoint if hooks.is_main else None) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return history

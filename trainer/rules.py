@@ -1,0 +1,55 @@
+"""Update rules: the pluggable part of the one training loop.
+
+A rule gets a closure that runs the minibatch forward (and, by default, backward) pass and returns the
+loss -- as torch optimizers do -- and changes the parameters. Float backprop and straight-through training
+are Adam on every parameter; CoNNTrA (see `conntra.py`) moves integer weights and fits scales and biases
+with Adam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .network import Network
+
+__all__ = ["UpdateRule", "AdamRule", "Closure"]
+
+Closure = Callable[..., torch.Tensor]  # closure(backward: bool = True) -> loss
+
+
+class UpdateRule:
+    """Base: one Adam optimizer over the parameters the rule fits continuously."""
+
+    name = "base"
+
+    def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = ()):
+        self.net, self.total_steps, self.step_index = net, max(1, total_steps), 0
+        params = list(self.continuous_params(net)) + list(extra_params)
+        self.optimizer = torch.optim.Adam(params, lr=lr)
+
+    def continuous_params(self, net: Network) -> Iterable[nn.Parameter]:
+        return net.parameters()
+
+    def step(self, closure: Closure) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = closure()
+        self.optimizer.step()
+        self.step_index += 1
+        return float(loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "step_index": self.step_index}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_index = int(state["step_index"])
+
+
+class AdamRule(UpdateRule):
+    """Float backprop, and straight-through ternary training (the parametrisation differs, not the rule)."""
+
+    name = "adam"
