@@ -8,10 +8,11 @@ from .loop import Hooks, TrainingInterrupted, fit
 from .network import Network, build_network, to_artifact
 from .rules import AdamRule, UpdateRule
 from .specs import parse_model_spec
+from .technique import Technique, techniques_for
 
 __all__ = [
     "train", "TrainConfig", "TrainResult", "METHODS", "MODES", "memory_summary", "metrics_path",
     "Network", "build_network", "to_artifact", "QuantLayer", "parse_model_spec",
     "fit", "Hooks", "TrainingInterrupted",
-    "UpdateRule", "AdamRule", "ConntraRule", "ExactConntraRule",
+    "UpdateRule", "AdamRule", "ConntraRule", "ExactConntraRule", "Technique", "techniques_for",
 ]

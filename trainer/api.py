@@ -20,6 +20,7 @@ from .conntra import ConntraRule, ExactConntraRule
 from .loop import Hooks, accuracy, fit
 from .network import Network, build_network, to_artifact
 from .rules import AdamRule, UpdateRule
+from .technique import Technique, techniques_for
 
 __all__ = ["TrainResult", "train", "make_rule", "memory_summary", "metrics_path"]
 
@@ -72,7 +73,7 @@ def memory_summary(model: TernaryModel) -> dict[str, Any]:
 
 def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           split: Split | None = None, hooks: Hooks | None = None, net: Network | None = None,
-          extra_params=()) -> TrainResult:
+          techniques: list[Technique] | None = None) -> TrainResult:
     """Train per `config`; with `out`, write the artifact, its metrics JSON and a checkpoint each epoch."""
     config.validate()
     torch.manual_seed(config.seed)
@@ -84,6 +85,9 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
                                seed=config.seed, levels=config.levels, scale_mode=config.scale)
     train_t, val_t = _tensors(split.train.x, split.train.y, spec), _tensors(split.val.x, split.val.y, spec)
     steps = config.epochs * max(1, -(-len(train_t[0]) // config.batch_size))
+    hooks = hooks or Hooks()
+    techniques = techniques_for(config) if techniques is None else techniques
+    extra_params = [p for t in techniques for p in t.attach(net, hooks, config)]
     rule = make_rule(config, net, steps, extra_params)
     ckpt = Path(str(out) + ".ckpt") if out else None
     t0 = time.perf_counter()
@@ -94,6 +98,8 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
         "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
     }
+    for t in techniques:
+        metrics.update(t.finish(net, config))
     if split.test is not None:
         test_t = _tensors(split.test.x, split.test.y, spec)
         metrics["test_error"] = 1 - accuracy(net, *test_t)
@@ -105,7 +111,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     metrics["memory"] = memory_summary(model)
     metrics["bits_per_weight"] = metrics["memory"]["bits_per_weight"]
     model.metrics = {k: v for k, v in metrics.items() if k != "epochs"}
-    if out is not None and (hooks is None or hooks.is_main):
+    if out is not None and hooks.is_main:
         save_model(model, out)
         write_text(metrics_path(out), json.dumps(metrics, indent=2))
     return TrainResult(model, metrics, net)

@@ -26,10 +26,11 @@ __all__ = ["Hooks", "TrainingInterrupted", "fit", "accuracy", "batch_order"]
 
 @dataclass
 class Hooks:
+    # loss_terms(net, x_batch, logits) -> scalar added to the task loss (penalties, imitation)
     loss_terms: list[Callable[[Network, torch.Tensor, torch.Tensor], torch.Tensor]] = field(default_factory=list)
-    after_backward: Callable[[Network], None] | None = None  # e.g. all-reduce gradients
+    after_backward: list[Callable[[Network], None]] = field(default_factory=list)  # e.g. all-reduce gradients
+    before_step: list[Callable[[Network, int], None]] = field(default_factory=list)  # e.g. draw a dropout pattern
     shard: Callable[[np.ndarray], np.ndarray] | None = None  # this process's part of a global batch
-    before_step: Callable[[Network, int], None] | None = None  # e.g. draw a dropout pattern for the batch
     is_main: bool = True  # only the main process writes checkpoints and shows progress
 
 
@@ -76,8 +77,8 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
             loss = loss + term(net, xb, out)
         if backward:
             loss.backward()
-            if hooks.after_backward is not None:
-                hooks.after_backward(net)
+            for hook in hooks.after_backward:
+                hook(net)
         return loss.detach()
 
     bar = None
@@ -97,8 +98,8 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
                 if hooks.shard is not None:
                     idx = hooks.shard(idx)
                 xb, yb = x[idx], y[idx]
-                if hooks.before_step is not None:
-                    hooks.before_step(net, rule.step_index)
+                for hook in hooks.before_step:
+                    hook(net, rule.step_index)
                 loss = rule.step(lambda backward=True, xb=xb, yb=yb: closure(backward, xb, yb))
                 loss_sum += loss
                 if bar is not None:
