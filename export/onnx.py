@@ -1,0 +1,108 @@
+"""Export a `TernaryModel` to an ONNX file: build, full `onnx.checker` pass, prove the installed
+onnxruntime runs it and agrees with the numpy reference, then write atomically.
+
+The runtime check matters because INT2 needs a recent runtime (IR 11 / opset 25) and because
+onnxruntime's graph rewrites can change results; checking before the rename means a file that
+exists is a file this machine's runtime can run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from ternkit.core.atomic import write_bytes
+from ternkit.core.errors import ArtifactError, TernkitError
+from ternkit.core.model import TernaryModel
+
+from .onnx_graph import FORMATS, build_graph, resolve_format, weight_format
+from .onnx_infer import make_session
+
+__all__ = ["OnnxExport", "export_onnx", "onnx_bytes", "check_runtime", "readable", "FORMATS"]
+
+# Tolerances for the export-time check, relative to the largest reference logit (at least 1).
+# `exact` sessions differ from numpy only by float32 summation order; `stock` sessions may apply
+# onnxruntime's own quantised fusions (~1e-3), so they get a looser bound that still catches wrong kernels.
+_TOL = {"exact": 1e-4, "stock": 2e-2}
+
+
+@dataclass
+class OnnxExport:
+    path: Path | None
+    format: str           # the weight format written: int2 (or int4 for k > 1), int8, float
+    size: int             # bytes of the serialised model
+    max_abs_diff: float | None  # onnxruntime (exact session) vs reference on the probe batch; None if unchecked
+    runtime: str | None   # onnxruntime version that ran the check
+
+
+def readable(path: str | os.PathLike, executable: bool = False) -> None:
+    """Give an atomically written file (mkstemp makes it 0600) the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if executable else 0o666) & ~umask)
+
+
+def onnx_bytes(model: TernaryModel, fmt: str = "int2") -> tuple[bytes, str]:
+    """Serialised, fully checked ONNX model and the weight format actually used."""
+    m = build_graph(model, fmt)
+    try:
+        onnx.checker.check_model(m, full_check=True)
+    except onnx.checker.ValidationError as e:  # a bug in the builder, but say it in one line
+        raise ArtifactError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0][:200]}") from None
+    return m.SerializeToString(), weight_format(model, fmt)
+
+
+def _probe(model: TernaryModel, n: int = 32) -> np.ndarray:
+    """Deterministic raw inputs spread like the training data (mean +- a few std)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(n, *model.input.shape)).astype(np.float32) * 1.5
+    return (z * model.input.std + model.input.mean).astype(np.float32)
+
+
+def check_runtime(model: TernaryModel, data: bytes, fmt: str) -> float:
+    """Run `data` in the installed onnxruntime (our `exact` session and the stock defaults) and compare with
+    the reference on a probe batch; returns the exact session's max |logit difference|."""
+    import onnxruntime as ort
+
+    x = _probe(model)
+    ref = model.forward(x)
+    scale = max(1.0, float(np.abs(ref).max()))
+    diffs = {}
+    for mode, tol in _TOL.items():
+        try:
+            sess = make_session(data, mode)
+            out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            hint = "; export with --int8 for older runtimes" if fmt in ("int2", "int4") else ""
+            raise TernkitError(f"the installed onnxruntime {ort.__version__} cannot run the {fmt} export "
+                               f"({first}){hint}") from None
+        diffs[mode] = float(np.abs(out - ref).max())
+        if not diffs[mode] <= tol * scale:
+            raise TernkitError(f"onnxruntime {ort.__version__} ({mode} session) disagrees with the reference on the "
+                               f"{fmt} export: max |logit difference| {diffs[mode]:.3g}; nothing was written")
+    return diffs["exact"]
+
+
+def export_onnx(model: TernaryModel, path: str | os.PathLike | None, fmt: str = "int2",
+                check: bool = True) -> OnnxExport:
+    """Write `model` as ONNX to `path` (atomically; nothing is written if any step fails).
+
+    `fmt` is one of FORMATS; a float artifact always exports as float. With `check`, the installed
+    onnxruntime must load and run the file and agree with `TernaryModel.forward` first.
+    `path=None` runs every step but writes nothing (used by the bundle and benchmarks)."""
+    import onnxruntime as ort
+
+    if fmt not in FORMATS:
+        raise ArtifactError(f"unknown ONNX weight format {fmt!r}; use one of {', '.join(FORMATS)}")
+    resolve_format(model, fmt)
+    data, written = onnx_bytes(model, fmt)
+    diff = check_runtime(model, data, written) if check else None
+    if path is not None:
+        write_bytes(path, data)
+        readable(path)
+    return OnnxExport(Path(path) if path is not None else None, written, len(data), diff,
+                      ort.__version__ if check else None)
