@@ -31,6 +31,7 @@ class Hooks:
     after_backward: list[Callable[[Network], None]] = field(default_factory=list)  # e.g. all-reduce gradients
     before_step: list[Callable[[Network, int], None]] = field(default_factory=list)  # e.g. draw a dropout pattern
     shard: Callable[[np.ndarray], np.ndarray] | None = None  # this process's part of a global batch
+    reduce_loss: Callable[[torch.Tensor], torch.Tensor] | None = None  # e.g. the loss over all processes
     is_main: bool = True  # only the main process writes checkpoints and shows progress
 
 
@@ -79,7 +80,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
             loss.backward()
             for hook in hooks.after_backward:
                 hook(net)
-        return loss.detach()
+        return loss.detach() if hooks.reduce_loss is None else hooks.reduce_loss(loss.detach())
 
     bar = None
     if progress and hooks.is_main:
