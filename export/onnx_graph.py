@@ -3,6 +3,9 @@
 - `int2` (default): ternary weights as packed INT2 initializers (2 bits each on disk, the same bytes as the
   `.tern` file) -> `DequantizeLinear` with the layer's scale -> `Gemm`/`Conv` with the bias. ONNX IR 11,
   opset 25. Models with more levels (k <= 7) use INT4 the same way.
+- `int2-cast`: the same INT2 initializers, but `Cast` to float and `Mul` by the scale instead of
+  `DequantizeLinear`. Plain constant folding removes both at load, so it runs at float speed even in a
+  runtime with default session options (which keep `DequantizeLinear` and run it on every call).
 - `int8`: the same QDQ graph with int8 initializers, IR 7 / opset 13, for runtimes without INT2.
 - `float`: plain float32 weights (scale folded in), IR 7 / opset 13: the size and speed baseline.
 
@@ -25,10 +28,10 @@ from ternkit.core.model import Conv2d, Dense, Flatten, ReLU, TernaryModel
 
 __all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "build_graph", "resolve_format", "weight_format"]
 
-FORMATS = ("int2", "int8", "float")
+FORMATS = ("int2", "int2-cast", "int8", "float")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-_OPSET = {"int2": (25, 11), "int8": (13, 7), "float": (13, 7)}  # format -> (opset, IR version)
+_OPSET = {"int2": (25, 11), "int2-cast": (25, 11), "int8": (13, 7), "float": (13, 7)}  # format -> (opset, IR version)
 
 
 def resolve_format(model: TernaryModel, fmt: str) -> str:
@@ -41,7 +44,7 @@ def resolve_format(model: TernaryModel, fmt: str) -> str:
 def weight_format(model: TernaryModel, fmt: str) -> str:
     """Name of the weights as stored: int2 (ternary), int4 (more levels), int8 or float."""
     fmt = resolve_format(model, fmt)
-    return "int4" if fmt == "int2" and model.levels > 1 else fmt
+    return fmt.replace("int2", "int4") if fmt.startswith("int2") and model.levels > 1 else fmt
 
 
 def _low_bit_tensor(name: str, q: np.ndarray, levels: int) -> TensorProto:
@@ -110,9 +113,12 @@ class _Builder:
             w = layer.weight.astype(np.float32) * _scale_b(layer)
             return self.const(f"layer{i}_weight", w.astype(np.float32))
         q = layer.weight.astype(np.int8)
-        if self.fmt == "int2":
+        if self.fmt.startswith("int2"):
             wname = f"layer{i}_weight_q"
             self.inits.append(_low_bit_tensor(wname, q, self.model.levels))
+            if self.fmt == "int2-cast":  # Cast * scale: folded at load by onnxruntime with default options
+                wf = self.node("Cast", [wname], f"layer{i}_weight_f", to=TensorProto.FLOAT)
+                return self.node("Mul", [wf, self.const(f"layer{i}_scale", _scale_b(layer))], f"layer{i}_weight")
         else:
             wname = self.const(f"layer{i}_weight_q", q)
         s = _scale(layer)

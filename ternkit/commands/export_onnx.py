@@ -1,4 +1,4 @@
-"""`ternkit export onnx MODEL -o OUT [--int8|--float] [--bundle DIR] [--no-check]`."""
+"""`ternkit export onnx MODEL -o OUT [--cast|--int8|--float] [--bundle DIR] [--no-check]`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", help="the .onnx file to write")
     p.add_argument("--bundle", metavar="DIR", help="write an edge bundle: DIR/model.onnx, labels.json, predict.py")
     fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--cast", dest="fmt", action="store_const", const="int2-cast",
+                     help="INT2 weights dequantised by Cast*scale instead of DequantizeLinear: as fast as float "
+                     "even with onnxruntime's default session options")
     fmt.add_argument("--int8", dest="fmt", action="store_const", const="int8",
                      help="int8 weights, opset 13 QDQ (runs on older onnxruntime versions)")
     fmt.add_argument("--float", dest="fmt", action="store_const", const="float",

@@ -50,7 +50,7 @@ def test_sizes_int2_int8_float(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
-@pytest.mark.parametrize("fmt", ["int2", "int8", "float"])
+@pytest.mark.parametrize("fmt", ["int2", "int2-cast", "int8", "float"])
 def test_runtime_matches_reference(tmp_path, name, fmt):
     model = MAKERS[name]()
     r = export_onnx(model, tmp_path / "m.onnx", fmt)
@@ -158,3 +158,13 @@ def test_conv_padding_stride(tmp_path):
     r = export_onnx(model, tmp_path / "m.onnx")
     x = _x(model)
     assert np.abs(OnnxModel(r.path).forward(x) - model.forward(x)).max() < 1e-4
+
+
+def test_cast_form_keeps_int2_storage(tmp_path):
+    model = random_cnn()
+    r = export_onnx(model, tmp_path / "m.onnx", "int2-cast")
+    m = onnx.load(str(r.path))
+    assert {t.data_type for t in _weights(r.path).values() if "weight_q" in t.name} == {onnx.TensorProto.INT2}
+    ops = [n.op_type for n in m.graph.node]
+    assert "DequantizeLinear" not in ops and ops.count("Cast") == 2 and ops.count("Mul") == 2
+    assert r.size <= export_onnx(model, None, "int2").size + 200

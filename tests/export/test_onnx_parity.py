@@ -21,7 +21,7 @@ def test_trained_model_parity(tmp_path, spec):
     model = load_model(tern)
     data = load_dataset("mnist-sample")
     ref = np.concatenate([model.forward(data.x[i:i + 1000]) for i in range(0, len(data), 1000)])
-    for fmt in ("int2", "int8", "float"):
+    for fmt in ("int2", "int2-cast", "int8", "float"):
         export_onnx(model, tmp_path / f"{fmt}.onnx", fmt)
         for mode in SESSION_MODES:
             om = OnnxModel(tmp_path / f"{fmt}.onnx", mode=mode)

@@ -10,7 +10,7 @@ from ternkit.export.onnx_infer import SESSION_MODES, session_options
 
 
 @pytest.mark.parametrize("mode", SESSION_MODES)
-@pytest.mark.parametrize("fmt", ["int2", "int8"])
+@pytest.mark.parametrize("fmt", ["int2", "int2-cast", "int8"])
 @pytest.mark.parametrize("make", [lambda: random_mlp((64, 48, 10), seed=7), random_cnn])
 def test_every_session_mode_agrees(tmp_path, mode, fmt, make):
     model = make()
@@ -37,6 +37,19 @@ def test_exact_mode_folds_the_dequantisation(tmp_path):
         ops[mode] = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
     assert "DequantizeLinear" not in ops["exact"]  # weights dequantised once, at load
     assert "DequantizeLinear" in ops["stock"]  # stock keeps it for fusion and runs it each call
+
+
+def test_cast_form_is_folded_by_stock_options(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    model = random_cnn()
+    export_onnx(model, tmp_path / "m.onnx", "int2-cast")
+    so = session_options("stock")
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(tmp_path / "m.onnx"), so, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+    assert not ops & {"Cast", "Mul", "DequantizeLinear"}
 
 
 def test_bad_mode_and_bad_files(tmp_path):

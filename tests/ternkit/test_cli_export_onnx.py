@@ -44,14 +44,17 @@ def _fail(capsys, argv):
     return lines[0]
 
 
-@pytest.mark.parametrize("flag,fmt,dtype", [([], "int2", onnx.TensorProto.INT2), (["--int8"], "int8",
-                                            onnx.TensorProto.INT8), (["--float"], "float", onnx.TensorProto.FLOAT)])
+@pytest.mark.parametrize("flag,fmt,dtype", [([], "int2", onnx.TensorProto.INT2),
+                                            (["--cast"], "int2-cast", onnx.TensorProto.INT2),
+                                            (["--int8"], "int8", onnx.TensorProto.INT8),
+                                            (["--float"], "float", onnx.TensorProto.FLOAT)])
 def test_export_formats(tmp_path, tern, capsys, flag, fmt, dtype):
     out = tmp_path / "m.onnx"
     assert main(["export", "onnx", str(tern), "-o", str(out), *flag]) == 0
     assert f"{fmt} weights" in capsys.readouterr().out
     m = onnx.load(str(out))
     assert {t.data_type for t in m.graph.initializer if "weight" in t.name} == {dtype}
+    assert {p.key: p.value for p in m.metadata_props}["ternkit.weights"] == fmt
 
 
 def test_no_check_still_writes_a_valid_file(tmp_path, tern, capsys):

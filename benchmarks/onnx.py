@@ -1,0 +1,203 @@
+"""ONNX export benchmark: file size, parity, latency, throughput and peak memory under onnxruntime.
+
+    .venv/bin/python benchmarks/onnx.py [--mlp M.tern] [--cnn C.tern] [--test idx:DIR] [--calls 1000]
+
+Without --mlp/--cnn it trains MLP 784-256-10 and CNN 8c5s2-16c5s2-64 (CoNNTrA, mnist-sample) with the
+CLI first. For each model: INT2 (default), int8 and float32 exports, each in our `exact` session and
+onnxruntime's `stock` defaults, plus alternative graph forms that keep 2-bit storage on disk
+(`int2-cast` = `Cast -> Mul -> Gemm`, and `DequantizeLinear -> MatMul`) to find the fastest. Parity is measured on the
+official MNIST test set. Prints a table and writes benchmarks/out/onnx.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# this file is named onnx.py: keep its own folder off sys.path so `import onnx` finds the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from onnx import helper  # noqa: E402
+from ternkit.core import Dense, load_dataset, load_model  # noqa: E402
+from ternkit.core.io import pack_ints  # noqa: E402
+from ternkit.export.onnx import onnx_bytes  # noqa: E402
+from ternkit.export.onnx_infer import make_session, session_options  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would inherit this process's peak
+MEM_SCRIPT = r"""
+import sys, numpy as np, onnxruntime as ort
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+base = hwm()
+path, mode, shape = sys.argv[1], sys.argv[2], tuple(int(d) for d in sys.argv[3].split(","))
+if path != "-":
+    so = ort.SessionOptions(); so.log_severity_level = 3
+    if mode == "exact":
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
+    so.intra_op_num_threads = int(sys.argv[4])
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(256, *shape)).astype(np.float32)
+    for _ in range(20):
+        s.run(None, {s.get_inputs()[0].name: x})
+print(base, hwm())
+"""
+
+
+def train(spec: str, out: Path, epochs: int) -> Path:
+    if not out.exists():
+        subprocess.run([sys.executable, "-m", "ternkit", "train", "--dataset", "mnist-sample", "--model", spec,
+                        "--method", "conntra", "--epochs", str(epochs), "--seed", "0", "--quiet", "--out", str(out)],
+                       check=True)
+    return out
+
+
+def dq_matmul(model) -> bytes:
+    """The INT2 export with every Dense rewritten as DequantizeLinear(axis=1) on the transposed weight ->
+    MatMul -> Add: the form onnxruntime's stock options turn into MatMulNBits (benchmark only)."""
+    m = onnx.load_from_string(onnx_bytes(model, "int2")[0])
+    inits = {t.name: t for t in m.graph.initializer}
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type == "DequantizeLinear":
+            i = int(n.input[0][5:].split("_")[0])  # initializer names are layer{i}_weight_q
+            if isinstance(model.layers[i], Dense):
+                q = np.ascontiguousarray(model.layers[i].weight.T)
+                w = inits[n.input[0]]
+                w.ClearField("dims")
+                w.dims.extend(q.shape)
+                w.raw_data = pack_ints(q, 2).tobytes()
+                n.attribute[0].i = 1
+        if n.op_type == "Gemm":
+            mm = n.output[0] + "_mm"
+            nodes += [helper.make_node("MatMul", n.input[:2], [mm]),
+                      helper.make_node("Add", [mm, n.input[2]], [n.output[0]])]
+        else:
+            nodes.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.checker.check_model(m, full_check=True)
+    return m.SerializeToString()
+
+
+def timing(sessions: dict, shape: tuple[int, ...], calls: int, rounds: int = 20) -> dict:
+    """Median batch-1 latency and batch-256 throughput of every session, measured in interleaved rounds so
+    that load from other processes on this shared 2-core machine hits all variants alike."""
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=(1, *shape)).astype(np.float32)
+    xb = rng.normal(size=(256, *shape)).astype(np.float32)
+    lat: dict = {k: [] for k in sessions}
+    thr: dict = {k: [] for k in sessions}
+    for sess in sessions.values():  # warm up
+        for _ in range(50):
+            sess.run(None, {sess.get_inputs()[0].name: x1})
+        sess.run(None, {sess.get_inputs()[0].name: xb})
+    per_round = -(-calls // rounds)
+    for _ in range(rounds):
+        for k, sess in sessions.items():
+            name = sess.get_inputs()[0].name
+            for _ in range(per_round):
+                t = time.perf_counter()
+                sess.run(None, {name: x1})
+                lat[k].append(time.perf_counter() - t)
+            reps, t = 0, time.perf_counter()
+            while reps < 2 or time.perf_counter() - t < 0.05:
+                sess.run(None, {name: xb})
+                reps += 1
+            thr[k].append(256 * reps / (time.perf_counter() - t))
+    return {k: {"latency_us": statistics.median(lat[k]) * 1e6, "latency_calls": len(lat[k]),
+                "throughput_per_s": statistics.median(thr[k])} for k in sessions}
+
+
+def peak_rss(path: str, mode: str, shape: tuple[int, ...], threads: int) -> tuple[int, int]:
+    p = subprocess.run([sys.executable, "-c", MEM_SCRIPT, path, mode, ",".join(map(str, shape)), str(threads)],
+                       capture_output=True, text=True, check=True, cwd=OUT)
+    base, peak = map(int, p.stdout.split())
+    return base, peak
+
+
+def bench_model(name: str, tern: Path, test, calls: int, threads: int) -> dict:
+    model = load_model(tern)
+    shape = tuple(model.input.shape)
+    ref = np.concatenate([model.forward(test.x[i:i + 1000]) for i in range(0, len(test), 1000)])
+    graphs = {f: onnx_bytes(model, f)[0] for f in ("int2", "int8", "float")}  # the three CLI formats
+    graphs["int2/dq-matmul"] = dq_matmul(model)
+    graphs["int2-cast"] = onnx_bytes(model, "int2-cast")[0]
+    rows, sessions = {}, {}
+    for form, data in graphs.items():
+        path = OUT / f"{name}_{form.replace('/', '_')}.onnx"
+        path.write_bytes(data)
+        for mode in ("exact", "stock"):
+            sess = sessions[form, mode] = make_session(data, mode, threads)
+            iname = sess.get_inputs()[0].name
+            out = np.concatenate([sess.run(None, {iname: test.x[i:i + 1000]})[0] for i in range(0, len(test), 1000)])
+            base, peak = peak_rss(str(path), mode, shape, threads)
+            so = session_options(mode, threads)
+            so.optimized_model_filepath = str(OUT / "optimised.onnx")
+            ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+            ops = sorted({n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node})
+            rows[form, mode] = {"model": name, "form": form, "session": mode, "bytes": len(data),
+                                "agreement": float((out.argmax(1) == ref.argmax(1)).mean()),
+                                "max_abs_diff": float(np.abs(out - ref).max()),
+                                "accuracy": float((out.argmax(1) == test.y).mean()),
+                                "peak_rss_kib": peak, "runtime_only_rss_kib": base, "optimised_ops": ops}
+    for key, t in timing(sessions, shape, calls).items():
+        rows[key].update(t)
+    return {"model": name, "file": str(tern), "layers": [type(x).__name__ for x in model.layers],
+            "weights": model.num_weights(), "reference_accuracy": float((ref.argmax(1) == test.y).mean()),
+            "rows": list(rows.values())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mlp", type=Path, help="a trained MLP 784-256-10 .tern (default: train one)")
+    ap.add_argument("--cnn", type=Path, help="a trained small CNN .tern (default: train one)")
+    ap.add_argument("--test", default="idx:/work/shared/datasets/mnist", help="parity dataset")
+    ap.add_argument("--calls", type=int, default=1000, help="batch-1 calls per latency median")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1: an edge core)")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    mlp = args.mlp or train("mlp:256", OUT / "onnx_mlp.tern", args.epochs)
+    cnn = args.cnn or train("cnn:8c5s2-16c5s2-64", OUT / "onnx_cnn.tern", args.epochs)
+    test = load_dataset(args.test)
+    res = {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "python": platform.python_version(),
+           "machine": platform.machine(), "test": args.test, "n_test": len(test), "calls": args.calls,
+           "command": " ".join([Path(sys.executable).name, *sys.argv]),
+           "threads": args.threads,
+           "models": [bench_model("mlp", mlp, test, args.calls, args.threads),
+                      bench_model("cnn", cnn, test, args.calls, args.threads)]}
+    (OUT / "onnx.json").write_text(json.dumps(res, indent=1))
+    print(f"\nonnxruntime {ort.__version__}; parity on {args.test} ({len(test)} samples); latency = median of "
+          f"{args.calls} batch-1 calls, {args.threads} thread(s); throughput at batch 256 (both interleaved over "
+          "20 rounds); peak RSS of a fresh process that loads and runs it")
+    print(f"{'model':5} {'form':15} {'session':7} {'bytes':>8} {'vs f32':>7} {'agree %':>8} {'max|dlogit|':>11} "
+          f"{'lat us':>8} {'x f32':>6} {'samples/s':>10} {'x f32':>6} {'peak MiB':>9}")
+    for m in res["models"]:
+        f32 = {r["session"]: r for r in m["rows"] if r["form"] == "float"}
+        for r in m["rows"]:
+            base = f32[r["session"]]
+            print(f"{r['model']:5} {r['form']:15} {r['session']:7} {r['bytes']:8d} {r['bytes'] / base['bytes']:7.3f} "
+                  f"{100 * r['agreement']:8.2f} {r['max_abs_diff']:11.2e} {r['latency_us']:8.1f} "
+                  f"{r['latency_us'] / base['latency_us']:6.2f} {r['throughput_per_s']:10.0f} "
+                  f"{base['throughput_per_s'] / r['throughput_per_s']:6.2f} {r['peak_rss_kib'] / 1024:9.1f}")
+    for m in res["models"]:
+        for r in m["rows"]:
+            print(f"{r['model']} {r['form']:15} {r['session']:5} runs: {' '.join(r['optimised_ops'])}")
+    print(f"(a process that only imports onnxruntime peaks at {peak_rss('-', 'exact', (1,), 1)[1] / 1024:.1f} MiB)")
+    print(f"wrote {OUT / 'onnx.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
