@@ -189,22 +189,23 @@ def load_dataset(spec: str) -> Dataset:
 
 
 def split_dataset(data: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Deterministic stratified split: the same seed gives the same split on any machine."""
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    """Deterministic stratified split: the same seed gives the same split on any machine.
+    A fraction of 0 trains on everything (the validation set is empty), as papers on small sets do."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"validation fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for c in np.unique(data.y):
         idx = np.flatnonzero(data.y == c)
         rng.shuffle(idx)
         n_val = int(round(len(idx) * val_fraction))
-        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 and val_fraction > 0 else 0
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     tr, va = np.concatenate(train_idx), np.concatenate(val_idx)
     rng.shuffle(tr)
     rng.shuffle(va)
-    if len(va) == 0:
+    if len(va) == 0 and val_fraction > 0:
         raise DataError(f"{data.name}: too few samples for a validation split")
     return data.subset(tr), data.subset(va)
 

@@ -95,6 +95,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
                   hooks=hooks, checkpoint=ckpt, resume=resume, identity=config.identity(), progress=progress)
     metrics: dict[str, Any] = {
         "method": config.method, "train_seconds": history["train_seconds"],
+        "train_cpu_seconds": history["train_cpu_seconds"],
         "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
         "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
     }

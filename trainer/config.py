@@ -41,7 +41,7 @@ class TrainConfig:
             (1 <= self.epochs <= 100_000, f"--epochs must be in 1..100000, got {self.epochs}"),
             (1 <= self.batch_size <= 1_000_000, f"--batch-size must be positive, got {self.batch_size}"),
             (0 < self.lr < 10, f"--lr must be in (0, 10), got {self.lr}"),
-            (0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
+            (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
             (1 <= self.levels <= 7, f"--levels must be in 1..7, got {self.levels}"),
             (self.scale in ("channel", "layer"), f"--scale must be channel or layer, got {self.scale!r}"),
             (0 < self.frac_end <= self.frac_start <= 1, "need 0 < --frac-end <= --frac-start <= 1"),

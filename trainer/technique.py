@@ -1,0 +1,38 @@
+"""Plug-ins of the one training loop (penalties, teachers, faster matmuls, dropout, data parallelism).
+
+A technique attaches to the network and the loop's hooks before training and may transform the network
+after it. `techniques_for(config)` builds the ones a config asks for, in a fixed order; each technique's
+settings live in `config.extra` under its own key, so the checkpoint identity covers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .config import TrainConfig
+from .loop import Hooks
+from .network import Network
+
+__all__ = ["Technique", "techniques_for"]
+
+
+class Technique:
+    name = "technique"
+
+    def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[nn.Parameter]:
+        """Install hooks / layer ops; return extra parameters the rule's Adam should fit."""
+        return []
+
+    def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
+        """Transform the trained network (e.g. prune) before it becomes the artifact; return metrics."""
+        return {}
+
+
+def techniques_for(config: TrainConfig) -> list[Technique]:
+    """The techniques `config.extra` asks for. Each technique module registers itself here (one line each)."""
+    found: list[Technique] = []
+    from .distributed import from_env as data_parallel  # one of several torchrun processes
+    found += data_parallel()
+    return found
