@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ternkit.core.errors import OptionError, TernkitError
 from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path, train
+from ternkit.trainer.distributed import ENV_TIMEOUT, DistributedError, launched_by_torchrun
+from ternkit.trainer.launch import LaunchFailed, launch_local
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
 ternary), float (float32 backprop, the baseline). Models: mlp:256, mlp:512x256, cnn (= cnn:16c5s2-32c5s2-100),
@@ -46,7 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also train this method on the same data and print both side by side (repeatable)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel: run N processes on this machine via torchrun (see docs/distributed.md)")
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
+                   help="data-parallel: stop with an error when another process is silent for S seconds (300)")
+    p.set_defaults(run=run, forward=_forwarder(p))
 
 
 def config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
@@ -64,10 +71,50 @@ def _row(name: str, m: dict) -> str:
             f"{mem['parameter_bytes'] / 1024:9.1f} {mem['bits_per_weight']:5.2f} {m['train_seconds']:8.1f}")
 
 
+def _forwarder(p: argparse.ArgumentParser):
+    """args -> the same `train` command line minus --nproc: what each launched process runs."""
+    def forward(args: argparse.Namespace) -> list[str]:
+        argv = ["train"]
+        for a in p._actions:
+            if not a.option_strings or a.dest in ("help", "nproc"):
+                continue
+            flag, value = next(s for s in a.option_strings if s.startswith("--")), getattr(args, a.dest)
+            if isinstance(a, argparse._StoreTrueAction):
+                argv += [flag] if value else []
+            elif isinstance(a, argparse._AppendAction):
+                argv += [f"{flag}={v}" for v in value or []]
+            elif value is not None:
+                argv.append(f"{flag}={value}")
+        return argv
+    return forward
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    """Train here; with --nproc N > 1, start N torchrun processes that each run this same command."""
+    config_from_args(args)  # bad options fail once, before any process starts
     if not str(args.out).endswith(".tern"):
         raise OptionError(f"--out should end in .tern, got {args.out}")
+    if args.dist_timeout is not None:
+        if not 0 < args.dist_timeout < 1e6:
+            raise OptionError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
+        os.environ[ENV_TIMEOUT] = repr(args.dist_timeout)
+    if args.nproc != 1 and not launched_by_torchrun():
+        try:
+            launch_local(args.nproc, ["ternkit", *args.forward(args)])
+        except LaunchFailed as e:
+            if e.exit_code != 2:  # on bad input every process has already said why, in one line
+                print(f"ternkit train: error: {e.message}", file=sys.stderr)
+            return e.exit_code
+        return 0
+    try:
+        return _train_here(args)
+    except DistributedError as e:  # not bad input (exit 2): the run failed around us
+        print(f"ternkit train: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _train_here(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     try:
         results = {config.method: train(config, out=args.out, resume=args.resume, progress=not args.quiet).metrics}
     except TrainingInterrupted as e:
@@ -82,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             results[method] = train(cfg, out=out, resume=args.resume, progress=not args.quiet).metrics
         except TernkitError:
             raise
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # one of several processes: rank 0 reports
     if args.json:
         print(json.dumps(results if args.compare else results[config.method]))
         return 0

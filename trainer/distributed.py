@@ -1,0 +1,178 @@
+"""Data-parallel training on torch.distributed: one global batch split across processes, one shared update.
+
+Launched by `torchrun` (or `ternkit train --nproc N`, which runs torchrun), every process builds the same
+network from the seed, reads the same global batch order, and takes its strided shard of each batch (as
+`DistributedSampler` does, but without padding, so the global batch is exactly the single-process one).
+After the backward pass each process scales its gradients by its share of the batch and the sums are
+all-reduced; the loss is reduced the same way. Every process then holds the gradient and loss of the whole
+batch and runs the same rule on them, so Adam steps, CoNNTrA's coordinate choices (from the all-reduced
+gradient averages) and the exact mode's loss checks are identical everywhere and the weights stay
+bit-identical -- no parameter broadcast is needed after the start, and `finish` verifies it.
+
+Why a technique and not `DistributedDataParallel`: CoNNTrA's moves happen in the rule after the closure
+returns and the exact mode calls the closure many times without a backward pass; a gradient hook in the
+one loop covers float, ste and both CoNNTrA modes alike. Only rank 0 writes checkpoints, the artifact and
+the progress bar. A dead or stalled process makes the others fail with `DistributedError` (one line) within
+the collective timeout instead of hanging.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from ternkit.core.errors import OptionError, TernkitError
+
+from .config import TrainConfig
+from .loop import Hooks
+from .network import Network
+from .technique import Technique
+
+__all__ = ["DataParallel", "DistributedError", "from_env", "launched_by_torchrun", "shard_of",
+           "ENV_TIMEOUT", "ENV_BACKEND", "DEFAULT_TIMEOUT"]
+
+ENV_TIMEOUT = "TERNKIT_DIST_TIMEOUT"  # seconds a collective may wait for the other processes
+ENV_BACKEND = "TERNKIT_DIST_BACKEND"  # auto | gloo | nccl
+DEFAULT_TIMEOUT = 300.0
+
+
+class DistributedError(TernkitError):
+    """Another process died, stalled or was started with different settings; the run cannot continue."""
+
+
+def launched_by_torchrun() -> bool:
+    """True inside a process that torchrun (or an equivalent launcher) started as one of several ranks."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def shard_of(idx: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's part of a global batch: every world-th index from position rank (disjoint, covering)."""
+    return idx[rank::world]
+
+
+def from_env() -> list[DataParallel]:
+    """[DataParallel] when running as one of several torchrun processes, else [] (single-process training)."""
+    if not launched_by_torchrun():
+        return []
+    try:
+        timeout = float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT))
+    except ValueError:
+        raise DistributedError(f"{ENV_TIMEOUT} must be a number of seconds, got {os.environ[ENV_TIMEOUT]!r}") from None
+    return [DataParallel(timeout=timeout, backend=os.environ.get(ENV_BACKEND, "auto"))]
+
+
+class DataParallel(Technique):
+    name = "data_parallel"
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, backend: str = "auto"):
+        if not timeout > 0:
+            raise DistributedError(f"the distributed timeout must be > 0 seconds, got {timeout}")
+        if backend not in ("auto", "gloo", "nccl"):
+            raise DistributedError(f"{ENV_BACKEND} must be auto, gloo or nccl, got {backend!r}")
+        self.timeout, self.backend = timeout, backend
+        self.rank, self.world = 0, 1
+        self._weight = 1.0  # this rank's share of the current global batch
+        self._step = 0
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+    def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[torch.nn.Parameter]:
+        self._init_group(net)
+        if config.batch_size < self.world:
+            raise OptionError(f"--batch-size {config.batch_size} is smaller than the {self.world} processes sharing it")
+        self._agree(_fingerprint(config.identity(), net), "were started with different settings or code "
+                    "(every process must get the same options)")
+        hooks.shard = self._shard
+        hooks.after_backward.append(self._reduce_gradients)
+        hooks.reduce_loss = self._reduce_loss
+        hooks.is_main = self.rank == 0
+        return []
+
+    def _init_group(self, net: Network) -> None:
+        if dist.is_initialized():  # a user's script may have set it up already: join it, leave it to them
+            self.rank, self.world, self.backend = dist.get_rank(), dist.get_world_size(), dist.get_backend()
+            return
+        on_gpu = any(p.is_cuda for p in net.parameters())
+        backend = self.backend if self.backend != "auto" else ("nccl" if on_gpu else "gloo")
+        if backend == "nccl" and not (on_gpu and dist.is_nccl_available()):
+            raise DistributedError("nccl needs the network on a CUDA device; ternkit's trainer runs on the CPU, "
+                                   f"use gloo (unset {ENV_BACKEND})")
+        try:
+            dist.init_process_group(backend, timeout=timedelta(seconds=self.timeout))
+        except (RuntimeError, ValueError) as e:
+            raise DistributedError(f"could not join the other processes within {self.timeout:g} s "
+                                   f"({_first_line(e)})") from None
+        atexit.register(_destroy)
+        self.rank, self.world, self.backend = dist.get_rank(), dist.get_world_size(), backend
+
+    # -- hooks of the loop ----------------------------------------------------------------------------------
+    def _shard(self, idx: np.ndarray) -> np.ndarray:
+        mine = shard_of(idx, self.rank, self.world)
+        self._weight = len(mine) / max(1, len(idx))
+        self._step += 1
+        return mine
+
+    def _reduce_gradients(self, net: Network) -> None:
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        # an empty shard (last, short batch) has a NaN mean loss: it contributes nothing
+        flat = flat.mul_(self._weight) if self._weight > 0 else torch.zeros_like(flat)
+        self._collective(lambda: dist.all_reduce(flat), "the gradient all-reduce")
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def _reduce_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        total = (loss * self._weight if self._weight > 0 else torch.zeros_like(loss)).reshape(1).clone()
+        self._collective(lambda: dist.all_reduce(total), "the loss all-reduce")
+        return total.reshape(loss.shape)
+
+    # -- the end --------------------------------------------------------------------------------------------
+    def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
+        self._agree(_fingerprint({}, net), "ended with different weights (a technique's state is not "
+                    "synchronised); the artifact would depend on the rank")
+        return {"data_parallel": {"world_size": self.world, "backend": self.backend, "timeout_s": self.timeout}}
+
+    def _agree(self, digest: int, problem: str) -> None:
+        mine = torch.tensor([digest], dtype=torch.int64)
+        every = [torch.zeros_like(mine) for _ in range(self.world)]
+        self._collective(lambda: dist.all_gather(every, mine), "a consistency check")
+        differ = [r for r, t in enumerate(every) if int(t) != digest]
+        if differ:
+            raise DistributedError(f"rank {self.rank}: processes {sorted(set(differ) | {self.rank})} {problem}")
+
+    def _collective(self, op, what: str) -> None:
+        try:
+            op()
+        except RuntimeError as e:  # gloo/nccl raise DistBackendError (a RuntimeError) for a dead or stalled peer
+            raise DistributedError(f"rank {self.rank} of {self.world}: {what} at step {self._step} failed: another "
+                                   f"process died or stalled for over {self.timeout:g} s ({_first_line(e)})") from None
+
+
+def _fingerprint(settings: dict[str, Any], net: Network) -> int:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for p in net.state_dict().values():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "little", signed=True)
+
+
+def _first_line(e: BaseException) -> str:
+    """The gist of a backend error: its first line without the C++ source location, shortened."""
+    text = str(e).strip().splitlines()
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text[0]) if text else type(e).__name__
+    return line.split(". This is typically")[0][:160]
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
