@@ -135,7 +135,7 @@ def bench_model(name: str, tern: Path, test, calls: int, threads: int) -> dict:
     graphs["int2-cast"] = onnx_bytes(model, "int2-cast")[0]
     rows, sessions = {}, {}
     for form, data in graphs.items():
-        path = OUT / f"{name}_{form.replace('/', '_')}.onnx"
+        path = OUT / f"onnx_{name}_{form.replace('/', '_')}.onnx"
         path.write_bytes(data)
         for mode in ("exact", "stock"):
             sess = sessions[form, mode] = make_session(data, mode, threads)
@@ -143,7 +143,7 @@ def bench_model(name: str, tern: Path, test, calls: int, threads: int) -> dict:
             out = np.concatenate([sess.run(None, {iname: test.x[i:i + 1000]})[0] for i in range(0, len(test), 1000)])
             base, peak = peak_rss(str(path), mode, shape, threads)
             so = session_options(mode, threads)
-            so.optimized_model_filepath = str(OUT / "optimised.onnx")
+            so.optimized_model_filepath = str(OUT / "onnx_optimised.onnx")
             ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
             ops = sorted({n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node})
             rows[form, mode] = {"model": name, "form": form, "session": mode, "bytes": len(data),

@@ -1,4 +1,4 @@
-"""Build the ONNX graph of a `TernaryModel` in one of three weight formats.
+"""Build the ONNX graph of a `TernaryModel` in one of four weight formats.
 
 - `int2` (default): ternary weights as packed INT2 initializers (2 bits each on disk, the same bytes as the
   `.tern` file) -> `DequantizeLinear` with the layer's scale -> `Gemm`/`Conv` with the bias. ONNX IR 11,

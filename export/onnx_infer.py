@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from ternkit.core.errors import ArtifactError, OptionError
 
-__all__ = ["OnnxModel", "SESSION_MODES", "session_options"]
+__all__ = ["OnnxModel", "SESSION_MODES", "session_options", "make_session"]
 
 SESSION_MODES = ("exact", "stock", "none")
 
@@ -100,6 +100,3 @@ class OnnxModel:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([self.forward(x_raw[i:i + batch_size]).argmax(1)
                                for i in range(0, len(x_raw), batch_size)])
-
-    def labels_json(self) -> str:
-        return json.dumps(self.labels)
