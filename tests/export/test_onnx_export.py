@@ -168,3 +168,18 @@ def test_cast_form_keeps_int2_storage(tmp_path):
     ops = [n.op_type for n in m.graph.node]
     assert "DequantizeLinear" not in ops and ops.count("Cast") == 2 and ops.count("Mul") == 2
     assert r.size <= export_onnx(model, None, "int2").size + 200
+
+
+def test_runtime_check_rejects_what_the_runtime_cannot_run_or_gets_wrong():
+    from ternkit.core import TernkitError
+    from ternkit.export.onnx import check_runtime, onnx_bytes
+
+    model = random_cnn()
+    m = build_graph(model)
+    m.opset_import[0].version = 99  # an opset this onnxruntime does not have: a stand-in for an old runtime
+    with pytest.raises(TernkitError, match="cannot run the int2 export.*--int8"):
+        check_runtime(model, m.SerializeToString(), "int2")
+    other, _ = onnx_bytes(random_cnn(seed=9))  # a valid file whose logits are not this model's
+    with pytest.raises(TernkitError, match="disagrees"):
+        check_runtime(model, other, "int2")
+    assert check_runtime(model, onnx_bytes(model)[0], "int2") < 1e-4
