@@ -1,0 +1,41 @@
+"""ternkit: train ternary neural networks (CoNNTrA) and deploy them to ONNX and Lava, with memory and energy
+reports.
+
+The public API, one import away; heavy parts (torch, onnx, lava) load on first use:
+
+    import ternkit
+    result = ternkit.train(ternkit.TrainConfig(dataset="digits", model="mlp:64", epochs=10), out="m.tern")
+    model = ternkit.load_model("m.tern")            # TernaryModel; model.forward(x) is the reference inference
+    ternkit.export_onnx(model, "m.onnx")            # 2-bit weights, runs in onnxruntime
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    # the artifact and data (ternkit.core)
+    "TernaryModel", "load_model", "save_model", "load_dataset", "load_split", "TernkitError",
+    # training (ternkit.trainer)
+    "train", "TrainConfig",
+    # deployment (ternkit.export)
+    "export_onnx", "OnnxModel", "write_bundle",
+]
+
+_WHERE = {
+    "TernaryModel": "ternkit.core", "load_model": "ternkit.core", "save_model": "ternkit.core",
+    "load_dataset": "ternkit.core", "load_split": "ternkit.core", "TernkitError": "ternkit.core",
+    "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
+    "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'ternkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
