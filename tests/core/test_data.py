@@ -70,3 +70,12 @@ def test_csv(tmp_path):
 def test_bad_specs(spec):
     with pytest.raises(DataError):
         load_dataset(spec)
+
+
+def test_split_spec_selects_held_out_part():
+    tr, va = split_dataset(load_dataset("iris"), 0.2, seed=3)
+    held = load_dataset("iris@val:3")
+    assert np.array_equal(held.x, va.x) and np.array_equal(load_dataset("iris@train:3:0.2").y, tr.y)
+    assert len(load_dataset("iris@val")) == 30
+    with pytest.raises(DataError):
+        load_dataset("iris@val:1:1.5")
