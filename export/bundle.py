@@ -32,8 +32,11 @@ def write_bundle(model: TernaryModel, directory: str | os.PathLike, fmt: str = "
         raise ArtifactError(f"{directory}: exists and is not a directory")
     if directory.is_dir() and any(p.name not in BUNDLE_FILES for p in directory.iterdir()):
         raise ArtifactError(f"{directory}: not empty and not a ternkit bundle; refusing to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    except OSError as e:
+        raise ArtifactError(f"{directory}: cannot create the bundle ({e.strerror or e})") from None
     try:
         result = export_onnx(model, tmp / "model.onnx", fmt, check=check)
         write_text(tmp / "labels.json", json.dumps([str(x) for x in model.labels], indent=1) + "\n")
@@ -49,6 +52,9 @@ def write_bundle(model: TernaryModel, directory: str | os.PathLike, fmt: str = "
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(directory)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ArtifactError(f"{directory}: cannot write the bundle ({e.strerror or e})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -102,7 +102,12 @@ def export_onnx(model: TernaryModel, path: str | os.PathLike | None, fmt: str = 
     data, written = onnx_bytes(model, fmt)
     diff = check_runtime(model, data, written) if check else None
     if path is not None:
-        write_bytes(path, data)
-        readable(path)
+        if Path(path).is_dir():
+            raise ArtifactError(f"{path}: is a directory; give a file name ending in .onnx")
+        try:
+            write_bytes(path, data)
+            readable(path)
+        except OSError as e:
+            raise ArtifactError(f"{path}: cannot write ({e.strerror or e})") from None
     return OnnxExport(Path(path) if path is not None else None, written, len(data), diff,
                       ort.__version__ if check else None)

@@ -118,6 +118,11 @@ def test_bad_options(tmp_path, tern, capsys):
     assert "refusing" in _fail(capsys, ["export", "onnx", str(tern), "--bundle", str(tmp_path / "stuff")])
     assert (tmp_path / "stuff" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "m.onnx").exists()
+    (tmp_path / "dir.onnx").mkdir()
+    assert "directory" in _fail(capsys, ["export", "onnx", str(tern), "-o", str(tmp_path / "dir.onnx")])
+    (tmp_path / "afile").write_text("x")
+    assert "cannot" in _fail(capsys, ["export", "onnx", str(tern), "-o", str(tmp_path / "afile" / "m.onnx")])
+    assert "cannot" in _fail(capsys, ["export", "onnx", str(tern), "--bundle", str(tmp_path / "afile" / "b")])
 
 
 def test_eval_bad_onnx(tmp_path, capsys):
