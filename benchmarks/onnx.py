@@ -90,33 +90,31 @@ def dq_matmul(model) -> bytes:
     return m.SerializeToString()
 
 
-def timing(sessions: dict, shape: tuple[int, ...], calls: int, rounds: int = 20) -> dict:
-    """Median batch-1 latency and batch-256 throughput of every session, measured in interleaved rounds so
-    that load from other processes on this shared 2-core machine hits all variants alike."""
+def timing(sessions: dict, shape: tuple[int, ...], calls: int, batches: int = 40) -> dict:
+    """Median batch-1 latency and batch-256 throughput of every session, measured round-robin (one call of
+    each session in turn) so that load from other processes on this shared machine hits all variants alike."""
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=(1, *shape)).astype(np.float32)
     xb = rng.normal(size=(256, *shape)).astype(np.float32)
+    feeds = {k: (s, s.get_inputs()[0].name) for k, s in sessions.items()}
+    for sess, name in feeds.values():  # warm up
+        for _ in range(50):
+            sess.run(None, {name: x1})
+        sess.run(None, {name: xb})
     lat: dict = {k: [] for k in sessions}
     thr: dict = {k: [] for k in sessions}
-    for sess in sessions.values():  # warm up
-        for _ in range(50):
-            sess.run(None, {sess.get_inputs()[0].name: x1})
-        sess.run(None, {sess.get_inputs()[0].name: xb})
-    per_round = -(-calls // rounds)
-    for _ in range(rounds):
-        for k, sess in sessions.items():
-            name = sess.get_inputs()[0].name
-            for _ in range(per_round):
-                t = time.perf_counter()
-                sess.run(None, {name: x1})
-                lat[k].append(time.perf_counter() - t)
-            reps, t = 0, time.perf_counter()
-            while reps < 2 or time.perf_counter() - t < 0.05:
-                sess.run(None, {name: xb})
-                reps += 1
-            thr[k].append(256 * reps / (time.perf_counter() - t))
+    for _ in range(calls):
+        for k, (sess, name) in feeds.items():
+            t = time.perf_counter()
+            sess.run(None, {name: x1})
+            lat[k].append(time.perf_counter() - t)
+    for _ in range(batches):
+        for k, (sess, name) in feeds.items():
+            t = time.perf_counter()
+            sess.run(None, {name: xb})
+            thr[k].append(256 / (time.perf_counter() - t))
     return {k: {"latency_us": statistics.median(lat[k]) * 1e6, "latency_calls": len(lat[k]),
-                "throughput_per_s": statistics.median(thr[k])} for k in sessions}
+                "throughput_per_s": statistics.median(thr[k]), "throughput_batches": len(thr[k])} for k in sessions}
 
 
 def peak_rss(path: str, mode: str, shape: tuple[int, ...], threads: int) -> tuple[int, int]:
@@ -179,8 +177,8 @@ def main() -> int:
                       bench_model("cnn", cnn, test, args.calls, args.threads)]}
     (OUT / "onnx.json").write_text(json.dumps(res, indent=1))
     print(f"\nonnxruntime {ort.__version__}; parity on {args.test} ({len(test)} samples); latency = median of "
-          f"{args.calls} batch-1 calls, {args.threads} thread(s); throughput at batch 256 (both interleaved over "
-          "20 rounds); peak RSS of a fresh process that loads and runs it")
+          f"{args.calls} batch-1 calls, {args.threads} thread(s); throughput = median over 40 batches of 256 (both "
+          "round-robin over all variants); peak RSS of a fresh process that loads and runs it")
     print(f"{'model':5} {'form':15} {'session':7} {'bytes':>8} {'vs f32':>7} {'agree %':>8} {'max|dlogit|':>11} "
           f"{'lat us':>8} {'x f32':>6} {'samples/s':>10} {'x f32':>6} {'peak MiB':>9}")
     for m in res["models"]:
