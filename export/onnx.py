@@ -32,7 +32,7 @@ _TOL = {"exact": 1e-4, "stock": 2e-2}
 @dataclass
 class OnnxExport:
     path: Path | None
-    format: str           # the weight format written: int2 (or int4 for k > 1), int8, float
+    format: str           # weight format written: int2, int2-cast (int4* for k > 1), int8, float
     size: int             # bytes of the serialised model
     max_abs_diff: float | None  # onnxruntime (exact session) vs reference on the probe batch; None if unchecked
     runtime: str | None   # onnxruntime version that ran the check
