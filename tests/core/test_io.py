@@ -79,3 +79,8 @@ def test_save_is_atomic(tmp_path):
     with pytest.raises(ArtifactError):
         save_model(m, tmp_path / "m.tern")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    save_model(random_mlp(), tmp_path / "m.tern")
+    assert (tmp_path / "m.tern").stat().st_mode & 0o044 == 0o044
