@@ -1,0 +1,213 @@
+"""`ternkit pipeline`: train -> export ONNX -> eval ONNX -> export Lava -> simulate -> report, in one run dir.
+
+Every stage's settings come from one TOML file (see examples/pipeline.toml); with none, defaults on
+mnist-sample. Stages record their results in `runs/<name>/pipeline.json` as they finish, so a failed stage
+stops the run with its message, the finished stages are kept, and `--resume` skips them. The export, simulate
+and report stages run the same subcommands a user would type, so the pipeline's figures are the CLI's figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ternkit.core.atomic import write_text
+from ternkit.core.errors import OptionError, TernkitError
+
+__all__ = ["PipelineConfig", "load_pipeline_config", "run_pipeline", "STAGES"]
+
+STAGES = ("train", "export-onnx", "eval", "export-lava", "simulate", "report", "summary")
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "demo"
+    dataset: str = "mnist-sample"
+    test: str = ""  # external test set; empty: the validation split held out by training
+    model: str = "mlp:256"
+    method: str = "conntra"
+    baseline: str = "float"  # also train this method for comparison; empty to skip
+    epochs: int = 10
+    seed: int = 0
+    val_fraction: float = 0.2
+    batch_size: int = 64
+    onnx_format: str = "int2"
+    backend: str = "lava"
+    neuron: str = "sigma-delta"
+    timesteps: int = 0  # 0: the simulator's default for the neuron model
+    limit: int = 200  # samples simulated
+    targets: list[str] = field(default_factory=lambda: ["loihi", "loihi2", "mcu", "cpu-fp32"])
+    runs_dir: str = "runs"
+
+    @property
+    def eval_spec(self) -> str:
+        if self.test:
+            return self.test
+        return f"{self.dataset}@val:{self.seed}:{self.val_fraction}"
+
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+_SECTIONS = {"data": ("dataset", "test"), "train": ("model", "method", "baseline", "epochs", "seed", "val_fraction",
+                                                     "batch_size"),
+             "onnx": ("format",), "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
+
+
+def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a pipeline TOML; unknown keys and wrong types are errors, so a typo cannot silently do nothing."""
+    cfg, raw = PipelineConfig(), {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise OptionError(f"{path}: no such pipeline file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise OptionError(f"{path}: not valid TOML ({e})") from None
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS and isinstance(value, dict):
+            for k, v in value.items():
+                if k not in _SECTIONS[key]:
+                    raise OptionError(f"{path}: unknown key [{key}] {k}")
+                flat["onnx_format" if (key, k) == ("onnx", "format") else k] = v
+        elif key in ("name", "runs_dir"):
+            flat[key] = value
+        else:
+            raise OptionError(f"{path}: unknown key {key!r}")
+    flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for k, v in flat.items():
+        default = getattr(cfg, k)
+        ok = isinstance(v, type(default)) or (isinstance(default, float) and isinstance(v, int))
+        if not ok or isinstance(v, bool) != isinstance(default, bool):
+            raise OptionError(f"pipeline setting {k} should be {type(default).__name__}, got {v!r}")
+        setattr(cfg, k, float(v) if isinstance(default, float) else v)
+    if not cfg.name or "/" in cfg.name or cfg.name.startswith("."):
+        raise OptionError(f"pipeline name {cfg.name!r} must be a plain directory name")
+    if cfg.limit < 1:
+        raise OptionError(f"simulate limit must be >= 1, got {cfg.limit}")
+    if not cfg.targets or not all(isinstance(t, str) for t in cfg.targets):
+        raise OptionError("report targets must be a non-empty list of names or TOML paths")
+    return cfg
+
+
+def _cli(argv: list[str]) -> str:
+    """Run a ternkit subcommand in this process; a failure becomes a TernkitError carrying its message."""
+    from ternkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    if code != 0:
+        message = (err.getvalue().strip().splitlines() or [f"exit code {code}"])[-1]
+        raise TernkitError(f"`ternkit {' '.join(argv[:2])}` failed: {message}")
+    return out.getvalue()
+
+
+def _train(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    from ternkit.trainer import TrainConfig, train
+
+    results = {}
+    for method in [cfg.method] + ([cfg.baseline] if cfg.baseline and cfg.baseline != cfg.method else []):
+        tc = TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
+                         val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None)
+        out = run / ("model.tern" if method == cfg.method else f"{method}.tern")
+        m = train(tc, out=out, progress=True).metrics
+        results[method] = {"artifact": out.name, "train_error": m["train_error"], "val_error": m["val_error"],
+                           "test_error": m.get("test_error"), "train_seconds": m["train_seconds"],
+                           "memory": m["memory"]}
+    return results
+
+
+def _export_onnx(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    _cli(["export", "onnx", str(run / "model.tern"), "-o", str(run / "model.onnx")]
+         + ([f"--{cfg.onnx_format}"] if cfg.onnx_format != "int2" else []))
+    return {"artifact": "model.onnx", "bytes": (run / "model.onnx").stat().st_size}
+
+
+def _eval(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    results = {}
+    for name in ["model.tern", "model.onnx"] + [r["artifact"] for m, r in state["train"]["result"].items()
+                                                 if m != cfg.method]:
+        r = json.loads(_cli(["eval", str(run / name), "--dataset", cfg.eval_spec, "--json"]))
+        results[name] = {"accuracy": r["accuracy"], "n": r["n"]}
+    return {"dataset": cfg.eval_spec, "models": results}
+
+
+def _export_lava(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    _cli(["export", "lava", str(run / "model.tern"), "-o", str(run / "model.lava.json")])
+    return {"artifact": "model.lava.json"}
+
+
+def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    argv = ["simulate", str(run / "model.tern"), "--backend", cfg.backend, "--dataset", cfg.eval_spec,
+            "--limit", str(cfg.limit), "-o", str(run / "activity.json")]
+    if cfg.backend == "lava":
+        argv += ["--neuron", cfg.neuron] + (["--timesteps", str(cfg.timesteps)] if cfg.timesteps else [])
+    _cli(argv)
+    act = json.loads((run / "activity.json").read_text())
+    return {"artifact": "activity.json", **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
+                                                                       "accuracy", "agreement", "samples_per_second",
+                                                                       "synaptic_ops_per_inference",
+                                                                       "dense_macs_per_inference")}}
+
+
+def _report(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    argv = ["report", str(run / "model.tern"), "--activity", str(run / "activity.json"), "-o", str(run / "report")]
+    for t in cfg.targets:
+        argv += ["--target", t]
+    _cli(argv)
+    return {"directory": "report", "files": sorted(p.name for p in (run / "report").iterdir())}
+
+
+def _summary(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    from ternkit.summary import write_summary
+
+    return write_summary(cfg, run, state)
+
+
+_STAGE_FUNCS: dict[str, Callable[[PipelineConfig, Path, dict], dict]] = {
+    "train": _train, "export-onnx": _export_onnx, "eval": _eval, "export-lava": _export_lava,
+    "simulate": _simulate, "report": _report, "summary": _summary,
+}
+
+
+def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Run every stage in order; returns the state (also in runs/<name>/pipeline.json)."""
+    run = cfg.run_dir()
+    run.mkdir(parents=True, exist_ok=True)
+    state_path = run / "pipeline.json"
+    settings = {k: v for k, v in cfg.__dict__.items()}
+    state: dict[str, Any] = {"settings": settings}
+    if resume and state_path.exists():
+        try:
+            old = json.loads(state_path.read_text())
+        except ValueError:
+            raise OptionError(f"{state_path} is corrupt; run without --resume to start over") from None
+        if old.get("settings") != settings:
+            raise OptionError(f"settings differ from the run in {run}; use another name or drop --resume")
+        state = old
+    for stage in STAGES:
+        if resume and state.get(stage, {}).get("status") == "done":
+            log(f"[{stage}] done earlier, skipped")
+            continue
+        log(f"[{stage}] ...")
+        t0 = time.perf_counter()
+        try:
+            result = _STAGE_FUNCS[stage](cfg, run, state)
+        except TernkitError as e:
+            state[stage] = {"status": "failed", "error": str(e), "seconds": time.perf_counter() - t0}
+            write_text(state_path, json.dumps(state, indent=2))
+            raise TernkitError(f"stage {stage} failed: {e} (finished stages are kept; fix and rerun with "
+                               "--resume)") from None
+        state[stage] = {"status": "done", "seconds": time.perf_counter() - t0, "result": result}
+        write_text(state_path, json.dumps(state, indent=2))
+        log(f"[{stage}] done in {state[stage]['seconds']:.1f} s")
+    return state
