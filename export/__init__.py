@@ -1,7 +1,13 @@
 """ternkit.export: deploy a model artifact (ONNX for onnxruntime; Lava)."""
 
+from .activity import activations_activity, activity_record
 from .bundle import write_bundle
+from .lava_compat import LavaUnavailable, import_lava
+from .lava_graph import build_graph, emulate, load_graph, save_graph
+from .lava_sim import LavaRun, lava_activity, simulate_graph
 from .onnx import OnnxExport, export_onnx
 from .onnx_infer import OnnxModel
 
-__all__ = ["export_onnx", "OnnxExport", "OnnxModel", "write_bundle"]
+__all__ = ["export_onnx", "OnnxExport", "OnnxModel", "write_bundle",
+           "build_graph", "save_graph", "load_graph", "emulate", "simulate_graph", "lava_activity", "LavaRun",
+           "import_lava", "LavaUnavailable", "activity_record", "activations_activity"]

@@ -1,0 +1,165 @@
+"""Build a Lava graph description into real Lava processes and stream samples through Loihi2SimCfg.
+
+Why one run per chunk of samples: Lava's compile + start-up costs ~0.3-1 s, so samples are streamed through
+one compiled network, each in its own window of `graph["window"]` timesteps, with every neuron reset at the
+window end. Outputs are read once at the end from the readout's (samples, classes) record and the neurons'
+message counters -- never through `Monitor`, which is the slow path (LAVA_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ternkit.core.errors import OptionError
+
+from .lava_compat import import_lava
+from .lava_graph import encode_inputs, validate_graph
+
+__all__ = ["LavaRun", "simulate_graph", "lava_activity"]
+
+
+@dataclass
+class LavaRun:
+    """Result of streaming samples through the Lava simulator."""
+
+    readout: np.ndarray  # (N, classes) readout record in graph units (multiply by graph["readout"]["unit"])
+    messages: list[np.ndarray]  # per-neuron messages sent, summed over samples: input source first, then layers
+    samples: int
+    timesteps_per_sample: int
+    startup_seconds: float  # compile + start + first step, summed over chunks
+    run_seconds: float  # the remaining steps plus reading results
+    chunks: int
+    numerics: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / max(self.startup_seconds + self.run_seconds, 1e-9)
+
+    @property
+    def steady_samples_per_second(self) -> float:
+        return self.samples / max(self.run_seconds, 1e-9)
+
+
+def _build(graph: dict[str, Any], data: np.ndarray, fixed: bool):
+    import_lava()
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+
+    from .lava_procs.processes import IntegrateFire, Readout, SampleSource, SigmaDeltaReset
+
+    window, inp = graph["window"], graph["input"]
+    dtype = np.int64 if fixed else np.float64
+    src = SampleSource(data=data.astype(np.int32 if fixed else np.float64), window=window,
+                       mode=inp["encoding"], timesteps=graph["timesteps"], rate_den=int(inp.get("rate_den", 1)))
+    port, neurons, readout = src.s_out, [], None
+    for layer in graph["layers"]:
+        syn, nr = layer["synapse"], layer["neuron"]
+        w = np.asarray(syn["weights"], dtype=np.int32 if fixed else np.float64)
+        if layer["op"] == "conv":
+            conn = Conv(weight=w, input_shape=tuple(syn["input_shape"]), stride=tuple(syn["stride"]),
+                        padding=tuple(syn["padding"]), weight_exp=syn["weight_exp"],
+                        num_weight_bits=syn["num_weight_bits"] or 8, num_message_bits=syn["num_message_bits"])
+        else:
+            kw = {"num_weight_bits": syn["num_weight_bits"], "weight_exp": syn["weight_exp"]} if fixed else {}
+            conn = Dense(weights=w, num_message_bits=syn["num_message_bits"], **kw)
+        if tuple(port.shape) != tuple(conn.s_in.shape):
+            port = port.reshape(conn.s_in.shape)
+        port.connect(conn.s_in)
+        shape = tuple(nr["shape"])
+        bias = np.asarray(nr["bias_mantissa"], dtype=dtype)
+        bias = (bias * (1 << nr["bias_exp"]) if fixed else bias)
+        bias = np.broadcast_to(bias.reshape(shape) if bias.size == int(np.prod(shape)) else bias, shape).copy()
+        if nr["kind"] == "readout":
+            readout = Readout(shape=(int(np.prod(shape)),), samples=len(data), window=window, bias=bias.reshape(-1))
+            out = conn.a_out if len(shape) == 1 else conn.a_out.reshape((int(np.prod(shape)),))
+            out.connect(readout.a_in)
+            break
+        if nr["kind"] == "sigma-delta":
+            neuron = SigmaDeltaReset(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
+                                     window=window, in_shift=nr["in_shift"], fixed=fixed,
+                                     active_start=nr["active_start"], active_len=nr["active_len"])
+        else:
+            neuron = IntegrateFire(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
+                                   window=window, active_start=nr["active_start"], active_len=nr["active_len"],
+                                   in_shift=nr["in_shift"])
+        conn.a_out.connect(neuron.a_in)
+        neurons.append(neuron)
+        port = neuron.s_out
+    return src, neurons, readout
+
+
+def simulate_graph(graph: dict[str, Any], x_raw: np.ndarray, *, fixed: bool | None = None,
+                   chunk: int = 2000) -> LavaRun:
+    """Run raw samples `x_raw` through the graph in Lava's CPU simulator (Loihi2SimCfg).
+
+    `fixed` defaults to the graph's numerics; a fixed-point graph cannot run on the floating-point models
+    and vice versa (the parameters differ), so a mismatch is refused."""
+    validate_graph(graph)
+    graph_fixed = graph["numerics"] == "fixed_pt"
+    if fixed is None:
+        fixed = graph_fixed
+    if fixed != graph_fixed:
+        raise OptionError(f"the graph holds {graph['numerics']} parameters; build it for the other numerics")
+    if chunk < 1:
+        raise OptionError("chunk must be at least 1")
+    data = encode_inputs(graph, x_raw)
+    if len(data) == 0:
+        raise OptionError("no samples to simulate")
+    import_lava()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
+    window = graph["window"]
+    outs, counts = [], None
+    startup = running = 0.0
+    n_chunks = 0
+    for lo in range(0, len(data), chunk):
+        part = data[lo:lo + chunk]
+        src, neurons, readout = _build(graph, part, fixed)
+        steps = len(part) * window
+        t0 = time.perf_counter()
+        try:
+            src.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
+            t1 = time.perf_counter()
+            if steps > 1:
+                src.run(condition=RunSteps(num_steps=steps - 1), run_cfg=cfg)
+            out = np.asarray(readout.out.get())
+            msgs = [np.asarray(n.messages.get()).reshape(-1) for n in neurons]
+        finally:
+            src.stop()
+        t2 = time.perf_counter()
+        startup += t1 - t0
+        running += t2 - t1
+        n_chunks += 1
+        outs.append(out)
+        msgs = [_sent_by_source(graph, part)] + msgs
+        counts = msgs if counts is None else [a + b for a, b in zip(counts, msgs, strict=True)]
+    return LavaRun(readout=np.concatenate(outs), messages=counts, samples=len(data), timesteps_per_sample=window,
+                   startup_seconds=startup, run_seconds=running, chunks=n_chunks, numerics=graph["numerics"])
+
+
+def _sent_by_source(graph: dict[str, Any], data: np.ndarray) -> np.ndarray:
+    """Messages the source process sends per input neuron (graded: non-zero values; rate: spikes)."""
+    if graph["input"]["encoding"] == "graded":
+        return (data != 0).sum(0).reshape(-1).astype(np.int64)
+    den, T = graph["input"]["rate_den"], graph["timesteps"]
+    return np.floor(T * data / den + 1e-9).sum(0).reshape(-1).astype(np.int64)
+
+
+def lava_activity(graph: dict[str, Any], run: LavaRun) -> list[dict[str, Any]]:
+    """Activity entries (one per weight layer, see `activity.layer_entry`) from a Lava run's counters."""
+    from .activity import layer_entry
+
+    entries, window, T = [], graph["window"], graph["timesteps"]
+    for k, layer in enumerate(graph["layers"]):
+        msgs = run.messages[k]
+        neurons = int(np.prod(layer["neuron"]["shape"]))
+        entries.append(layer_entry(layer["index"], layer["op"] if layer["op"] == "dense" else "conv2d", neurons,
+                                   np.asarray(layer["fan_out"]), msgs, run.samples, neurons * window,
+                                   msgs.size * T))
+    return entries

@@ -1,0 +1,78 @@
+"""`ternkit export lava MODEL -o OUT.lava.json [--neuron sigma-delta|if] [--timesteps T] [--float]
+[--calibrate DATASET]`: write the Lava process graph as versioned JSON (reloadable, validated on load)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ternkit.core import OptionError, TernaryModel, load_dataset, load_model
+
+CALIBRATION_SAMPLES = 2000
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lava", help="export the Lava process graph (JSON) of a ternary model",
+                       description="Map a .tern model to Lava processes (Dense/Conv synapses, sigma-delta or "
+                       "integrate-and-fire neurons, a readout) with fixed-point parameters for Loihi 2, and write "
+                       "the graph as JSON. Units, shifts and thresholds are set from calibration data.")
+    p.add_argument("model", help="a .tern artifact")
+    p.add_argument("-o", "--out", required=True, help="the .lava.json file to write")
+    add_graph_options(p)
+    p.add_argument("--float", dest="float_sim", action="store_true",
+                   help="write the floating-point graph (Lava's floating_pt models) instead of fixed point")
+    p.set_defaults(run=run)
+
+
+def add_graph_options(p: argparse.ArgumentParser) -> None:
+    """Options shared with `ternkit simulate` (the graph it builds is the one export writes)."""
+    p.add_argument("--neuron", choices=("sigma-delta", "if"), default="sigma-delta",
+                   help="sigma-delta: graded-spike ReLU neurons (exact); if: rate-coded integrate-and-fire")
+    p.add_argument("--timesteps", type=int, default=32, help="rate-coding timesteps per sample for --neuron if "
+                   "(default 32)")
+    p.add_argument("--calibrate", metavar="DATASET", default=None,
+                   help="data that sets units and thresholds (default: the training part of the model's dataset)")
+    p.add_argument("--percentile", type=float, default=100.0,
+                   help="threshold balancing for --neuron if: this percentile of each layer's activations "
+                   "(default 100: the maximum)")
+
+
+def calibration_data(model: TernaryModel, spec: str | None) -> tuple[np.ndarray, str]:
+    if spec is None:
+        prov = model.provenance or {}
+        cfg = prov.get("config") or {}
+        if not isinstance(prov.get("dataset"), str):
+            raise OptionError("the model does not name its training dataset; give --calibrate DATASET")
+        spec = f"{prov['dataset']}@train:{int(cfg.get('seed', prov.get('seed', 0)) or 0)}:" \
+               f"{float(cfg.get('val_fraction', 0.2))}"
+    data = load_dataset(spec)
+    if data.shape != tuple(model.input.shape):
+        raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
+                          f"{tuple(model.input.shape)}")
+    idx = np.random.default_rng(0).permutation(len(data))[:CALIBRATION_SAMPLES]
+    return data.x[np.sort(idx)], spec
+
+
+def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
+    from ternkit.export.lava_graph import build_graph
+
+    if not 0 < args.percentile <= 100:
+        raise OptionError(f"--percentile must be in (0, 100], got {args.percentile}")
+    x, spec = calibration_data(model, args.calibrate)
+    return build_graph(model, x, neuron=args.neuron, timesteps=args.timesteps, fixed=not args.float_sim,
+                       percentile=args.percentile, source=spec)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ternkit.export.lava_graph import save_graph
+
+    if not args.out.endswith(".json"):
+        raise OptionError(f"-o {args.out}: the output file name must end in .json (e.g. model.lava.json)")
+    model = load_model(args.model)
+    graph = graph_for(model, args)
+    save_graph(graph, args.out)
+    bits = sorted({layer["synapse"]["num_weight_bits"] for layer in graph["layers"]} - {None})
+    print(f"wrote {args.out} ({graph['numerics']}, {graph['neuron']} neurons, {len(graph['layers'])} layers, "
+          f"{graph['window']} timesteps per sample, weight bits {bits or 'float'}; calibrated on {graph['source']})")
+    return 0
