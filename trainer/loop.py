@@ -32,6 +32,8 @@ class Hooks:
     before_step: list[Callable[[Network, int], None]] = field(default_factory=list)  # e.g. draw a dropout pattern
     shard: Callable[[np.ndarray], np.ndarray] | None = None  # this process's part of a global batch
     reduce_loss: Callable[[torch.Tensor], torch.Tensor] | None = None  # e.g. the loss over all processes
+    # task_loss(logits, y) replaces the cross-entropy (e.g. layerwise imitation trains on loss_terms alone)
+    task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     is_main: bool = True  # only the main process writes checkpoints and shows progress
 
 
@@ -74,7 +76,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
 
     def closure(backward: bool = True, xb=None, yb=None) -> torch.Tensor:
         out = net(xb)
-        loss = F.cross_entropy(out, yb)
+        loss = F.cross_entropy(out, yb) if hooks.task_loss is None else hooks.task_loss(out, yb)
         for term in hooks.loss_terms:
             loss = loss + term(net, xb, out)
         if backward:

@@ -35,4 +35,12 @@ def techniques_for(config: TrainConfig) -> list[Technique]:
     found: list[Technique] = []
     from .distributed import from_env as data_parallel  # one of several torchrun processes
     found += data_parallel()
+    from .approx import from_config as approx  # --approx topk|bernoulli|crs: sampled matmuls while training
+    found += approx(config)
+    from .dropout import from_config as dropout  # --dropout batchwise:P|mask:P (after approx: wraps its op)
+    found += dropout(config)
+    from .halo import from_config as penalty  # --penalty halo|l1 (before prune: prune may rank by HALO's lambdas)
+    found += penalty(config)
+    from .prune import from_config as prune  # --prune FRACTION, after training
+    found += prune(config)
     return found
