@@ -1,0 +1,113 @@
+"""Energy per inference: counts of events times the target's energy per event, itemised.
+
+Two cost models, chosen by the target's kind:
+- von Neumann (`mcu`, `cpu`): arithmetic (an add per non-zero ternary weight, a multiply and an add per output;
+  a MAC per connection for dense weights) plus memory traffic (parameters read once, activations written once
+  and read once, in words of the target's width).
+- neuromorphic: synaptic operations + neuron updates (active / inactive) + messages; the weights stay in
+  the cores, so there is no parameter traffic. With an activity record from a simulation, its counts are used.
+Every item carries its count, the energy per event and the product, so a reader can redo the sum.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ternkit.core.model import TernaryModel
+
+from .activity import Activity
+from .ops import LayerOps
+from .spec import Target
+
+__all__ = ["estimate", "float_baseline"]
+
+
+def _item(what: str, count: float, role_pj: float, role: str) -> dict:
+    return {"item": what, "count": float(count), "role": role, "pj_each": role_pj, "pj": float(count) * role_pj}
+
+
+def _words(bits: float, target: Target) -> float:
+    return math.ceil(bits / target.value("memory_word_bits"))
+
+
+def _von_neumann(target: Target, model: TernaryModel, ops: list[LayerOps], memory: dict) -> list[dict]:
+    ternary = model.kind == "ternary" and model.levels == 1
+    if target.skip_zero_weights and target.skip_zero_activations:
+        n_ops, which = sum(o.effective_macs for o in ops), "effective MAC (zero weights and inputs skipped)"
+    elif target.skip_zero_weights:
+        n_ops, which = sum(o.nonzero_weight_macs for o in ops), "non-zero-weight MAC (zero weights skipped)"
+    else:
+        n_ops, which = sum(o.dense_macs for o in ops), "dense connection"
+    outputs = sum(o.neurons for o in ops)
+    items = []
+    if ternary:
+        items.append(_item(f"add/subtract, one per {which}", n_ops, target.pj("accumulate"), "accumulate"))
+        items.append(_item("scale multiply per output", outputs, target.pj("multiply"), "multiply"))
+    else:
+        items.append(_item(f"MAC, one per {which}", n_ops, target.pj("mac"), "mac"))
+    items.append(_item("bias add per output", outputs, target.pj("accumulate"), "accumulate"))
+    items.append(_item("parameter words read (weights as stored, scales, biases)",
+                       _words(8 * memory["parameter_bytes"], target), target.pj("weight_access"), "weight_access"))
+    elements = ops[0].in_elements + outputs
+    items.append(_item("activation words written once and read once",
+                       2 * _words(elements * target.value("activation_bits"), target),
+                       target.pj("activation_access"), "activation_access"))
+    return items
+
+
+def _neuromorphic(target: Target, ops: list[LayerOps], activity: Activity | None) -> tuple[list[dict], str]:
+    if activity is not None:
+        synops = activity.synaptic_ops
+        messages = sum(layer["messages_per_inference"] for layer in activity.layers)
+        updates = activity.neuron_updates
+        # share of updates that are active: measured on the reference if we have data, else all (upper bound)
+        neurons = sum(o.neurons for o in ops)
+        measured = all(o.measured for o in ops)
+        active_share = sum(o.active_neurons for o in ops) / neurons if measured else 1.0
+        source = (f"activity record ({activity.backend}, {activity.samples} samples)"
+                  + ("; active share of neuron updates from the reference run" if measured
+                     else "; all neuron updates counted as active (no data to split them)"))
+    else:
+        synops = sum(o.effective_macs if target.skip_zero_activations else o.nonzero_weight_macs for o in ops)
+        messages = sum(o.messages for o in ops)
+        updates = sum(o.neurons for o in ops)
+        active_share = sum(o.active_neurons for o in ops) / updates
+        source = ("reference forward pass on data (one message per non-zero activation, one timestep per sample)"
+                  if all(o.measured for o in ops) else
+                  "structure only (no data: every input counted as non-zero, an upper bound)")
+    active = updates * active_share
+    items = [_item("synaptic operations", synops, target.pj("synaptic_op"), "synaptic_op"),
+             _item("neuron updates, active", active, target.pj("neuron_update_active"), "neuron_update_active"),
+             _item("neuron updates, inactive", updates - active, target.pj("neuron_update_inactive"),
+                   "neuron_update_inactive"),
+             _item("messages (spikes) routed", messages, target.pj("message"), "message")]
+    return items, source
+
+
+def estimate(target: Target, model: TernaryModel, ops: list[LayerOps], memory: dict,
+             activity: Activity | None = None) -> dict:
+    """Itemised energy of one inference of `model` on `target`, in picojoules."""
+    if target.von_neumann:
+        items = _von_neumann(target, model, ops, memory)
+        measured = all(o.measured for o in ops)
+        source = ("operation counts from the reference forward pass on data" if measured else
+                  "structural operation counts (no data)")
+        if activity is not None and not measured and target.skip_zero_activations:
+            source += "; activation sparsity not applied (needs --dataset)"
+    else:
+        items, source = _neuromorphic(target, ops, activity)
+    return {"per_inference_pj": sum(i["pj"] for i in items), "items": items, "counts_from": source}
+
+
+def float_baseline(cpu: Target, model: TernaryModel, ops: list[LayerOps]) -> dict:
+    """The same architecture in float32 on the `cpu` target: a MAC per connection, float32 weights and biases
+    read once, float32 activations written and read once. No zeros are skipped (a float model has none)."""
+    n_params = sum(o.weights + o.out_shape[0] for o in ops)  # weights + one bias per output channel/unit
+    outputs = sum(o.neurons for o in ops)
+    items = [_item("MAC per dense connection", sum(o.dense_macs for o in ops), cpu.pj("mac"), "mac"),
+             _item("bias add per output", outputs, cpu.pj("accumulate"), "accumulate"),
+             _item("parameter words read (float32 weights and biases)", _words(32 * n_params, cpu),
+                   cpu.pj("weight_access"), "weight_access"),
+             _item("activation words written once and read once", 2 * _words((ops[0].in_elements + outputs) * 32, cpu),
+                   cpu.pj("activation_access"), "activation_access")]
+    return {"target": cpu.name, "per_inference_pj": sum(i["pj"] for i in items), "items": items}

@@ -1,0 +1,77 @@
+"""`ternkit report MODEL [--target NAME|FILE.toml ...] [--activity run.json] [--dataset SPEC] -o DIR`.
+
+Memory and estimated energy per inference on each target, beside the float32 baseline: report.json,
+report.md, memory.png and energy.png. Activation sparsity comes from the numpy reference run on `--dataset`
+(default: the dataset the model was trained on); neuromorphic activity from `--activity` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ternkit.core import DataError, OptionError, load_dataset, load_model
+from ternkit.targets import build_report, load_target, read_activity, shipped_targets, write_report
+
+DEFAULT_LIMIT = 1000
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="memory and energy of a model on hardware targets (JSON, Markdown, PNG)",
+                       description="Memory, operation counts and estimated energy per inference on each target, "
+                                   "with the float32 baseline of the same architecture.",
+                       epilog=f"shipped targets: {', '.join(shipped_targets())}")
+    p.add_argument("model", help="a .tern artifact")
+    p.add_argument("--target", action="append", metavar="NAME|FILE.toml",
+                   help="a shipped target or a TOML spec; repeat for several (default: all shipped targets)")
+    p.add_argument("--activity", metavar="RUN.json", help="activity record written by `ternkit simulate`")
+    p.add_argument("--dataset", metavar="SPEC", help="data to measure activation sparsity on "
+                   "(default: the model's training dataset)")
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                   help=f"samples to measure on (default: {DEFAULT_LIMIT})")
+    p.add_argument("-o", "--out", default="report", metavar="DIR", help="output directory (default: report/)")
+    p.add_argument("--quiet", action="store_true", help="print only the output directory")
+    p.set_defaults(run=run)
+
+
+def _samples(spec: str, limit: int, shape: tuple[int, ...]) -> np.ndarray:
+    data = load_dataset(spec)
+    if data.shape != shape:
+        raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {shape}")
+    return data.x[:limit]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise OptionError(f"--limit must be at least 1, got {args.limit}")
+    model = load_model(args.model)
+    names = args.target or shipped_targets()
+    targets = [load_target(n) for n in dict.fromkeys(names)]
+    activity = read_activity(args.activity, len(model.weight_layers)) if args.activity else None
+    spec = args.dataset or model.provenance.get("dataset")
+    x = None
+    if spec:
+        try:
+            x = _samples(spec, args.limit, tuple(model.input.shape))
+        except DataError:
+            if args.dataset or activity is None:
+                raise
+            spec = None  # the training data is not here; the activity record still gives measured counts
+    elif activity is None:
+        raise OptionError("the model names no dataset: pass --dataset SPEC (or --activity RUN.json)")
+    report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec)
+    paths = write_report(report, args.out)
+    if args.quiet:
+        print(args.out)
+        return 0
+    print(f"{'target':<10} {'fits':<5} {'energy/inference':>17} {'float32':>12} {'ratio':>8}")
+    for t in report["targets"]:
+        e = t["energy"]
+        print(f"{t['name']:<10} {'yes' if t['fit']['fits'] else 'no':<5} {e['per_inference_pj'] / 1e3:>14.2f} nJ "
+              f"{e['float_baseline_pj'] / 1e3:>9.2f} nJ {e['ratio_vs_float']:>8.3g}")
+    m = report["memory"]
+    print(f"parameters {m['parameter_bytes']:,} B as stored ({m['bits_per_learned_parameter']:.3f} bits per weight; "
+          f"float32 {m['float32_parameter_bytes']:,} B)")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
