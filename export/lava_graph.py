@@ -8,6 +8,7 @@ readout for the last layer) with thresholds, bias mantissa/exponent and input sh
 Fixed point (what Loihi 2 runs), units chosen per layer from calibration data:
 - input: graded spikes, round(x_norm / u0) in `in_bits` signed bits (sigma-delta); or rate-coded unit spikes
   with rates x_norm / max (integrate-and-fire; a signed input is split into +/- channels with weights [W, -W]).
+  Before a dense first layer the mean is folded into its bias, so x_norm is x / std: zero stays zero.
 - weights: a ternary layer with one scale keeps 2-bit weights (trit * 2^7 with num_weight_bits=2 and the
   exponent undoing the 2^7: Lava drops the low bits of mixed-sign weights below 8 - bits + 1). Per-channel
   scales have no place in a ternary synapse, so they become a per-row 7-bit mantissa m_i = round(s_i/max|s|*127/k)
@@ -116,18 +117,22 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
     if calib_x.ndim < 2 or calib_x.shape[1:] != tuple(model.input.shape) or len(calib_x) == 0:
         raise OptionError(f"calibration data must have samples of shape {tuple(model.input.shape)}")
     acts = model.activations(calib_x)
-    x_norm = model.input.normalise(calib_x)
     first_conv = isinstance(stages[0][1], Conv2d)
+    # Fold the mean into the first layer's bias (dense only: a padded conv would see the shift at its borders),
+    # so the source sends x / std: zero pixels stay zero (sparse input events) and rates are non-negative.
+    fold = not first_conv and bool(np.any(model.input.mean != 0))
+    mean_term = np.broadcast_to(model.input.mean / model.input.std, in_shape_of(model)).reshape(-1)
+    x_norm = (calib_x / model.input.std).astype(np.float32) if fold else model.input.normalise(calib_x)
     in_shape = tuple(int(s) for s in model.input.shape)
     if first_conv:
         lava_in = [in_shape[2], in_shape[1], in_shape[0]]
     else:
         lava_in = [int(np.prod(in_shape))]
     L = len(stages)
-    window = timesteps + L
+    window = timesteps  # steps per sample; samples are pipelined, the readout lags L steps behind the source
     graph: dict[str, Any] = {
         "format": GRAPH_FORMAT, "version": GRAPH_VERSION, "numerics": "fixed_pt" if fixed else "floating_pt",
-        "neuron": neuron, "timesteps": timesteps, "window": window, "labels": list(model.labels),
+        "neuron": neuron, "timesteps": timesteps, "window": window, "latency": L, "labels": list(model.labels),
         "source": source, "calibration_samples": int(len(calib_x)), "layers": [],
     }
     xmax = float(np.abs(x_norm).max()) or 1.0
@@ -137,7 +142,7 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
                            "layout": "xyc" if first_conv else "flat",
                            "mean": model.input.mean.astype(np.float64).reshape(-1).tolist(),
                            "std": model.input.std.astype(np.float64).reshape(-1).tolist(),
-                           "stats_shape": list(model.input.mean.shape)}
+                           "stats_shape": list(model.input.mean.shape), "mean_in_bias": fold}
     if neuron == "sigma-delta":
         u_in = xmax / qmax if fixed else 1.0
         inp.update(encoding="graded", bits=in_bits if fixed else None, unit=u_in, split_sign=False)
@@ -159,6 +164,8 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
         q = layer.weight.astype(np.int64)
         s = layer.scale.astype(np.float64).reshape(-1)
         b = layer.bias.astype(np.float64)
+        if k == 0 and fold:
+            b = b - s * (q.reshape(len(q), -1) @ mean_term.astype(np.float64))
         out_shape = shapes[idx]
         is_conv = isinstance(layer, Conv2d)
         last = k == L - 1
@@ -190,12 +197,12 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
                 pre = np.right_shift(acc, r) + _bcast(b_mant << bexp, acc)
                 a = np.maximum(pre, 0) if relu else pre
                 nr = {"vth": 1, "in_shift": r if is_conv else 0, "bias_mantissa": b_mant.tolist(), "bias_exp": bexp,
-                      "unit": u_out, "active_start": k + 1, "active_len": 1}
+                      "unit": u_out, "phase": k + 1}
                 stored, syn_exp = (wq, 0) if is_conv else (wq << lsb, -lsb - r)
                 u_in = u_out
             else:
                 nr = {"vth": 0.0, "in_shift": 0, "bias_mantissa": b.tolist(), "bias_exp": 0, "unit": 1.0,
-                      "active_start": k + 1, "active_len": 1}
+                      "phase": k + 1}
                 stored, syn_exp = wq, 0
             msg_bits = (in_bits if k == 0 else act_bits) if fixed else 24
         else:  # integrate-and-fire, rate coded; data-based threshold = activation percentile of the layer
@@ -216,8 +223,8 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
                 b_mant, bexp, vth = (b * timesteps if last else b), 0, lam
                 stored, syn_exp, shift, unit = wq * lam_prev, 0, 0, 1.0
             nr = {"vth": vth if fixed else float(vth), "in_shift": shift,
-                  "bias_mantissa": np.asarray(b_mant).tolist(), "bias_exp": bexp, "active_start": k + 1,
-                  "active_len": timesteps, "unit": unit, "lam": lam}
+                  "bias_mantissa": np.asarray(b_mant).tolist(), "bias_exp": bexp, "phase": k + 1,
+                  "unit": unit, "lam": lam}
             lam_prev = lam
             msg_bits = 0
         # Lava layouts: conv kernels (O, kX, kY, C) flipped; dense columns in Lava's (X, Y, C) flatten order
@@ -254,6 +261,10 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
     return graph
 
 
+def in_shape_of(model: TernaryModel) -> tuple[int, ...]:
+    return tuple(int(v) for v in model.input.shape)
+
+
 def _flat_src_shape(model: TernaryModel, idx: int) -> tuple[int, int, int]:
     """Shape (C, H, W) of the conv activation that the Flatten before layer `idx` flattens."""
     return tuple(model.shapes()[idx - 2])  # layers: ..., conv/relu (idx-2), flatten (idx-1), dense (idx)
@@ -280,7 +291,10 @@ def encode_inputs(graph: dict[str, Any], x_raw: np.ndarray) -> np.ndarray:
         raise OptionError(f"samples have shape {tuple(x.shape[1:])}, the graph expects {tuple(inp['shape'])}")
     stats = tuple(inp["stats_shape"])
     mean, std = np.asarray(inp["mean"]).reshape(stats), np.asarray(inp["std"]).reshape(stats)
-    x = ((x - mean) / std).astype(np.float32).astype(np.float64)  # as InputSpec.normalise does, in float32
+    if inp["mean_in_bias"]:  # the first layer's bias holds -W mean/std
+        x = (x / std).astype(np.float32).astype(np.float64)
+    else:
+        x = ((x - mean) / std).astype(np.float32).astype(np.float64)  # as InputSpec.normalise does, in float32
     fixed = graph["numerics"] == "fixed_pt"
     if inp["encoding"] == "graded":
         if fixed:
@@ -429,6 +443,7 @@ def validate_graph(graph: Any) -> None:
     fixed = graph["numerics"] == "fixed_pt"
     for key in ("shape", "lava_shape", "mean", "std", "stats_shape"):
         _need(isinstance(inp.get(key), list), f"input.{key} missing")
+    _need(isinstance(inp.get("mean_in_bias"), bool), "input.mean_in_bias must be true or false")
     _need(inp.get("layout") in ("flat", "xyc") and inp.get("encoding") in ("graded", "rate"),
           "input layout/encoding unknown")
     _need((inp["encoding"] == "graded") == (graph["neuron"] == "sigma-delta"), "input encoding does not fit neuron")
@@ -443,7 +458,8 @@ def validate_graph(graph: Any) -> None:
         _need(isinstance(inp.get("rate_den"), int) and inp["rate_den"] >= 1, "input.rate_den must be >= 1")
     layers = graph.get("layers")
     _need(isinstance(layers, list) and layers, "layers must be a non-empty list")
-    _need(graph["window"] == graph["timesteps"] + len(layers), "window must be timesteps + number of layers")
+    _need(graph["window"] == graph["timesteps"], "window must equal timesteps")
+    _need(graph.get("latency") == len(layers), "latency must be the number of layers")
     prev = list(inp["lava_shape"])
     for k, layer in enumerate(layers):
         where = f"layers[{k}]"
@@ -479,9 +495,7 @@ def validate_graph(graph: Any) -> None:
               f"{where}: bias does not match the neuron count")
         _need(isinstance(nr.get("vth"), int | float) and nr["vth"] >= 0, f"{where}: vth invalid")
         if not last:
-            _need(isinstance(nr.get("active_start"), int) and isinstance(nr.get("active_len"), int)
-                  and 0 <= nr["active_start"] and nr["active_start"] + nr["active_len"] <= graph["window"],
-                  f"{where}: active steps do not fit the window")
+            _need(nr.get("phase") == k + 1, f"{where}: phase must be {k + 1} (its delay from the source)")
         fan = _num_array(layer.get("fan_out"), f"{where}.fan_out", True)
         _need(fan.size == int(np.prod(prev)), f"{where}: fan_out does not match the input count")
         prev = nshape

@@ -1,8 +1,9 @@
 """Build a Lava graph description into real Lava processes and stream samples through Loihi2SimCfg.
 
 Why one run per chunk of samples: Lava's compile + start-up costs ~0.3-1 s, so samples are streamed through
-one compiled network, each in its own window of `graph["window"]` timesteps, with every neuron reset at the
-window end. Outputs are read once at the end from the readout's (samples, classes) record and the neurons'
+one compiled network, one every `graph["window"]` timesteps and pipelined across layers (each population
+resets after the last step of its current sample), so a chunk of N samples takes N * window + latency steps.
+Outputs are read once at the end from the readout's (samples, classes) record and the neurons'
 message counters -- never through `Monitor`, which is the slow path (LAVA_NOTES.md).
 """
 
@@ -74,17 +75,18 @@ def _build(graph: dict[str, Any], data: np.ndarray, fixed: bool):
         bias = (bias * (1 << nr["bias_exp"]) if fixed else bias)
         bias = np.broadcast_to(bias.reshape(shape) if bias.size == int(np.prod(shape)) else bias, shape).copy()
         if nr["kind"] == "readout":
-            readout = Readout(shape=(int(np.prod(shape)),), samples=len(data), window=window, bias=bias.reshape(-1))
+            readout = Readout(shape=(int(np.prod(shape)),), samples=len(data), window=window,
+                              phase=graph["latency"], bias=bias.reshape(-1))
             out = conn.a_out if len(shape) == 1 else conn.a_out.reshape((int(np.prod(shape)),))
             out.connect(readout.a_in)
             break
         if nr["kind"] == "sigma-delta":
             neuron = SigmaDeltaReset(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
-                                     window=window, in_shift=nr["in_shift"], fixed=fixed,
-                                     active_start=nr["active_start"], active_len=nr["active_len"])
+                                     window=window, in_shift=nr["in_shift"], fixed=fixed, phase=nr["phase"],
+                                     samples=len(data))
         else:
             neuron = IntegrateFire(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
-                                   window=window, active_start=nr["active_start"], active_len=nr["active_len"],
+                                   window=window, phase=nr["phase"], samples=len(data),
                                    in_shift=nr["in_shift"])
         conn.a_out.connect(neuron.a_in)
         neurons.append(neuron)
@@ -121,7 +123,7 @@ def simulate_graph(graph: dict[str, Any], x_raw: np.ndarray, *, fixed: bool | No
     for lo in range(0, len(data), chunk):
         part = data[lo:lo + chunk]
         src, neurons, readout = _build(graph, part, fixed)
-        steps = len(part) * window
+        steps = len(part) * window + graph["latency"]
         t0 = time.perf_counter()
         try:
             src.run(condition=RunSteps(num_steps=1), run_cfg=cfg)

@@ -56,11 +56,17 @@ class PySampleSourceFloat(_SampleSource):
 
 
 class _ResetCount:
-    """Shared: count non-zero messages, reset state at each window end."""
+    """Shared: the step relative to this layer's phase (None before its first sample arrives), counting
+    non-zero messages, and the reset after the last step of each sample."""
 
-    def _after(self, s_out: np.ndarray, state: tuple[str, ...]) -> None:
-        self.messages += s_out != 0
-        if self.time_step % self.proc_params["window"] == 0:
+    def _rel(self) -> int | None:
+        s = self.time_step - 1 - self.proc_params["phase"]
+        return s if s >= 0 else None
+
+    def _after(self, s_out: np.ndarray, state: tuple[str, ...], rel: int) -> None:
+        if rel // self.proc_params["window"] < self.proc_params["samples"]:  # not the empty tail after the last
+            self.messages += s_out != 0
+        if rel % self.proc_params["window"] == self.proc_params["window"] - 1:
             for name in state:
                 getattr(self, name)[...] = 0
 
@@ -79,17 +85,17 @@ def _sd_types(t: type, prec: int | None = 24) -> dict:
 class _SigmaDeltaReset(AbstractSigmaDeltaModel, _ResetCount):
     def run_spk(self) -> None:
         p = self.proc_params
-        a_in = self.a_in.recv()
-        if p["active_start"] <= (self.time_step - 1) % p["window"] < p["active_start"] + p["active_len"]:
-            if p["in_shift"]:
-                a_in = np.right_shift(a_in, p["in_shift"])
-            s_out = self.dynamics(a_in)
-            if p["fixed"]:
-                s_out = np.right_shift(s_out, self.state_exp)
-        else:
-            s_out = np.zeros_like(a_in)
+        a_in, rel = self.a_in.recv(), self._rel()
+        if rel is None:  # before the first sample reaches this layer: stay at rest (do not send relu(bias))
+            self.s_out.send(np.zeros_like(a_in))
+            return
+        if p["in_shift"]:
+            a_in = np.right_shift(a_in, p["in_shift"])
+        s_out = self.dynamics(a_in)
+        if p["fixed"]:
+            s_out = np.right_shift(s_out, self.state_exp)
         self.s_out.send(s_out)
-        self._after(s_out, ("sigma", "act", "residue", "error"))
+        self._after(s_out, ("sigma", "act", "residue", "error"), rel)
 
 
 PySigmaDeltaResetFixed = tag("fixed_pt")(requires(CPU)(implements(proc=SigmaDeltaReset, protocol=LoihiProtocol)(
@@ -103,16 +109,15 @@ class _IntegrateFire(PyLoihiProcessModel, _ResetCount):
         return self.a_in.recv()
 
     def run_spk(self) -> None:
-        p = self.proc_params
-        s = (self.time_step - 1) % p["window"]
-        a_in = self._input()
-        spikes = np.zeros(self.v.shape, dtype=bool)
-        if p["active_start"] <= s < p["active_start"] + p["active_len"]:
-            self.v += a_in + self.bias
-            spikes = self.v >= self.vth[0]
-            self.v -= spikes * self.vth[0]  # reset by subtraction keeps the overshoot
+        a_in, rel = self._input(), self._rel()
+        if rel is None:
+            self.s_out.send(np.zeros(self.v.shape, self.v.dtype))
+            return
+        self.v += a_in + self.bias
+        spikes = self.v >= self.vth[0]
+        self.v -= spikes * self.vth[0]  # reset by subtraction keeps the overshoot
         self.s_out.send(spikes.astype(self.v.dtype))
-        self._after(spikes, ("v",))
+        self._after(spikes, ("v",), rel)
 
 
 @implements(proc=IntegrateFire, protocol=LoihiProtocol)
@@ -145,8 +150,11 @@ class PyIntegrateFireFloat(_IntegrateFire):
 
 class _Readout(PyLoihiProcessModel):
     def run_spk(self) -> None:
-        self.acc += self.a_in.recv()
-        k, s = divmod(self.time_step - 1, self.proc_params["window"])
+        a_in, rel = self.a_in.recv(), self.time_step - 1 - self.proc_params["phase"]
+        if rel < 0:
+            return
+        self.acc += a_in
+        k, s = divmod(rel, self.proc_params["window"])
         if s == self.proc_params["window"] - 1:
             if k < len(self.out):
                 self.out[k] = self.acc + self.bias

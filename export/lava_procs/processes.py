@@ -1,8 +1,10 @@
 """Process interfaces: a sample source, sigma-delta and integrate-and-fire neurons with a per-sample reset
 and activity counters, and a readout that records one output vector per sample.
 
-Why custom: samples are streamed through one compiled network in fixed windows of `window` timesteps, so the
-neurons must return to rest at each window end (Lava's SigmaDelta has no reset), activity must be counted
+Why custom: samples are streamed through one compiled network, one every `window` timesteps and pipelined
+(layer l works on sample k while layer l+1 works on sample k-1), so each neuron population must return to rest
+after the last step of each sample, offset by its `phase` (its delay from the source; Lava's SigmaDelta has
+no reset), activity must be counted
 where it happens (reading spike records through Monitor is the slow path), and the readout must keep one
 small vector per sample that a single `get()` returns at the end.
 """
@@ -35,29 +37,27 @@ class SampleSource(AbstractProcess):
 
 
 class SigmaDeltaReset(SigmaDelta):
-    """lava.proc.sdn SigmaDelta (graded spikes) plus: input right shift `in_shift` (fixed point), updates only
-    during the steps [active_start, active_start + active_len) of each window (when its input arrives; else it
-    would also send relu(bias) before the input comes, doubling messages), a state reset at every window end,
-    and a per-neuron counter of messages sent (non-zero graded spikes)."""
+    """lava.proc.sdn SigmaDelta (graded spikes) plus: input right shift `in_shift` (fixed point), rest until
+    step `phase` (when the first sample arrives; else it would send relu(bias) early), a state reset after the
+    last step of every sample, and a per-neuron counter of messages sent (non-zero graded spikes)."""
 
     def __init__(self, *, shape: tuple[int, ...], vth: float, bias: np.ndarray | float = 0, window: int,
-                 active_start: int = 0, active_len: int = 1, in_shift: int = 0,
+                 phase: int = 0, samples: int = 1, in_shift: int = 0,
                  act_mode: ActivationMode = ActivationMode.RELU, fixed: bool = True, **kwargs) -> None:
         super().__init__(shape=shape, vth=vth, bias=bias, act_mode=act_mode, window=window, in_shift=in_shift,
-                         fixed=fixed, active_start=active_start, active_len=active_len, **kwargs)
+                         fixed=fixed, phase=phase, samples=samples, **kwargs)
         self.messages = Var(shape=shape, init=0)
 
 
 class IntegrateFire(AbstractProcess):
     """Integrate-and-fire neuron (LIF with du = 1, dv = 0: no current memory, no leak) with reset by
-    subtraction, active (bias on, may fire) only during the steps [active_start, active_start + active_len) of
-    each window -- exactly when its input spikes arrive --, a membrane reset at every window end, and a
-    spike counter. Sends unit (binary) spikes. `in_shift` > 0 shifts the input right, < 0 left."""
+    subtraction, at rest until step `phase` (its delay from the source), a membrane reset after the last
+    step of every sample, and a per-neuron spike counter. Sends unit (binary) spikes. `in_shift` > 0 shifts
+    the input right, < 0 left."""
 
     def __init__(self, *, shape: tuple[int, ...], vth: float, bias: np.ndarray | float = 0, window: int,
-                 active_start: int = 0, active_len: int = 0, in_shift: int = 0, **kwargs) -> None:
-        super().__init__(shape=shape, window=window, active_start=active_start, active_len=active_len,
-                         in_shift=in_shift, **kwargs)
+                 phase: int = 0, samples: int = 1, in_shift: int = 0, **kwargs) -> None:
+        super().__init__(shape=shape, window=window, phase=phase, samples=samples, in_shift=in_shift, **kwargs)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.v = Var(shape=shape, init=0)
@@ -67,11 +67,12 @@ class IntegrateFire(AbstractProcess):
 
 
 class Readout(AbstractProcess):
-    """Integrates its input over each window and records acc + bias (one row per sample) at the window end."""
+    """Integrates its input over each sample's `window` steps (from step `phase` on) and records acc + bias,
+    one row per sample."""
 
-    def __init__(self, *, shape: tuple[int], samples: int, window: int, bias: np.ndarray | float = 0,
+    def __init__(self, *, shape: tuple[int], samples: int, window: int, phase: int, bias: np.ndarray | float = 0,
                  **kwargs) -> None:
-        super().__init__(shape=shape, samples=samples, window=window, **kwargs)
+        super().__init__(shape=shape, samples=samples, window=window, phase=phase, **kwargs)
         self.a_in = InPort(shape=shape)
         self.acc = Var(shape=shape, init=0)
         self.bias = Var(shape=shape, init=bias)

@@ -74,5 +74,6 @@ def run(args: argparse.Namespace) -> int:
     save_graph(graph, args.out)
     bits = sorted({layer["synapse"]["num_weight_bits"] for layer in graph["layers"]} - {None})
     print(f"wrote {args.out} ({graph['numerics']}, {graph['neuron']} neurons, {len(graph['layers'])} layers, "
-          f"{graph['window']} timesteps per sample, weight bits {bits or 'float'}; calibrated on {graph['source']})")
+          f"{graph['window']} timesteps per sample (+{graph['latency']} latency), "
+          f"weight bits {bits or 'float'}; calibrated on {graph['source']})")
     return 0
