@@ -6,16 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from ternkit.core import Dense, InputSpec, TernaryModel
+from _hand import X, one_layer
 from ternkit.targets import build_report, count_ops, load_target, model_memory, totals
-
-W = np.array([[1, 0, -1, 0], [0, 0, 1, 1]], np.int8)  # 8 weights, 4 zeros
-X = np.array([[1, 0, 2, 0], [0, 0, 0, 3]], np.float32)  # sample 1: inputs 0, 2 non-zero; sample 2: input 3
-
-
-def one_layer() -> TernaryModel:
-    spec = InputSpec((4,), np.zeros(4, np.float32), np.ones(4, np.float32))
-    return TernaryModel([Dense(W, np.array([0.5], np.float32), np.zeros(2, np.float32))], spec, ["a", "b"])
 
 
 @pytest.fixture
