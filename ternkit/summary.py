@@ -61,12 +61,13 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
         lines += ["", f"The {cfg.method} model is {b['parameter_bytes'] / mem['parameter_bytes']:.1f}× smaller."]
     if energy:
         lines += ["", "## Energy per inference (estimates; assumptions in report/report.md)", "",
-                  "| target | ternary | float baseline | ratio |", "| --- | --- | --- | --- |"]
+                  "| target | ternary | float baseline (cpu-fp32) | ternary vs float |", "| --- | --- | --- | --- |"]
         def fmt(v: float | None) -> str:
             return "–" if v is None else f"{v / 1e3:.1f} nJ"
 
         for name, e in energy.items():
-            ratio = "–" if e["ratio"] is None else f"{e['ratio']:.3g}×"
+            r = e["ratio"]
+            ratio = "–" if not r else (f"{1 / r:.0f}× less" if r < 1 else f"{r:.2f}× more")
             lines.append(f"| {name} | {fmt(e['ternary_pj'])} | {fmt(e['float_pj'])} | {ratio} |")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "| --- | --- |"]
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["stage_seconds"].items() if v is not None]
