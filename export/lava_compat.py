@@ -29,6 +29,7 @@ TARGET_MODULE = "lava.magma.compiler.var_model"
 SUPPORTED_VERSIONS = ("0.10.0",)
 _PATTERN = "@dataclass\nclass ByteEncoder:"
 _REPLACEMENT = "@dataclass(unsafe_hash=True)\nclass ByteEncoder:"
+_MP_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 class LavaUnavailable(TernkitError):
@@ -89,14 +90,14 @@ def lava_version() -> str | None:
 
 def import_lava() -> types.ModuleType:
     """Install the fix (once) and import `lava`; raise LavaUnavailable with one line if that cannot work."""
-    if "lava" in sys.modules and TARGET_MODULE in sys.modules:
-        return sys.modules["lava"]
     ver = lava_version()
     if ver is None:
         raise LavaUnavailable("lava-nc is not installed; install it as the project's set-up does "
                               "(pip install --no-deps --ignore-requires-python lava-nc==0.10.0)")
     if ver not in SUPPORTED_VERSIONS:
         raise LavaUnavailable(f"lava-nc {ver} is installed; ternkit supports lava-nc {', '.join(SUPPORTED_VERSIONS)}")
+    if "lava" in sys.modules and TARGET_MODULE in sys.modules and _FINDER in sys.meta_path:
+        return sys.modules["lava"]
     method = multiprocessing.get_start_method(allow_none=True)
     if method not in (None, "fork"):
         raise LavaUnavailable(f"lava needs the 'fork' multiprocessing start method, but {method!r} was set first")
@@ -109,10 +110,13 @@ def import_lava() -> types.ModuleType:
     try:
         lava = importlib.import_module("lava")
         importlib.import_module(TARGET_MODULE)
+        importlib.import_module(_MP_MODULE)  # sets the start method now, while we know it is free
     except LavaUnavailable:
         raise
     except ImportError as e:
         raise LavaUnavailable(f"lava-nc {ver} cannot be imported: {e}") from None
+    except RuntimeError as e:  # "context has already been set": someone chose a start method meanwhile
+        raise LavaUnavailable(f"lava-nc {ver} cannot set the 'fork' start method: {e}") from None
     except ValueError as e:  # the 3.11 dataclass error when the fix did not apply
         raise LavaUnavailable(f"lava-nc {ver} does not import on this Python: {e}") from None
     return lava

@@ -1,0 +1,138 @@
+"""Model -> Lava graph JSON: mapping, integer parameters, emulation against the reference, validation on load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import random_cnn, random_mlp
+from ternkit.core import ArtifactError, Dense, Flatten, InputSpec, OptionError, ReLU, load_dataset
+from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_graph
+
+
+def digits_mlp(data, seed=4):
+    """A hand-built 64-32-10 ternary MLP on digits images (1, 8, 8): Flatten first, per-channel stats."""
+    model = random_mlp((64, 32, 10), seed=seed)
+    model.layers.insert(0, Flatten())
+    model.input = InputSpec((1, 8, 8), np.full((1, 1, 1), data.x.mean(), np.float32),
+                            np.full((1, 1, 1), data.x.std(), np.float32))
+    return model
+
+
+def _x(model, n=64, seed=1):
+    return np.random.default_rng(seed).normal(8, 4, size=(n, *model.input.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [random_mlp, random_cnn])
+def test_float_graph_reproduces_reference_logits(make):
+    """Float graphs use Lava layouts (flipped XYC kernels, permuted flatten): emulating them must give the
+    reference logits, which checks every layout transform."""
+    model = make()
+    x = _x(model)
+    g = build_graph(model, x, fixed=False)
+    out, _ = emulate(g, x)
+    np.testing.assert_allclose(out, model.forward(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [random_mlp, random_cnn])
+def test_fixed_graph_is_integer_and_close(make):
+    model = make()
+    x = _x(model, 200)
+    g = build_graph(model, x)
+    for layer in g["layers"]:
+        w = np.asarray(layer["synapse"]["weights"])
+        assert np.all(w == np.round(w))
+        assert np.abs(layer["neuron"]["bias_mantissa"]).max() < 2 ** 13 or layer["neuron"]["kind"] == "readout"
+    out, _ = emulate(g, x)
+    ref = model.forward(x)
+    assert np.all(out == np.round(out))
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    err = np.abs(out * g["readout"]["unit"] - ref).max()
+    assert err < 0.05 * np.abs(ref).max()
+
+
+def test_per_layer_scale_keeps_two_bit_weights():
+    model = random_mlp((6, 12, 3), seed=2)
+    for layer in model.weight_layers:
+        layer.scale = np.full(1, 0.125, np.float32)
+    g = build_graph(model, _x(model))
+    syn = g["layers"][0]["synapse"]
+    assert syn["num_weight_bits"] == 2
+    assert set(np.unique(syn["weights"])) <= {-128, 0, 128}
+    assert syn["weight_exp"] <= -7  # undoes the 2^7 (plus any range shift)
+
+
+def test_per_channel_scale_uses_mantissa_rows():
+    model = random_mlp((6, 12, 3), seed=3)
+    g = build_graph(model, _x(model))
+    layer = g["layers"][0]
+    assert layer["synapse"]["num_weight_bits"] == 8
+    m = np.asarray(layer["weight_mantissa"])
+    assert m.max() == 127 and m.min() > 0
+    q = model.weight_layers[0].weight
+    np.testing.assert_array_equal(np.asarray(layer["synapse"]["weights"]), 2 * q * m[:, None])
+
+
+def test_if_graph_rate_coding_agrees_at_large_T():
+    data = load_dataset("digits")
+    model = digits_mlp(data)
+    x = data.x[:300]
+    ref = model.predict(x)
+    g = build_graph(model, x, neuron="if", timesteps=256)
+    out, counts = emulate(g, x)
+    assert g["input"]["mean_in_bias"] and not g["input"]["split_sign"]  # digits pixels are >= 0
+    assert (out.argmax(1) == ref).mean() >= 0.95
+    assert counts[0].sum() > 0
+
+
+def test_round_trip_and_validation(tmp_path):
+    model = random_cnn()
+    g = build_graph(model, _x(model), neuron="if", timesteps=8)
+    path = tmp_path / "m.lava.json"
+    save_graph(g, path)
+    assert load_graph(path) == json.loads(json.dumps(g))
+
+    def broken(mutate, match):
+        bad = json.loads(path.read_text())
+        mutate(bad)
+        p = tmp_path / "bad.lava.json"
+        p.write_text(json.dumps(bad))
+        with pytest.raises(ArtifactError, match=match):
+            load_graph(p)
+
+    broken(lambda d: d.update(version=99), "version 99")
+    broken(lambda d: d.update(format="x"), "not a ternkit-lava-graph")
+    broken(lambda d: d["layers"][1]["synapse"].update(weights=[[1.5]]), "integers|shape")
+    broken(lambda d: d["layers"][1]["synapse"].update(shape=[3, 3]), "declared shape")
+    broken(lambda d: d["layers"][0]["neuron"].update(phase=5), "phase")
+    broken(lambda d: d["layers"].pop(), "latency|readout")
+    broken(lambda d: d["input"].update(std=[0.0]), "std")
+    (tmp_path / "junk.lava.json").write_bytes(b"\x00{not json")
+    with pytest.raises(ArtifactError, match="not a readable JSON"):
+        load_graph(tmp_path / "junk.lava.json")
+    with pytest.raises(ArtifactError, match="no such file"):
+        load_graph(tmp_path / "missing.lava.json")
+
+
+def test_unmappable_models_are_refused():
+    model = random_mlp((4, 8, 3))
+    model.layers = [layer for layer in model.layers if not isinstance(layer, ReLU)]  # hidden layer now linear
+    with pytest.raises(ArtifactError, match="without ReLU"):
+        build_graph(model, _x(model))
+    model = random_mlp((4, 8, 3))
+    model.layers.append(ReLU())
+    with pytest.raises(ArtifactError, match="output layer must be linear"):
+        build_graph(model, _x(model))
+    model = random_mlp((4, 8, 3))
+    model.layers.insert(0, ReLU())
+    with pytest.raises(ArtifactError, match="ReLU must directly follow"):
+        build_graph(model, _x(model))
+    fm = random_mlp((4, 8, 3), kind="float")
+    with pytest.raises(ArtifactError, match="float model"):
+        build_graph(fm, _x(fm))
+    with pytest.raises(OptionError, match="neuron"):
+        build_graph(random_mlp(), _x(random_mlp()), neuron="lif")
+    with pytest.raises(OptionError, match="calibration"):
+        build_graph(random_mlp(), np.zeros((3, 5), np.float32))
+    assert isinstance(random_mlp().layers[0], Dense)
