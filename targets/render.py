@@ -198,7 +198,8 @@ def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
                     ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("nJ per inference (log scale)")
-    ax.set_title("Energy per inference: ternary on each target vs float32 baseline\n(labels: ratio to float32)",
+    ax.set_title(f"Energy per inference: {r['model']['kind']} model on each target vs float32 baseline\n"
+                 "(labels: ratio to float32)",
                  fontsize=10)
     energy_png = _png(fig)
     return memory_png, energy_png
