@@ -33,7 +33,7 @@ def reduced_gradient(out: str, rank: int) -> None:
     loss.backward()
     for hook in hooks.after_backward:
         hook(net)
-    loss = hooks.reduce_loss(loss.detach())
+    loss = hooks.reduce_loss(loss.detach())  # as the loop does: the gradients are final after this
     np.savez(os.path.join(out, f"grad_rank{rank}.npz"), loss=loss.numpy(),
              **{n: p.grad.numpy() for n, p in net.named_parameters()})
 
