@@ -39,7 +39,7 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
         f"{cfg.baseline} (reference)": evals.get(f"{cfg.baseline}.tern", {}).get("accuracy") if baseline else None,
         f"{cfg.method} (reference numpy)": evals["model.tern"]["accuracy"],
         f"ONNX ({cfg.onnx_format}, onnxruntime)": evals["model.onnx"]["accuracy"],
-        f"{cfg.backend} ({sim.get('neuron') or 'n/a'}, {sim.get('samples')} samples)": sim.get("accuracy"),
+        f"{cfg.backend} ({sim.get('neuron') or 'n/a'}, first {sim.get('samples')})": sim.get("accuracy"),
     }
     summary = {"name": cfg.name, "dataset": cfg.dataset, "evaluated_on": cfg.eval_spec, "model": cfg.model,
                "accuracy": accuracy, "agreement": sim.get("agreement"), "memory": mem,
@@ -96,15 +96,18 @@ def _plot(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict]
     ax.invert_yaxis()
     if energy:
         ax = axes[0][1]
-        names = [n for n, e in energy.items() if e["ternary_pj"]]
-        y = range(len(names))
-        ax.barh([i - 0.2 for i in y], [energy[n]["ternary_pj"] / 1e3 for n in names], 0.4, label="ternary")
-        ax.barh([i + 0.2 for i in y], [(energy[n]["float_pj"] or 0) / 1e3 for n in names], 0.4, label="float")
-        ax.set_yticks(list(y), names)
+        # every target's ternary estimate, and once the float baseline (the same architecture, float32 on CPU)
+        bars = {f"ternary on {n}": e["ternary_pj"] for n, e in energy.items() if e["ternary_pj"]}
+        float_pj = next((e["float_pj"] for e in energy.values() if e["float_pj"]), None)
+        if float_pj:
+            bars["float32 on cpu-fp32"] = float_pj
+        colours = ["#4c72b0"] * (len(bars) - (1 if float_pj else 0)) + (["#dd8452"] if float_pj else [])
+        ax.barh(list(bars), [v / 1e3 for v in bars.values()], color=colours)
+        for i, v in enumerate(bars.values()):
+            ax.text(v / 1e3, i, f" {v / 1e3:,.0f}", va="center", fontsize=8)
         ax.set_xscale("log")
-        ax.set_xlabel("energy per inference (nJ, log)")
+        ax.set_xlabel("estimated energy per inference (nJ, log scale)")
         ax.invert_yaxis()
-        ax.legend(fontsize=8)
     fig.suptitle(f"ternkit pipeline: {title}")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
