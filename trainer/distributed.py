@@ -81,7 +81,7 @@ class DataParallel(Technique):
         self.rank, self.world = 0, 1
         self._weight = 1.0  # this rank's share of the current global batch
         self._step = 0
-        self._pending: list[torch.Tensor] = []
+        self._pending: Network | None = None  # set by a backward pass, cleared by its reduction
 
     # -- set-up ---------------------------------------------------------------------------------------------
     def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[torch.nn.Parameter]:
@@ -123,11 +123,13 @@ class DataParallel(Technique):
     def _take_gradients(self, net: Network) -> None:
         # reduced together with the loss (the loop calls reduce_loss right after the after_backward hooks):
         # one collective per step instead of two halves the per-step latency; the rule reads the gradients
-        # only after the closure returns, and per-rank hooks that are linear in the gradient (masks) commute
-        self._pending = [p.grad for p in net.parameters() if p.grad is not None]
+        # only after the closure returns, and per-rank hooks that are linear in the gradient (masks) commute.
+        # The gradients are read when reduced, so a later hook may still replace a `.grad` tensor.
+        self._pending = net
 
     def _reduce_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        grads, self._pending = self._pending, []
+        net, self._pending = self._pending, None
+        grads = [] if net is None else [p.grad for p in net.parameters() if p.grad is not None]
         flat = torch.cat([*(g.reshape(-1) for g in grads), loss.reshape(1).to(torch.float32)])
         # each rank's mean is weighted by its share of the batch; an empty shard (the last, short batch) has
         # a NaN mean loss and contributes nothing

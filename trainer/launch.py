@@ -36,8 +36,13 @@ def launch_local(nproc: int, module_args: list[str], env: dict[str, str] | None 
     os.environ.update(env or {})
     args = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", *module_args])
-    quiet = logging.getLogger("torch.distributed.elastic")
-    level, quiet.level = quiet.level, logging.CRITICAL  # its failure log repeats what the processes said
+    # torchrun's own log lines repeat what the processes said (their errors, "death signal")
+    names = ["torch.distributed.elastic", *(n for n in logging.root.manager.loggerDict
+                                            if n.startswith("torch.distributed.elastic."))]
+    quiet = [logging.getLogger(n) for n in names]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
     try:
         run(args)
     except ChildFailedError as e:
@@ -52,4 +57,5 @@ def launch_local(nproc: int, module_args: list[str], env: dict[str, str] | None 
     except SignalException as e:  # Ctrl-C / SIGTERM reached the launcher; the processes got it too
         raise LaunchFailed(130, f"interrupted ({e.sigval.name})") from None
     finally:
-        quiet.level = level
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)

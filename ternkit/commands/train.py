@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             launch_local(args.nproc, ["ternkit", *args.forward(args)])
         except LaunchFailed as e:
-            if e.exit_code != 2:  # on bad input every process has already said why, in one line
+            if e.exit_code == 130:
+                print(f"ternkit train: {e.message}", file=sys.stderr)
+            elif e.exit_code != 2:  # on bad input every process has already said why, in one line
                 print(f"ternkit train: error: {e.message}", file=sys.stderr)
             return e.exit_code
         return 0

@@ -175,16 +175,31 @@ def test_ranks_with_different_settings_refuse_to_train(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_nproc_runs_torchrun_and_writes_one_artifact(tmp_path, capsys):
-    args = ["train", "--dataset", "iris", "--model", "mlp:16", "--epochs", "5", "--batch-size", "16", "--lr", "0.01",
-            "--seed", "1", "--quiet", "--json"]
-    assert main([*args, "--nproc", "2", "--out", str(tmp_path / "two.tern")]) == 0
-    assert main([*args, "--out", str(tmp_path / "one.tern")]) == 0
-    two, one = load_model(tmp_path / "two.tern"), load_model(tmp_path / "one.tern")
+def test_cli_nproc_runs_torchrun_and_resumes_in_one_process(tmp_path):
+    """3 epochs with --nproc 2 or in one process, each then resumed to 5 epochs in one process: the same model
+    (the checkpoint does not depend on the number of processes)."""
+    args = ["train", "--dataset", "iris", "--model", "mlp:16", "--batch-size", "16", "--lr", "0.01", "--seed", "1",
+            "--quiet", "--json"]
+    assert main([*args, "--epochs", "3", "--nproc", "2", "--out", str(tmp_path / "two.tern")]) == 0
     assert json.loads((tmp_path / "two.metrics.json").read_text())["data_parallel"]["world_size"] == 2
-    for a, b in zip(two.weight_layers, one.weight_layers, strict=True):
-        assert np.array_equal(a.weight, b.weight) and np.allclose(a.scale, b.scale, rtol=0, atol=1e-5)
+    assert main([*args, "--epochs", "3", "--out", str(tmp_path / "one.tern")]) == 0
+    for name in ("two", "one"):
+        assert main([*args, "--epochs", "5", "--resume", "--out", str(tmp_path / f"{name}.tern")]) == 0
+    two, one = load_model(tmp_path / "two.tern"), load_model(tmp_path / "one.tern")
+    for a, b in zip(two.weight_layers, one.weight_layers, strict=True):  # tolerance: see the test above
+        assert np.array_equal(a.weight, b.weight) and np.allclose(a.scale, b.scale, rtol=0, atol=1e-2)
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_techniques_keep_the_ranks_identical(tmp_path):
+    """Dropout patterns and sampled matmuls drawn alike on every rank: `finish` compares the weights of all
+    ranks and fails the run (exit 1) if they differ."""
+    argv = ["-m", "ternkit", "train", "--dataset", "digits", "--model", "mlp:32", "--epochs", "2", "--quiet",
+            "--dropout", "batchwise:0.3", "--approx", "crs", "--out", str(tmp_path / "m.tern")]
+    for code, err in _finish(_ranks(argv)):
+        assert code == 0, err
+    assert json.loads((tmp_path / "m.metrics.json").read_text())["data_parallel"]["world_size"] == 2
 
 
 def test_cli_nproc_bad_input_is_one_line(tmp_path, capsys):
