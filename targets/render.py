@@ -64,6 +64,8 @@ def markdown(r: dict[str, Any]) -> str:
     arch = " → ".join(r["model"]["architecture"])
     out = [f"# Memory and energy report: `{r['model']['path'] or 'model'}`", "",
            f"{r['model']['kind']} model, {arch}, input {tuple(r['model']['input_shape'])}; {counts}.", "",
+           *[f"> **Warning**: {w}." for w in r.get("warnings", [])],
+           *([""] if r.get("warnings") else []),
            "All energies are **estimates** from published per-operation figures; each target's assumptions and "
            "constants (with sources) are listed below. Units: energy per inference; memory in bytes.", "",
            "## Summary", "",

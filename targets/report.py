@@ -17,7 +17,9 @@ from .memory import fit, model_memory
 from .ops import count_ops, totals
 from .spec import Target, load_target
 
-__all__ = ["build_report", "FORMAT", "VERSION", "UNITS"]
+__all__ = ["build_report", "FORMAT", "VERSION", "UNITS", "AGREEMENT_WARN"]
+
+AGREEMENT_WARN = 0.99  # below this, a simulation's activity is flagged as unrepresentative
 
 FORMAT = "ternkit-report"
 VERSION = 1
@@ -52,6 +54,13 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
     baseline = baseline or load_target("cpu-fp32")
     base = float_baseline(baseline, model, ops)
     ternary = model.kind == "ternary" and model.levels == 1
+    warnings = []
+    if activity is not None and activity.agreement is not None and activity.agreement < AGREEMENT_WARN:
+        warnings.append(f"the {activity.backend} simulation in {activity.path} agreed with the reference on only "
+                        f"{100 * activity.agreement:.1f} % of {activity.samples} samples: its activity counts may not "
+                        "represent this model")
+    if activity is not None and x is None:
+        warnings.append("no data: von Neumann operation counts are structural (every input counted as non-zero)")
     rows = []
     for t in targets:
         e = estimate(t, model, ops, memory, activity)
@@ -61,7 +70,7 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
         rows.append({"name": t.name, "description": t.description, "kind": t.kind, "fit": fit(t, model, memory, ops),
                      "energy": e, "assumptions": list(t.assumptions), "spec": t.as_dict()})
     return {
-        "format": FORMAT, "version": VERSION, "units": UNITS,
+        "format": FORMAT, "version": VERSION, "units": UNITS, "warnings": warnings,
         "model": {"path": model_path, "kind": model.kind, "levels": model.levels,
                   "architecture": [layer.kind for layer in model.layers], "input_shape": list(model.input.shape),
                   "provenance": {k: model.provenance.get(k) for k in ("dataset", "method", "seed", "ternkit_version")

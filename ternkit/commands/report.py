@@ -8,6 +8,7 @@ report.md, memory.png and energy.png. Activation sparsity comes from the numpy r
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("the model names no dataset: pass --dataset SPEC (or --activity RUN.json)")
     report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec)
     paths = write_report(report, args.out)
+    for w in report["warnings"]:
+        print(f"ternkit report: warning: {w}", file=sys.stderr)
     if args.quiet:
         print(args.out)
         return 0

@@ -69,3 +69,14 @@ def test_record_of_another_model_and_unreadable_files(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         read_activity(tmp_path / "bad.json")
+
+
+def test_disagreeing_simulation_is_flagged(tmp_path):
+    act = read_activity(write(tmp_path, record(agreement=0.32)), weight_layers=1)
+    r = build_report(one_layer(), [load_target("loihi2")], activity=act, x=X)
+    assert any("32.0 %" in w for w in r["warnings"])
+    from ternkit.targets import markdown
+
+    assert "**Warning**" in markdown(r)
+    ok = read_activity(write(tmp_path, record(agreement=1.0)), weight_layers=1)
+    assert build_report(one_layer(), [load_target("loihi2")], activity=ok, x=X)["warnings"] == []
