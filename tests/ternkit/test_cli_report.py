@@ -122,3 +122,22 @@ def test_console_script_exit_code(tmp_path, cnn_tern):
     p = subprocess.run([sys.executable, "-m", "ternkit", "report", str(cnn_tern), "--target", "nope"],
                        capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_report_reads_a_real_lava_activity_record(tmp_path):
+    """The record `ternkit simulate` writes (real Lava run) is accepted and drives the neuromorphic figures."""
+    model = random_mlp((4, 16, 3), seed=4)
+    model.provenance["dataset"] = "iris"
+    save_model(model, tmp_path / "m.tern")
+    act = tmp_path / "run.json"
+    assert main(["simulate", str(tmp_path / "m.tern"), "--backend", "lava", "--dataset", "iris", "--limit", "20",
+                 "-o", str(act)]) == 0
+    assert main(["report", str(tmp_path / "m.tern"), "--activity", str(act), "--target", "loihi2",
+                 "-o", str(tmp_path / "rep")]) == 0
+    r = json.loads((tmp_path / "rep" / "report.json").read_text())
+    rec = json.loads(act.read_text())
+    synops = r["targets"][0]["energy"]["items"][0]
+    assert synops["item"] == "synaptic operations"
+    assert synops["count"] == pytest.approx(rec["synaptic_ops_per_inference"])
+    assert r["activity"]["samples"] == 20
