@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 
+from ternkit.core.errors import ArtifactError
 from ternkit.core.model import TernaryModel
 
 from .activity import Activity
 from .ops import LayerOps
 from .spec import Target
 
-__all__ = ["estimate", "float_baseline"]
+__all__ = ["estimate", "float_baseline", "dense_alternative"]
 
 
 def _item(what: str, count: float, role_pj: float, role: str) -> dict:
@@ -99,15 +100,31 @@ def estimate(target: Target, model: TernaryModel, ops: list[LayerOps], memory: d
     return {"per_inference_pj": sum(i["pj"] for i in items), "items": items, "counts_from": source}
 
 
+def _dense_items(t: Target, ops: list[LayerOps], weight_bits: float, what: str) -> list[dict]:
+    n_params_bits = sum(o.weights * weight_bits + 32 * o.out_shape[0] for o in ops)  # weights + float32 biases
+    outputs = sum(o.neurons for o in ops)
+    return [_item("MAC per dense connection", sum(o.dense_macs for o in ops), t.pj("mac"), "mac"),
+            _item("bias add per output", outputs, t.pj("accumulate"), "accumulate"),
+            _item(f"parameter words read ({what})", _words(n_params_bits, t), t.pj("weight_access"), "weight_access"),
+            _item("activation words written once and read once",
+                  2 * _words((ops[0].in_elements + outputs) * t.value("activation_bits"), t),
+                  t.pj("activation_access"), "activation_access")]
+
+
+def dense_alternative(target: Target, ops: list[LayerOps]) -> dict | None:
+    """The same architecture with dense weights of the target's `dense_weight_bits` (int8 on an MCU, float32 on
+    a CPU): what the ternary model is competing with on that device. None for neuromorphic targets."""
+    if not target.von_neumann:
+        return None
+    bits = target.value("dense_weight_bits")
+    items = _dense_items(target, ops, bits, f"{bits:g}-bit weights, float32 biases")
+    return {"weight_bits": bits, "per_inference_pj": sum(i["pj"] for i in items), "items": items}
+
+
 def float_baseline(cpu: Target, model: TernaryModel, ops: list[LayerOps]) -> dict:
     """The same architecture in float32 on the `cpu` target: a MAC per connection, float32 weights and biases
     read once, float32 activations written and read once. No zeros are skipped (a float model has none)."""
-    n_params = sum(o.weights + o.out_shape[0] for o in ops)  # weights + one bias per output channel/unit
-    outputs = sum(o.neurons for o in ops)
-    items = [_item("MAC per dense connection", sum(o.dense_macs for o in ops), cpu.pj("mac"), "mac"),
-             _item("bias add per output", outputs, cpu.pj("accumulate"), "accumulate"),
-             _item("parameter words read (float32 weights and biases)", _words(32 * n_params, cpu),
-                   cpu.pj("weight_access"), "weight_access"),
-             _item("activation words written once and read once", 2 * _words((ops[0].in_elements + outputs) * 32, cpu),
-                   cpu.pj("activation_access"), "activation_access")]
+    if cpu.value("activation_bits") != 32:
+        raise ArtifactError(f"float baseline target {cpu.name!r} must have 32-bit activations")
+    items = _dense_items(cpu, ops, 32, "float32 weights and biases")
     return {"target": cpu.name, "per_inference_pj": sum(i["pj"] for i in items), "items": items}

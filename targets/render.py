@@ -133,7 +133,10 @@ def markdown(r: dict[str, Any]) -> str:
         e, f, spec = t["energy"], t["fit"], t["spec"]
         out += ["", f"## Target `{t['name']}`: {t['description']}", "",
                 f"Energy per inference **{_energy(e['per_inference_pj'])}** "
-                f"({e['ratio_vs_float']:.3g} of the float32 baseline); counts from {e['counts_from']}.", "",
+                f"({e['ratio_vs_float']:.3g} of the float32 baseline); counts from {e['counts_from']}."
+                + (f" The same architecture with dense {e['dense_alternative']['weight_bits']:g}-bit weights on this "
+                   f"target: {_energy(e['dense_alternative']['per_inference_pj'])}."
+                   if e.get("dense_alternative") else ""), "",
                 "| item | count | pJ each | energy |", "| --- | ---: | ---: | ---: |"]
         out += [f"| {i['item']} | {_n(i['count'])} | {i['pj_each']:g} | {_energy(i['pj'])} |" for i in e["items"]]
         if "cores_needed" in f:

@@ -12,7 +12,7 @@ from ternkit.core.errors import ArtifactError
 from ternkit.core.model import TernaryModel
 
 from .activity import Activity
-from .energy import estimate, float_baseline
+from .energy import dense_alternative, estimate, float_baseline
 from .memory import fit, model_memory
 from .ops import count_ops, totals
 from .spec import Target, load_target
@@ -67,6 +67,7 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
         e["float_baseline_pj"] = base["per_inference_pj"]
         e["ratio_vs_float"] = e["per_inference_pj"] / base["per_inference_pj"]
         e["savings_vs_float"] = base["per_inference_pj"] / e["per_inference_pj"] if e["per_inference_pj"] else None
+        e["dense_alternative"] = dense_alternative(t, ops)
         rows.append({"name": t.name, "description": t.description, "kind": t.kind, "fit": fit(t, model, memory, ops),
                      "energy": e, "assumptions": list(t.assumptions), "spec": t.as_dict()})
     return {

@@ -80,3 +80,13 @@ def test_every_estimate_carries_assumptions_and_sources(report):
         assert t["energy"]["counts_from"]
     assert any("not published" in a for a in by_name(report)["loihi2"]["assumptions"])
     assert not math.isnan(report["memory"]["entropy_bits_per_weight"])
+
+
+def test_dense_alternative_on_the_mcu(report):
+    alt = by_name(report)["mcu"]["energy"]["dense_alternative"]
+    # int8 model: 8 MACs x (0.2 + 0.1) + 2 bias adds x 0.1 + (8 x 8 + 2 x 32 bits = 4 words) x 50 + 2 x 2 words x 5
+    assert alt["weight_bits"] == 8
+    assert alt["per_inference_pj"] == pytest.approx(8 * 0.3 + 2 * 0.1 + 4 * 50 + 4 * 5)
+    cpu = by_name(report)["cpu-fp32"]["energy"]["dense_alternative"]
+    assert cpu["per_inference_pj"] == pytest.approx(report["float_baseline"]["per_inference_pj"])
+    assert by_name(report)["loihi"]["energy"]["dense_alternative"] is None
