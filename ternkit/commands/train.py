@@ -9,7 +9,11 @@ import sys
 
 from ternkit.core.errors import OptionError, TernkitError
 from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path, train
+from ternkit.trainer.approx import KEY as APPROX_KEY
+from ternkit.trainer.approx import SAMPLERS, approx_settings, parse_layers
 from ternkit.trainer.distributed import ENV_TIMEOUT, DistributedError, launched_by_torchrun
+from ternkit.trainer.dropout import KEY as DROPOUT_KEY
+from ternkit.trainer.dropout import parse_dropout
 from ternkit.trainer.launch import LaunchFailed, launch_local
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
@@ -43,6 +47,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zero-bonus", type=float, default=d.zero_bonus, help="CoNNTrA: favour moves toward 0 (sparsity)")
     p.add_argument("--exact-block", type=int, default=d.exact_block, help="exact mode: coordinates searched jointly")
     p.add_argument("--exact-coords", type=int, default=d.exact_coords, help="exact mode: coordinates per step")
+    p.add_argument("--approx", default=None, choices=SAMPLERS,
+                   help="train with sampled matmuls (approximate tensor operations); evaluation stays exact")
+    p.add_argument("--approx-ratio", type=float, default=None, metavar="R",
+                   help="--approx: share of column-row pairs kept, in (0, 1] (default: 0.5)")
+    p.add_argument("--approx-layers", default=None, metavar="I,J",
+                   help="--approx: only these weight layers (0 = first; default: all)")
+    p.add_argument("--dropout", default=None, metavar="KIND:P[,P...]",
+                   help="batchwise:0.5 (one pattern per batch, weight submatrices) or mask:0.5 (per sample); "
+                        "batchwise:0.2,0.5 = input 0.2, hidden 0.5")
     p.add_argument("--out", "-o", default="model.tern", help="artifact path (default: model.tern)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt (written each epoch and on Ctrl-C)")
     p.add_argument("--compare", action="append", default=[], choices=METHODS,
@@ -61,7 +74,23 @@ def config_from_args(args: argparse.Namespace, method: str | None = None) -> Tra
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
-                       exact_block=args.exact_block, exact_coords=args.exact_coords).validate()
+                       exact_block=args.exact_block, exact_coords=args.exact_coords,
+                       extra=_accel_extra(args)).validate()
+
+
+def _accel_extra(args: argparse.Namespace) -> dict:
+    """config.extra entries of --approx* and --dropout (validated here, so bad input fails before training)."""
+    extra: dict = {}
+    if args.approx is None and (args.approx_ratio is not None or args.approx_layers is not None):
+        raise OptionError("--approx-ratio and --approx-layers need --approx topk|bernoulli|crs")
+    if args.approx is not None:
+        ratio = 0.5 if args.approx_ratio is None else args.approx_ratio
+        extra[APPROX_KEY] = {"method": args.approx, "ratio": ratio, "layers": parse_layers(args.approx_layers)}
+    if args.dropout is not None:
+        extra[DROPOUT_KEY] = parse_dropout(args.dropout)
+    approx_settings(TrainConfig(extra=extra))
+    return extra
+
 
 
 def _row(name: str, m: dict) -> str:
