@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ternkit {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"ternkit.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"ternkit.commands.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(f"ternkit.commands.{name}").add_parser(sub)
     return parser
 
 

@@ -14,10 +14,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_subparsers(dest="format", metavar="FORMAT", parser_class=type(p))
     p.set_defaults(run=lambda args: p.print_help() or 2)
     for name in FORMATS:
-        try:
-            module = importlib.import_module(f"ternkit.commands.export_{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"ternkit.commands.export_{name}":
-                raise
-            continue
-        module.add_parser(fmt)
+        importlib.import_module(f"ternkit.commands.export_{name}").add_parser(fmt)
