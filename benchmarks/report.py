@@ -77,6 +77,8 @@ def main() -> int:
             "float_baseline_pj": r["float_baseline"]["per_inference_pj"],
             "targets": {t["name"]: {"pj": t["energy"]["per_inference_pj"],
                                     "ratio_vs_float": t["energy"]["ratio_vs_float"], "fits": t["fit"]["fits"],
+                                    "dense_alternative_pj": (t["energy"]["dense_alternative"] or {}).get(
+                                        "per_inference_pj"),
                                     "use": t["fit"].get("cores_needed", t["fit"].get("weight_memory_used"))}
                         for t in r["targets"]},
         }
@@ -86,13 +88,14 @@ def main() -> int:
 
 
 def _print(results: dict) -> None:
-    print("\nmodel  target     fits  use                 energy/inf   float32 base   ratio     x less")
+    print("\nmodel  target     fits  use                 energy/inf   float32 base   ratio     x less  dense alt")
     for name, res in results.items():
         for t, e in res["targets"].items():
             use = f"{e['use']} cores" if isinstance(e["use"], int) else f"{100 * e['use']:.1f} % of flash/DRAM"
             print(f"{name:<6} {t:<10} {'yes' if e['fits'] else 'no':<5} {use:<19} {e['pj'] / 1e3:>9.2f} nJ "
                   f"{res['float_baseline_pj'] / 1e3:>10.2f} nJ {e['ratio_vs_float']:>8.4f} "
-                  f"{1 / e['ratio_vs_float']:>8.1f}")
+                  f"{1 / e['ratio_vs_float']:>8.1f}  "
+                  + ("-" if e["dense_alternative_pj"] is None else f"{e['dense_alternative_pj'] / 1e3:.2f} nJ"))
     print("\nmodel  weights   stored B  float32 B  bits/weight  entropy bits/w  bits/learned param  x f32  x f64  "
           "entropy bits/param  test acc")
     for name, res in results.items():
