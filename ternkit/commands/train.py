@@ -16,6 +16,9 @@ from ternkit.trainer.dropout import KEY as DROPOUT_KEY
 from ternkit.trainer.dropout import parse_dropout
 from ternkit.trainer.launch import LaunchFailed, launch_local
 
+from .train_compression import add_arguments as add_compression_arguments
+from .train_compression import compression_extra, run_training
+
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
 ternary), float (float32 backprop, the baseline). Models: mlp:256, mlp:512x256, cnn (= cnn:16c5s2-32c5s2-100),
 cnn:8c3s2-16c3s2-64 (conv tokens: <channels>c<kernel>[s<stride>][p<padding>]). Datasets: iris, digits,
@@ -56,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", default=None, metavar="KIND:P[,P...]",
                    help="batchwise:0.5 (one pattern per batch, weight submatrices) or mask:0.5 (per sample); "
                         "batchwise:0.2,0.5 = input 0.2, hidden 0.5")
+    add_compression_arguments(p)
     p.add_argument("--out", "-o", default="model.tern", help="artifact path (default: model.tern)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt (written each epoch and on Ctrl-C)")
     p.add_argument("--compare", action="append", default=[], choices=METHODS,
@@ -75,7 +79,7 @@ def config_from_args(args: argparse.Namespace, method: str | None = None) -> Tra
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
                        exact_block=args.exact_block, exact_coords=args.exact_coords,
-                       extra=_accel_extra(args)).validate()
+                       extra={**_accel_extra(args), **compression_extra(args)}).validate()
 
 
 def _accel_extra(args: argparse.Namespace) -> dict:
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 def _train_here(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
-        results = {config.method: train(config, out=args.out, resume=args.resume, progress=not args.quiet).metrics}
+        results = {config.method: run_training(config, out=args.out, resume=args.resume, progress=not args.quiet)}
     except TrainingInterrupted as e:
         print(f"ternkit train: {e}; continue with --resume", file=sys.stderr)
         return 130
