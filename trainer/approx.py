@@ -37,7 +37,7 @@ __all__ = ["SAMPLERS", "KEY", "MIN_K", "sample_pairs", "sampled_matmul", "MacCou
            "ApproxOps", "approx_settings", "from_config", "sample_size", "parse_layers", "remove_ops",
            "product_macs"]
 
-KEY = "approx"  # config.extra[KEY] = {"method": "topk", "ratio": 0.5, "layers": None | [weight-layer indices]}
+KEY = "approx"  # config.extra[KEY] = {"method": "topk", "ratio": 0.5, "layers": None (all but the output) | [i, ...]}
 SAMPLERS = ("topk", "bernoulli", "crs")
 MIN_K = 4  # never fewer pairs than this (or n, if smaller): a 1-pair product is noise
 UNIFORM_MIX = 0.05  # share of uniform probability mixed into bernoulli/crs (no pair is ever impossible)
@@ -213,7 +213,9 @@ class ApproxOps(Technique):
 
     def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[nn.Parameter]:
         weight_layers = net.weight_layers()
-        chosen = range(len(weight_layers)) if self.layers is None else self.layers
+        # default: every layer but the output layer -- its product is tiny (units = classes), and its
+        # sampling errors go straight into the logits (-1.9 pp test accuracy on the MNIST MLP at ratio 0.5)
+        chosen = range(max(1, len(weight_layers) - 1)) if self.layers is None else self.layers
         bad = [i for i in chosen if i >= len(weight_layers)]
         if bad:
             raise OptionError(f"--approx-layers: the model has weight layers 0..{len(weight_layers) - 1}, got {bad}")

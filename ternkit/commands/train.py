@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--approx-ratio", type=float, default=None, metavar="R",
                    help="--approx: share of column-row pairs kept, in (0, 1] (default: 0.5)")
     p.add_argument("--approx-layers", default=None, metavar="I,J",
-                   help="--approx: only these weight layers (0 = first; default: all)")
+                   help="--approx: only these weight layers (0 = first; default: all but the output layer)")
     p.add_argument("--dropout", default=None, metavar="KIND:P[,P...]",
                    help="batchwise:0.5 (one pattern per batch, weight submatrices) or mask:0.5 (per sample); "
                         "batchwise:0.2,0.5 = input 0.2, hidden 0.5")

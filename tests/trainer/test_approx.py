@@ -105,14 +105,15 @@ def test_sampled_conv_samples_input_channels():
 @pytest.mark.parametrize("method", ["conntra", "ste", "float"])
 def test_training_with_sampled_products_still_learns(method, one_thread):
     extra = {"approx": {"method": "topk", "ratio": 0.5}}
-    cfg = TrainConfig(dataset="iris", model="mlp:32", method=method, epochs=60, batch_size=16, lr=1e-2, seed=1,
+    cfg = TrainConfig(dataset="iris", model="mlp:32x16", method=method, epochs=60, batch_size=16, lr=1e-2, seed=1,
                       extra=extra)
     r = train(cfg, progress=False)
     assert r.metrics["val_error"] <= 0.15, r.metrics["val_error"]
     a = r.metrics["approx"]
+    assert set(a["per_layer"]) == {"0", "1"}  # by default every layer but the output layer
     first, second = a["per_layer"]["0"], a["per_layer"]["1"]
     assert first["executed"] == first["exact"] > 0  # 4 inputs: below the floor of MIN_K pairs, exact
-    assert second["executed"] * 2 == second["exact"] > 0  # 16 of 32 hidden units
+    assert second["executed"] * 2 == second["exact"] > 0  # 16 of the 32 hidden units
     assert all(layer.op is None for layer in r.net.weight_layers())  # the returned network is exact
 
 
@@ -120,6 +121,9 @@ def test_only_chosen_layers_are_sampled():
     net = build_network("mlp:16x16", (8,), 3, "float")
     ApproxOps("crs", 0.5, layers=[1]).attach(net, Hooks(), TrainConfig())
     assert [layer.op is not None for layer in net.weight_layers()] == [False, True, False]
+    net = build_network("mlp:16x16", (8,), 3, "float")
+    ApproxOps("crs", 0.5).attach(net, Hooks(), TrainConfig())
+    assert [layer.op is not None for layer in net.weight_layers()] == [True, True, False]
 
 
 def test_cli_approx_writes_metrics(tmp_path, capsys):
