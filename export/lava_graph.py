@@ -171,15 +171,7 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
         last = k == L - 1
         rows = (-1,) + (1,) * (q.ndim - 1)
         if fixed:
-            if s.size == 1 or np.all(s == s[0]):  # one scale: the synapse keeps 2-bit (ternary) weights
-                m, delta = np.ones(q.shape[0], np.int64), float(s[0])
-                nbits = max(2, math.ceil(math.log2(2 * levels + 1)))
-            else:  # per-channel scales: a per-row mantissa, 8-bit weights
-                smax = float(np.abs(s).max())
-                m = np.round(s / smax * (127 // levels)).astype(np.int64)
-                delta, nbits = smax / (127 // levels), 8
-            wq = q * m.reshape(rows)
-            lsb = 1 if nbits == 8 else 9 - nbits  # Lava drops 8 - nbits + 1 low bits of mixed-sign Dense weights
+            wq, m, delta, nbits, lsb = _int_weights(layer, levels)
         else:
             m, delta, nbits, lsb = None, 1.0, None, 0
             wq = q.astype(np.float64) * s.reshape(rows)
@@ -190,12 +182,19 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
                 unit_pre = delta * u_in
                 peak = max(float(np.abs(acc).max()), float(np.abs(b).max()) / unit_pre, 1.0)
                 r = max(0, math.ceil(math.log2(peak)) - (act_bits - 1))
-                u_out = unit_pre * (1 << r)
-                b_int = np.round(b / u_out).astype(np.int64)
-                bexp = 0 if last else max(0, int(np.abs(b_int).max()).bit_length() - (BIAS_MANT_BITS - 1))
-                b_mant = np.round(b_int / (1 << bexp)).astype(np.int64)
-                pre = np.right_shift(acc, r) + _bcast(b_mant << bexp, acc)
-                a = np.maximum(pre, 0) if relu else pre
+                while True:  # grow r until the next layer's synaptic sums fit Lava's accumulator
+                    u_out = unit_pre * (1 << r)
+                    b_int = np.round(b / u_out).astype(np.int64)
+                    bexp = 0 if last else max(0, int(np.abs(b_int).max()).bit_length() - (BIAS_MANT_BITS - 1))
+                    b_mant = np.round(b_int / (1 << bexp)).astype(np.int64)
+                    pre = np.right_shift(acc, r) + _bcast(b_mant << bexp, acc)
+                    a = np.maximum(pre, 0) if relu else pre
+                    if last:
+                        break
+                    bound, cap = _next_sum_bound(stages[k + 1][1], a, out_shape, levels)
+                    if bound < cap:
+                        break
+                    r += max(1, math.ceil(math.log2(bound / cap)))
                 nr = {"vth": 1, "in_shift": r if is_conv else 0, "bias_mantissa": b_mant.tolist(), "bias_exp": bexp,
                       "unit": u_out, "phase": k + 1}
                 stored, syn_exp = (wq, 0) if is_conv else (wq << lsb, -lsb - r)
@@ -259,6 +258,33 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
             shape_in = (int(np.prod(shape_in)),)
     validate_graph(graph)
     return graph
+
+
+def _int_weights(layer: Dense | Conv2d, levels: int) -> tuple[np.ndarray, np.ndarray, float, int, int]:
+    """(integer weights q*m, per-row mantissa m, unit of one weight LSB, weight bits, low bits Lava drops)."""
+    q = layer.weight.astype(np.int64)
+    s = layer.scale.astype(np.float64).reshape(-1)
+    if s.size == 1 or np.all(s == s[0]):  # one scale: the synapse keeps 2-bit (ternary) weights
+        m, delta = np.ones(q.shape[0], np.int64), float(s[0])
+        nbits = max(2, math.ceil(math.log2(2 * levels + 1)))
+    else:  # per-channel scales: a per-row mantissa, 8-bit weights
+        smax = float(np.abs(s).max())
+        m = np.round(s / smax * (127 // levels)).astype(np.int64)
+        delta, nbits = smax / (127 // levels), 8
+    lsb = 1 if nbits == 8 else 9 - nbits  # Lava drops 8 - nbits + 1 low bits of mixed-sign Dense weights
+    return q * m.reshape((-1,) + (1,) * (q.ndim - 1)), m, delta, nbits, lsb
+
+
+ACC_CAP = {"conv": 2 ** 22, "dense": 2 ** 30}  # half of Lava's Conv 24-bit clamp and Dense int32, as margin
+
+
+def _next_sum_bound(nxt: Dense | Conv2d, a: np.ndarray, shape: tuple[int, ...], levels: int) -> tuple[float, int]:
+    """Largest sum of |weight| x |input| the next layer forms in Lava's stored units, and its cap."""
+    wq, _, _, _, lsb = _int_weights(nxt, levels)
+    is_conv = isinstance(nxt, Conv2d)
+    w_abs = np.abs(wq) * (1 if is_conv else 1 << lsb)
+    bound = float(np.abs(_apply(w_abs, np.abs(a), nxt, shape, is_conv)).max()) if a.size else 0.0
+    return bound, ACC_CAP["conv" if is_conv else "dense"]
 
 
 def in_shape_of(model: TernaryModel) -> tuple[int, ...]:
