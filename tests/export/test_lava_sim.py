@@ -84,3 +84,28 @@ def test_trained_digits_model_agreement(tmp_path):
     assert (sd.readout.argmax(1) == ref).mean() >= 0.99
     rate = simulate_graph(build_graph(model, calib, neuron="if", timesteps=32), data.x)
     assert (rate.readout.argmax(1) == ref).mean() >= 0.95
+
+
+def test_two_conv_layers_stay_within_lava_accumulators():
+    """conv 8c5s2 -> conv 16c5s2 -> dense on 28x28 images: without bounding the second conv's sums, Lava's
+    24-bit Conv clamp would saturate; the graph's range shifts keep Lava bit-exact with the emulation."""
+    from ternkit.core import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
+
+    rng = np.random.default_rng(3)
+
+    def conv(o, c):
+        return Conv2d(rng.integers(-1, 2, size=(o, c, 5, 5)).astype(np.int8), rng.uniform(0.05, 0.2, o).astype(
+            np.float32), rng.normal(0, 0.05, o).astype(np.float32), stride=(2, 2), padding=(2, 2))
+
+    model = TernaryModel([conv(8, 1), ReLU(), conv(16, 8), ReLU(), Flatten(),
+                          Dense(rng.integers(-1, 2, size=(10, 784)).astype(np.int8),
+                                rng.uniform(0.01, 0.05, 10).astype(np.float32), np.zeros(10, np.float32))],
+                         InputSpec((1, 28, 28), np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 255, np.float32)),
+                         [str(i) for i in range(10)])
+    data = load_dataset("mnist-sample")
+    g = build_graph(model, data.x[:200])
+    x = data.x[-8:]
+    run = simulate_graph(g, x)
+    out, _ = emulate(g, x)
+    np.testing.assert_array_equal(run.readout, out)
+    assert (run.readout.argmax(1) == model.predict(x)).mean() >= 7 / 8
