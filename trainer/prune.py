@@ -154,6 +154,10 @@ class Prune(Technique):
                 avg.mul_(self.beta).add_(layer.weight.grad, alpha=1 - self.beta)
 
     def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
+        return {"prune": prune_global(net, self.fraction, self.method, self.saliency())}
+
+    def saliency(self) -> list[torch.Tensor | None]:
+        """Per layer, the tie-break key of discrete layers: the first-order loss increase of zeroing a trit."""
         saliency: list[torch.Tensor | None] = []
         for layer, avg in zip(self.layers, self.saliency_avg, strict=True):
             if avg is None:
@@ -161,4 +165,4 @@ class Prune(Technique):
                 continue
             shape = (-1,) + (1,) * (avg.dim() - 1)
             saliency.append(-avg * layer.weight.detach() * layer.scale.detach().abs().reshape(shape))
-        return {"prune": prune_global(net, self.fraction, self.method, saliency)}
+        return saliency

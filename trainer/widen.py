@@ -1,8 +1,9 @@
 """Go wide, then narrow (Zhou et al., ICML 2020): train a thin network through a wide teacher.
 
-1. Teacher: the same spec with every hidden layer K times wider, trained by the one `train()` (float by
-   default: it is never deployed, and float is the fastest to train and the best imitation target), or an
-   existing artifact (`--teacher model.tern`) with the same layer sequence.
+1. Teacher: the same spec with every hidden layer K times wider, trained by the one `train()` with the
+   run's own method (on the MNIST sample a CoNNTrA teacher was the better target: 94.0 % vs 93.2 % thin
+   accuracy with a float teacher of the same epochs), or an existing artifact (`--teacher model.tern`) with
+   the same layer sequence.
 2. Layerwise imitation, bottom to top. The thin network is plugged into the teacher: thin block i reads the
    (mapped) output of thin block i-1 and its output h_i is mapped to the teacher's width by a linear map E_i
    (a matrix, or a 1x1 convolution for conv blocks; no bias) -- E_i h_i stands in for the teacher's H_i, so the
@@ -71,7 +72,7 @@ def widen_settings(config: TrainConfig) -> dict[str, Any] | None:
     if raw is None:
         return None
     s = {"factor": 4, "teacher": None, "teacher_epochs": config.epochs, "imitate_epochs": 2,
-         "teacher_method": "float", **{k: v for k, v in raw.items() if v is not None}}
+         "teacher_method": config.method, **{k: v for k, v in raw.items() if v is not None}}
     if s["teacher"] is None and not (isinstance(s["factor"], int) and 2 <= s["factor"] <= 64):
         raise OptionError(f"--widen must be an integer in 2..64, got {s['factor']!r}")
     for name in ("teacher_epochs", "imitate_epochs"):
@@ -356,7 +357,8 @@ def go_wide_then_narrow(config: TrainConfig, *, out: str | Path | None = None, p
         report["teacher_spec"] = "file"
     else:
         wide = widen_spec(config.model, settings["factor"])
-        tcfg = replace(config, model=wide, method=settings["teacher_method"], mode="gradient", levels=1,
+        tcfg = replace(config, model=wide, method=settings["teacher_method"], mode="gradient",
+                       levels=config.levels if settings["teacher_method"] == "conntra" else 1,
                        epochs=settings["teacher_epochs"], extra={"teacher_of": base_extra})
         t_out = None if out is None else str(out)[: -len(".tern")] + ".teacher.tern"
         result = train(tcfg, out=t_out, progress=progress, split=split, techniques=[])

@@ -89,7 +89,8 @@ def test_go_wide_then_narrow_end_to_end(method, tmp_path):
                       extra={"widen": {"factor": 4, "teacher_epochs": 15, "imitate_epochs": 3}})
     r = go_wide_then_narrow(cfg, out=tmp_path / "thin.tern", progress=False)
     report = r.metrics["wide_then_narrow"]
-    assert report["teacher_spec"] == "mlp:24" and len(report["imitation"]) == 1
+    assert report["teacher_spec"] == "mlp:24" and report["teacher_method"] == method
+    assert len(report["imitation"]) == 1
     assert all(report[k] > 0 for k in ("teacher_seconds", "imitation_seconds", "finetune_seconds"))
     model = load_model(tmp_path / "thin.tern")
     assert [layer.weight.shape for layer in model.weight_layers] == [(6, 4), (3, 6)]
