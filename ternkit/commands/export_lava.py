@@ -44,8 +44,9 @@ def calibration_data(model: TernaryModel, spec: str | None) -> tuple[np.ndarray,
         cfg = prov.get("config") or {}
         if not isinstance(prov.get("dataset"), str):
             raise OptionError("the model does not name its training dataset; give --calibrate DATASET")
-        spec = f"{prov['dataset']}@train:{int(cfg.get('seed', prov.get('seed', 0)) or 0)}:" \
-               f"{float(cfg.get('val_fraction', 0.2))}"
+        fraction = float(cfg.get("val_fraction", 0.2))
+        seed = int(cfg.get("seed", prov.get("seed", 0)) or 0)
+        spec = f"{prov['dataset']}@train:{seed}:{fraction}" if fraction > 0 else prov["dataset"]  # 0: all trained on
     data = load_dataset(spec)
     if data.shape != tuple(model.input.shape):
         raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "

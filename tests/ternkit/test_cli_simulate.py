@@ -125,3 +125,14 @@ def test_incompatible_lava_setup_is_one_line(tern):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "lava needs the 'fork'" in out.stderr
+
+
+def test_calibration_defaults_to_all_data_when_trained_without_validation(tern, tmp_path, capsys):
+    from ternkit.core import load_model
+
+    model = load_model(tern)
+    model.provenance = {"dataset": "digits", "seed": 3, "config": {"seed": 3, "val_fraction": 0.0}}
+    save_model(model, tmp_path / "all.tern")
+    out = tmp_path / "all.lava.json"
+    assert main(["export", "lava", str(tmp_path / "all.tern"), "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["source"] == "digits"
