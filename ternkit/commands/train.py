@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for split, init and batch order (default: 0)")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share (default: 0.2)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="validation share (default: 0.2; 0 = train on all)")
     p.add_argument("--levels", type=int, default=d.levels, help="weights in {-L..L}; 1 = ternary (default)")
     p.add_argument("--scale", default=d.scale, choices=("channel", "layer"), help="scale per output unit or layer")
     p.add_argument("--frac-start", type=float, default=d.frac_start,
@@ -96,11 +97,11 @@ def _accel_extra(args: argparse.Namespace) -> dict:
     return extra
 
 
-
 def _row(name: str, m: dict) -> str:
     test = f"{100 * m['test_error']:6.2f}" if "test_error" in m else "     -"
+    val = "     -" if m["val_error"] is None else f"{100 * m['val_error']:6.2f}"
     mem = m["memory"]
-    return (f"{name:<10} {100 * m['train_error']:6.2f} {100 * m['val_error']:6.2f} {test} "
+    return (f"{name:<10} {100 * m['train_error']:6.2f} {val} {test} "
             f"{mem['parameter_bytes'] / 1024:9.1f} {mem['bits_per_weight']:5.2f} {m['train_seconds']:8.1f}")
 
 
