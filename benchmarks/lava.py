@@ -127,6 +127,30 @@ def plot(rows: list[dict], balanced: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def print_table(result: dict) -> None:
+    macs = result["sigma_delta"]["dense_macs"]
+    print(f"{result['model']} on {result['test']}, {result['samples']} images; "
+          f"reference accuracy {100 * result['reference_accuracy']:.2f} %")
+    print("| run | T | pct | steps/sample | agreement | accuracy | samples/s (wall) | steady samples/s | × onnxruntime "
+          "| synaptic ops/inf | ÷ dense MACs | bit-exact |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    ort_sps = result["onnx"]["samples_per_second"]
+    rows = [("sigma-delta fixed", result["sigma_delta"]), ("sigma-delta float", result["sigma_delta_float"])]
+    rows += [("IF fixed", r) for r in result["if"]] + [("IF fixed, balanced", r) for r in result["if_balanced"]]
+    if "cnn_sigma_delta" in result:
+        rows.append(("CNN sigma-delta fixed", result["cnn_sigma_delta"]))
+    for name, r in rows:
+        pct = f"{r['percentile']:g}" if r["neuron"] == "if" else "-"
+        print(f"| {name} | {r['timesteps']} | {pct} | {r['steps_per_sample']} | {100 * r['agreement']:.2f} % | "
+              f"{100 * r['accuracy']:.2f} % | {r['samples_per_second']:.1f} | {r['steady_samples_per_second']:.1f} | "
+              f"1/{ort_sps / r['samples_per_second']:.0f} | {r['synops']:.0f} | {r['synops'] / r['dense_macs']:.3f} | "
+              f"{'yes' if r['bit_exact_vs_emulation'] else '-' if r['bit_exact_vs_emulation'] is None else 'NO'} |")
+    o = result["onnx"]
+    print(f"| onnxruntime INT2, batch 1 | - | - | - | {100 * o['agreement']:.2f} % | - | {ort_sps:.0f} | - | 1 | "
+          f"{o['synops']:.0f} (non-zero MACs) | {o['synops'] / macs:.3f} | - |")
+    print(f"dense MACs per inference: {macs}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None)
@@ -135,7 +159,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--T", default="4,8,16,32,64")
     ap.add_argument("--quick", action="store_true", help="100 samples, T = 8,32")
+    ap.add_argument("--table", action="store_true", help="only print the table of benchmarks/out/lava.json")
     args = ap.parse_args()
+    if args.table:
+        print_table(json.loads((OUT / "lava.json").read_text()))
+        return
     if args.quick:
         args.n, args.T = 100, "8,32"
     OUT.mkdir(exist_ok=True)
@@ -161,27 +189,8 @@ def main() -> None:
     (OUT / "lava.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result["if"], result["if_balanced"], OUT / "lava_agreement_vs_T.png")
 
-    macs = result["sigma_delta"]["dense_macs"]
-    print(f"{result['model']} on {args.test}, {len(x)} images; "
-          f"reference accuracy {100 * result['reference_accuracy']:.2f} %")
-    print("| run | T | pct | steps/sample | agreement | accuracy | samples/s (wall) | steady samples/s | × onnxruntime "
-          "| synaptic ops/inf | ÷ dense MACs | bit-exact |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    ort_sps = result["onnx"]["samples_per_second"]
-    rows = [("sigma-delta fixed", result["sigma_delta"]), ("sigma-delta float", result["sigma_delta_float"])]
-    rows += [("IF fixed", r) for r in result["if"]]
-    if args.cnn:
-        rows.append(("CNN sigma-delta fixed", result["cnn_sigma_delta"]))
-    for name, r in rows:
-        pct = f"{r['percentile']:g}" if r["neuron"] == "if" else "-"
-        print(f"| {name} | {r['timesteps']} | {pct} | {r['steps_per_sample']} | {100 * r['agreement']:.2f} % | "
-              f"{100 * r['accuracy']:.2f} % | {r['samples_per_second']:.1f} | {r['steady_samples_per_second']:.1f} | "
-              f"1/{ort_sps / r['samples_per_second']:.0f} | {r['synops']:.0f} | {r['synops'] / r['dense_macs']:.3f} | "
-              f"{'yes' if r['bit_exact_vs_emulation'] else '-' if r['bit_exact_vs_emulation'] is None else 'NO'} |")
-    o = result["onnx"]
-    print(f"| onnxruntime INT2, batch 1 | - | - | - | {100 * o['agreement']:.2f} % | - | {ort_sps:.0f} | - | 1 | "
-          f"{o['synops']:.0f} (non-zero MACs) | {o['synops'] / macs:.3f} | - |")
-    print(f"dense MACs per inference: {macs}; wrote {OUT / 'lava.json'} and {OUT / 'lava_agreement_vs_T.png'}")
+    print_table(result)
+    print(f"wrote {OUT / 'lava.json'} and {OUT / 'lava_agreement_vs_T.png'}")
 
 
 if __name__ == "__main__":
