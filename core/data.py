@@ -46,6 +46,13 @@ class Dataset:
     def subset(self, idx: np.ndarray) -> Dataset:
         return Dataset(self.x[idx], self.y[idx], self.labels, self.name)
 
+    def spread(self, n: int) -> Dataset:
+        """n samples evenly spaced over the set, in order: the first n of a file sorted by label (as the MNIST
+        sample is) would all be one class."""
+        if n >= len(self):
+            return self
+        return self.subset(np.arange(n) * len(self) // n)
+
 
 @dataclass
 class Split:

@@ -111,7 +111,7 @@ def _cli(argv: list[str]) -> str:
     return out.getvalue()
 
 
-def _train(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) -> dict:
     from ternkit.trainer import TrainConfig, train
 
     results = {}
@@ -119,7 +119,8 @@ def _train(cfg: PipelineConfig, run: Path, state: dict) -> dict:
         tc = TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
                          val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None)
         out = run / ("model.tern" if method == cfg.method else f"{method}.tern")
-        m = train(tc, out=out, progress=True).metrics
+        # an interrupted stage left OUT.ckpt: with --resume, training continues from it
+        m = train(tc, out=out, progress=True, resume=resume).metrics
         results[method] = {"artifact": out.name, "train_error": m["train_error"], "val_error": m["val_error"],
                            "test_error": m.get("test_error"), "train_seconds": m["train_seconds"],
                            "memory": m["memory"]}
@@ -201,7 +202,10 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str],
         log(f"[{stage}] ...")
         t0 = time.perf_counter()
         try:
-            result = _STAGE_FUNCS[stage](cfg, run, state)
+            result = _train(cfg, run, state, resume) if stage == "train" else _STAGE_FUNCS[stage](cfg, run, state)
+        except KeyboardInterrupt:
+            log(f"[{stage}] interrupted; finished stages are kept: rerun with --resume")
+            raise
         except TernkitError as e:
             state[stage] = {"status": "failed", "error": str(e), "seconds": time.perf_counter() - t0}
             write_text(state_path, json.dumps(state, indent=2))

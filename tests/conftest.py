@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # subprocesses too: tiny models gain nothing from a 2nd thread
+
 import numpy as np
 import pytest
+import torch
 from ternkit.core import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
+
+# on a loaded 2-core machine a second torch thread slowed tiny-model training 10-30x
+torch.set_num_threads(1)
 
 
 def random_mlp(sizes=(4, 16, 3), seed=0, zeros=1 / 3, kind="ternary") -> TernaryModel:

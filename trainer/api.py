@@ -101,6 +101,9 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     }
     for t in techniques:
         metrics.update(t.finish(net, config))
+    if techniques:  # a technique may have changed the network (pruning): report what is deployed
+        metrics["train_error"] = 1 - accuracy(net, *train_t)
+        metrics["val_error"] = 1 - accuracy(net, *val_t) if len(val_t[0]) else None
     if split.test is not None:
         test_t = _tensors(split.test.x, split.test.y, spec)
         metrics["test_error"] = 1 - accuracy(net, *test_t)

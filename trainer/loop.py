@@ -37,7 +37,9 @@ class Hooks:
     is_main: bool = True  # only the main process writes checkpoints and shows progress
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the checkpoint was saved; callers that don't handle it exit as on Ctrl-C."""
+
     def __init__(self, checkpoint: Path | None):
         super().__init__(f"interrupted; checkpoint saved to {checkpoint}" if checkpoint else "interrupted")
         self.checkpoint = checkpoint

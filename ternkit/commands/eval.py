@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a model: accuracy, per-class accuracy and the confusion matrix.")
     p.add_argument("model", help="a .tern artifact or an .onnx export")
     p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N samples spread evenly over the dataset")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -41,7 +41,7 @@ def evaluate(path: str, dataset: str, limit: int | None = None) -> dict:
     if limit is not None:
         if limit < 1:
             raise OptionError(f"--limit must be at least 1, got {limit}")
-        data = data.subset(np.arange(min(limit, len(data))))
+        data = data.spread(limit)
     if data.shape != tuple(shape):
         raise OptionError(f"{dataset} has samples of shape {data.shape}, the model expects {tuple(shape)}")
     if len(data.labels) > len(labels):
@@ -63,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(r))
         return 0
     print(f"{r['model']} on {r['dataset']}: accuracy {100 * r['accuracy']:.2f} % over {r['n']} samples")
-    print("class  accuracy")
-    for name, acc in r["per_class"].items():
-        print(f"{name:>5}  {'-' if acc is None else f'{100 * acc:.1f} %'}")
+    labels = r["labels"]
+    w = max(5, *(len(s) for s in labels))
+    cw = min(12, max(5, len(str(max(max(row) for row in r["confusion"]))) + 1, *(len(s) + 1 for s in labels)))
+    print(f"\n{'class':>{w}}  accuracy   confusion (rows: true class, columns: predicted)")
+    print(f"{'':>{w}}  {'':>8}   " + "".join(f"{s[:cw - 1]:>{cw}}" for s in labels))
+    for name, row in zip(labels, r["confusion"], strict=True):
+        acc = r["per_class"][name]
+        print(f"{name:>{w}}  {'-' if acc is None else f'{100 * acc:.1f} %':>8}   " + "".join(f"{v:>{cw}}" for v in row))
     return 0

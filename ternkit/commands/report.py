@@ -40,7 +40,7 @@ def _samples(spec: str, limit: int, shape: tuple[int, ...]) -> np.ndarray:
     data = load_dataset(spec)
     if data.shape != shape:
         raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {shape}")
-    return data.x[:limit]
+    return data.spread(limit).x
 
 
 def run(args: argparse.Namespace) -> int:
