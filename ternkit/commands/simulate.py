@@ -58,6 +58,9 @@ def simulate_lava(model: TernaryModel, data: Dataset, args: argparse.Namespace) 
 
     if args.graph:
         graph = load_graph(args.graph)
+        if (graph["numerics"] == "floating_pt") != args.float_sim:
+            raise OptionError(f"{args.graph} holds a {graph['numerics']} graph: "
+                              f"{'add' if graph['numerics'] == 'floating_pt' else 'drop'} --float-sim")
         if graph["labels"] != list(model.labels) or graph["input"]["shape"] != list(model.input.shape):
             raise ArtifactError(f"{args.graph} was not exported from {args.model} (labels or input shape differ)")
         if [layer["index"] for layer in graph["layers"]] != [i for i, layer in enumerate(model.layers)

@@ -75,6 +75,7 @@ def test_simulate_text_table_and_exported_graph(tern, tmp_path, capsys):
     assert main(["simulate", str(tern), "--dataset", "digits", "--limit", "5", "--graph", str(g)]) == 0
     out = capsys.readouterr().out
     assert "lava if (fixed_pt) on digits: 5 samples" in out and "synaptic ops/inference" in out
+    _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "--graph", str(g), "--float-sim"], "drop --float-sim")
 
 
 def test_simulate_onnx_backend_same_fields(tern, capsys):
