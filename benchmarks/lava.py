@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from ternkit.core import TernaryModel, load_dataset, load_model, save_model  # noqa: E402
 from ternkit.export.activity import activations_activity  # noqa: E402
 from ternkit.export.lava_compat import lava_version  # noqa: E402
-from ternkit.export.lava_graph import build_graph, emulate  # noqa: E402
+from ternkit.export.lava_graph import build_graph, choose_percentile, emulate  # noqa: E402
 from ternkit.export.lava_sim import lava_activity, simulate_graph  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -46,23 +46,11 @@ def trained_mlp(path: Path) -> TernaryModel:
     return model
 
 
-PERCENTILES = (100.0, 99.9, 99.5, 99.0, 98.0, 95.0)
-
-
 def calibration(model: TernaryModel, n: int = 2000, held_out: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(calibration images, other training images for choosing the IF threshold percentile): never test data."""
     data = load_dataset(model.provenance.get("dataset", "mnist-sample"))
     perm = np.random.default_rng(0).permutation(len(data))
     return data.x[np.sort(perm[:n])], data.x[np.sort(perm[n:n + held_out])]
-
-
-def pick_percentile(model: TernaryModel, calib: np.ndarray, val: np.ndarray, T: int) -> float:
-    """Threshold balancing percentile with the best agreement on held-out training images (numpy emulation,
-    which is bit-exact with Lava); ties go to the higher percentile."""
-    ref = model.predict(val)
-    scores = [(float((emulate(build_graph(model, calib, neuron="if", timesteps=T, percentile=p), val)[0]
-                      .argmax(1) == ref).mean()), p) for p in PERCENTILES]
-    return max(scores)[1]
 
 
 def onnx_run(model: TernaryModel, x: np.ndarray) -> dict:
@@ -182,7 +170,7 @@ def main() -> None:
     ts = [int(t) for t in args.T.split(",")]
     result["if"] = [lava_run(model, calib, x, ref, y, neuron="if", timesteps=t) for t in ts]
     result["if_balanced"] = [lava_run(model, calib, x, ref, y, neuron="if", timesteps=t,
-                                      percentile=pick_percentile(model, calib, held_out, t)) for t in ts]
+                                      percentile=choose_percentile(model, calib, held_out, t)) for t in ts]
     if args.cnn:
         cnn = load_model(args.cnn)
         result["cnn_sigma_delta"] = lava_run(cnn, calibration(cnn)[0], x, cnn.predict(x), y)

@@ -32,7 +32,8 @@ from ternkit.core.model import Conv2d, Dense, Flatten, ReLU, TernaryModel
 
 from .activity import conv_fan_out
 
-__all__ = ["build_graph", "save_graph", "load_graph", "validate_graph", "encode_inputs", "emulate",
+__all__ = ["build_graph", "choose_percentile", "PERCENTILES", "save_graph", "load_graph", "validate_graph",
+           "encode_inputs", "emulate",
            "GRAPH_FORMAT", "GRAPH_VERSION", "NEURONS"]
 
 GRAPH_FORMAT = "ternkit-lava-graph"
@@ -107,6 +108,8 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
         timesteps = 1
     if timesteps < 1 or timesteps > 100000:
         raise OptionError(f"timesteps must be in 1..100000, got {timesteps}")
+    if not 0 < percentile <= 100:
+        raise OptionError(f"percentile must be in (0, 100], got {percentile}")
     if not 2 <= in_bits <= 16 or not 8 <= act_bits <= 24:
         raise OptionError("in_bits must be in 2..16 and act_bits in 8..24")
     model.validate()
@@ -133,7 +136,8 @@ def build_graph(model: TernaryModel, calib_x: np.ndarray, *, neuron: str = "sigm
     graph: dict[str, Any] = {
         "format": GRAPH_FORMAT, "version": GRAPH_VERSION, "numerics": "fixed_pt" if fixed else "floating_pt",
         "neuron": neuron, "timesteps": timesteps, "window": window, "latency": L, "labels": list(model.labels),
-        "source": source, "calibration_samples": int(len(calib_x)), "layers": [],
+        "source": source, "calibration_samples": int(len(calib_x)),
+        "percentile": float(percentile) if neuron == "if" else None, "layers": [],
     }
     xmax = float(np.abs(x_norm).max()) or 1.0
     qmax = (1 << (in_bits - 1)) - 1
@@ -305,6 +309,25 @@ def _apply(w: np.ndarray, a: np.ndarray, layer: Dense | Conv2d, shape_in, is_con
     if is_conv:
         return _conv_int(a.reshape((len(a),) + tuple(shape_in)), w, layer.stride, layer.padding)
     return a.reshape(len(a), -1) @ w.T
+
+
+PERCENTILES = (100.0, 99.9, 99.5, 99.0, 98.0, 95.0)
+
+
+def choose_percentile(model: TernaryModel, calib_x: np.ndarray, held_out_x: np.ndarray, timesteps: int,
+                      candidates: tuple[float, ...] = PERCENTILES, **kw: Any) -> float:
+    """The integrate-and-fire threshold percentile whose graph agrees best with the reference on `held_out_x`
+    (data not used for calibration, never test data), scored with the numpy emulation, which is bit-exact
+    with Lava. A lower percentile clips the rare large activations but resolves the common ones with fewer
+    timesteps; ties go to the higher percentile."""
+    if len(held_out_x) == 0:
+        raise OptionError("choosing a percentile needs held-out samples")
+    ref = model.predict(held_out_x)
+    scores = []
+    for p in candidates:
+        g = build_graph(model, calib_x, neuron="if", timesteps=timesteps, percentile=p, **kw)
+        scores.append((float((emulate(g, held_out_x)[0].argmax(1) == ref).mean()), p))
+    return max(scores)[1]
 
 
 # ---------------------------------------------------------------------------------------------- encoding

@@ -33,12 +33,13 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                    "(default 32)")
     p.add_argument("--calibrate", metavar="DATASET", default=None,
                    help="data that sets units and thresholds (default: the training part of the model's dataset)")
-    p.add_argument("--percentile", type=float, default=100.0,
+    p.add_argument("--percentile", default="100",
                    help="threshold balancing for --neuron if: this percentile of each layer's activations "
-                   "(default 100: the maximum)")
+                   "(default 100: the maximum), or 'auto': the best of 100..95 on held-out calibration data")
 
 
-def calibration_data(model: TernaryModel, spec: str | None) -> tuple[np.ndarray, str]:
+def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION_SAMPLES,
+                     held_out: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     if spec is None:
         prov = model.provenance or {}
         cfg = prov.get("config") or {}
@@ -51,18 +52,27 @@ def calibration_data(model: TernaryModel, spec: str | None) -> tuple[np.ndarray,
     if data.shape != tuple(model.input.shape):
         raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
                           f"{tuple(model.input.shape)}")
-    idx = np.random.default_rng(0).permutation(len(data))[:CALIBRATION_SAMPLES]
-    return data.x[np.sort(idx)], spec
+    perm = np.random.default_rng(0).permutation(len(data))
+    if held_out:  # keep at least a quarter of the data for calibration
+        n = min(n, max(1, len(data) - held_out, 3 * len(data) // 4))
+    return data.x[np.sort(perm[:n])], data.x[np.sort(perm[n:n + held_out])], spec
 
 
 def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
-    from ternkit.export.lava_graph import build_graph
+    from ternkit.export.lava_graph import build_graph, choose_percentile
 
-    if not 0 < args.percentile <= 100:
+    auto = args.percentile == "auto"
+    try:
+        percentile = 100.0 if auto else float(args.percentile)
+    except ValueError:
+        raise OptionError(f"--percentile must be a number in (0, 100] or 'auto', got {args.percentile!r}") from None
+    if not 0 < percentile <= 100:
         raise OptionError(f"--percentile must be in (0, 100], got {args.percentile}")
-    x, spec = calibration_data(model, args.calibrate)
-    return build_graph(model, x, neuron=args.neuron, timesteps=args.timesteps, fixed=not args.float_sim,
-                       percentile=args.percentile, source=spec)
+    x, held_out, spec = calibration_data(model, args.calibrate, held_out=1000 if auto else 0)
+    kw = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim}
+    if auto and args.neuron == "if":
+        percentile = choose_percentile(model, x, held_out, args.timesteps, fixed=not args.float_sim)
+    return build_graph(model, x, percentile=percentile, source=spec, **kw)
 
 
 def run(args: argparse.Namespace) -> int:

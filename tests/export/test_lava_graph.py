@@ -136,3 +136,23 @@ def test_unmappable_models_are_refused():
     with pytest.raises(OptionError, match="calibration"):
         build_graph(random_mlp(), np.zeros((3, 5), np.float32))
     assert isinstance(random_mlp().layers[0], Dense)
+
+
+def test_choose_percentile_scores_on_held_out_data():
+    from ternkit.export.lava_graph import PERCENTILES, choose_percentile
+
+    data = load_dataset("digits")
+    model = digits_mlp(data)
+    calib, held = data.x[:800], data.x[800:1200]
+    p = choose_percentile(model, calib, held, 4)
+    assert p in PERCENTILES
+    ref = model.predict(held)
+
+    def agree(q):
+        return (emulate(build_graph(model, calib, neuron="if", timesteps=4, percentile=q), held)[0].argmax(1)
+                == ref).mean()
+
+    assert agree(p) >= max(agree(q) for q in PERCENTILES)
+    assert build_graph(model, calib, neuron="if", timesteps=4, percentile=p)["percentile"] == p
+    with pytest.raises(OptionError, match="percentile"):
+        build_graph(model, calib, neuron="if", percentile=0)

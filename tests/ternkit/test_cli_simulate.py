@@ -50,6 +50,9 @@ def test_export_lava_writes_a_reloadable_graph(tern, tmp_path, capsys):
                  "--timesteps", "16", "--float"]) == 0
     g = json.loads((tmp_path / "if.lava.json").read_text())
     assert g["neuron"] == "if" and g["timesteps"] == 16 and g["numerics"] == "floating_pt"
+    assert main(["export", "lava", str(tern), "-o", str(tmp_path / "auto.lava.json"), "--neuron", "if",
+                 "--timesteps", "4", "--percentile", "auto"]) == 0
+    assert json.loads((tmp_path / "auto.lava.json").read_text())["percentile"] in (100, 99.9, 99.5, 99, 98, 95)
 
 
 def test_simulate_lava_activity_record(tern, tmp_path, capsys):
@@ -102,6 +105,7 @@ def test_bad_input(tern, tmp_path, capsys):
     _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "--limit", "0"], "--limit")
     _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "-o", str(tmp_path / "a.txt")], "must end in .json")
     _fail(capsys, ["simulate", str(tern), "--backend", "onnx", "--dataset", "digits", "--float-sim"], "lava only")
+    _fail(capsys, ["export", "lava", str(tern), "-o", str(out), "--neuron", "if", "--percentile", "most"], "'auto'")
 
 
 def test_unmappable_and_float_models(tmp_path, capsys):
