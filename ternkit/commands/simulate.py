@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a .tern artifact")
     p.add_argument("--backend", choices=("lava", "onnx"), default="lava")
     p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")
-    p.add_argument("--limit", type=int, default=None, help="simulate only the first N samples")
+    p.add_argument("--limit", type=int, default=None, help="simulate N samples spread evenly over the dataset")
     add_graph_options(p)
     p.add_argument("--float-sim", action="store_true", help="Lava floating-point models instead of fixed point")
     p.add_argument("--graph", metavar="G.lava.json", help="simulate this exported graph instead of building one")
@@ -42,7 +42,7 @@ def _data(model: TernaryModel, spec: str, limit: int | None) -> Dataset:
     if limit is not None:
         if limit < 1:
             raise OptionError(f"--limit must be at least 1, got {limit}")
-        data = data.subset(np.arange(min(limit, len(data))))
+        data = data.spread(limit)
     if data.shape != tuple(model.input.shape):
         raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {tuple(model.input.shape)}")
     if len(data.labels) > model.num_classes:
