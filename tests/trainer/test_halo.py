@@ -7,15 +7,6 @@ from ternkit.trainer.halo import LAMBDA_FLOOR, Penalty, penalty_settings
 from ternkit.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: torch's second thread only spins (10-30x slower on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _attached(kind="halo", parametrisation="float", **kw):
     net = build_network("mlp:8", (4,), 3, parametrisation, seed=0)
     pen, hooks = Penalty(kind, **kw), Hooks()

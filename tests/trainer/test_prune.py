@@ -7,15 +7,6 @@ from ternkit.trainer import TrainConfig, build_network, train
 from ternkit.trainer.prune import freeze_ternary, prune_global, prune_settings, sparsity
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: torch's second thread only spins (10-30x slower on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _zeros(net) -> int:
     return sum(int((m.deployed()[0] == 0).sum()) for m in net.weight_layers())
 

@@ -19,15 +19,6 @@ from ternkit.trainer.widen import (
 from ternkit.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: torch's second thread only spins (10-30x slower on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_widen_spec():
     assert widen_spec("mlp:32x16", 4) == "mlp:128x64"
     assert widen_spec("cnn:8c3s2-16c5s2p1-20", 2) == "cnn:16c3s2p1-32c5s2p1-40"
