@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-from ternkit.core.errors import OptionError, TernkitError
-from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path, train
+from ternkit.core.errors import OptionError
+from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path
 from ternkit.trainer.approx import KEY as APPROX_KEY
 from ternkit.trainer.approx import SAMPLERS, approx_settings, parse_layers
 from ternkit.trainer.distributed import ENV_TIMEOUT, DistributedError, launched_by_torchrun
@@ -160,11 +160,8 @@ def _train_here(args: argparse.Namespace) -> int:
         if method == config.method:
             continue
         out = str(args.out)[: -len(".tern")] + f".{method}.tern"
-        cfg = config_from_args(args, method)
-        try:
-            results[method] = train(cfg, out=out, resume=args.resume, progress=not args.quiet).metrics
-        except TernkitError:
-            raise
+        results[method] = run_training(config_from_args(args, method), out=out, resume=args.resume,
+                                       progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # one of several processes: rank 0 reports
     if args.json:
