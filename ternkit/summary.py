@@ -39,7 +39,7 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
         f"{cfg.baseline} (reference)": evals.get(f"{cfg.baseline}.tern", {}).get("accuracy") if baseline else None,
         f"{cfg.method} (reference numpy)": evals["model.tern"]["accuracy"],
         f"ONNX ({cfg.onnx_format}, onnxruntime)": evals["model.onnx"]["accuracy"],
-        f"{cfg.backend} ({sim.get('neuron') or 'n/a'}, first {sim.get('samples')})": sim.get("accuracy"),
+        f"{cfg.backend} ({sim.get('neuron') or 'n/a'}, {sim.get('samples')} of them)": sim.get("accuracy"),
     }
     summary = {"name": cfg.name, "dataset": cfg.dataset, "evaluated_on": cfg.eval_spec, "model": cfg.model,
                "accuracy": accuracy, "agreement": sim.get("agreement"), "memory": mem,
