@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from ternkit.core.errors import TernkitError
+from ternkit.core.version import ternkit_version
 
 # subcommand name -> module in ternkit.commands exposing `add_parser(subparsers)` and `run(args) -> int`
 COMMANDS = ("train", "eval", "export", "simulate", "report", "pipeline")
@@ -25,20 +26,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ternkit", description="Train ternary neural networks and deploy them "
                      "(ONNX, Lava) with memory and energy reports.")
-    parser.add_argument("--version", action="version", version=f"ternkit {_version()}")
+    parser.add_argument("--version", action="version", version=f"ternkit {ternkit_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"ternkit.commands.{name}").add_parser(sub)
     return parser
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ternkit")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from ternkit.core.atomic import write_text
 from ternkit.core.data import Split, load_split, normalisation
 from ternkit.core.io import bits_for_levels, save_model
 from ternkit.core.model import InputSpec, TernaryModel
+from ternkit.core.version import ternkit_version
 
 from .config import TrainConfig
 from .conntra import ConntraRule, ExactConntraRule
@@ -109,7 +110,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         metrics["test_error"] = 1 - accuracy(net, *test_t)
         metrics["test_dataset"] = config.test
     provenance = {"dataset": config.dataset, "seed": config.seed, "method": config.method,
-                  "config": config.to_dict(), "ternkit_version": _version(), "train_samples": len(split.train),
+                  "config": config.to_dict(), "ternkit_version": ternkit_version(), "train_samples": len(split.train),
                   "val_samples": len(split.val)}
     model = to_artifact(net, spec, labels, config.levels, provenance)
     metrics["memory"] = memory_summary(model)
@@ -119,12 +120,3 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         save_model(model, out)
         write_text(metrics_path(out), json.dumps(metrics, indent=2))
     return TrainResult(model, metrics, net)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ternkit")
-    except PackageNotFoundError:
-        return "unknown"
