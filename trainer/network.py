@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ternkit.core.errors import OptionError
 from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
 from torch import nn
 
@@ -40,8 +41,6 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
     layers: list[nn.Module] = []
     kw = dict(parametrisation=parametrisation, levels=levels, scale_mode=scale_mode, generator=gen)
     if any(isinstance(p, ConvPlan) for p in plans) and len(shape) != 3:
-        from ternkit.core.errors import OptionError
-
         raise OptionError(f"a cnn needs image input (C, H, W); this dataset has samples of shape {shape}")
     for plan in plans:
         if isinstance(plan, ConvPlan):
@@ -49,8 +48,6 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
             oh, ow = (h + 2 * plan.padding - plan.kernel) // plan.stride + 1, (
                 w + 2 * plan.padding - plan.kernel) // plan.stride + 1
             if oh < 1 or ow < 1:
-                from ternkit.core.errors import OptionError
-
                 raise OptionError(f"convolution {plan} does not fit input {shape}")
             layers += [QuantLayer("conv", c, plan.channels, kernel=plan.kernel, stride=plan.stride,
                                   padding=plan.padding, **kw), nn.ReLU()]
