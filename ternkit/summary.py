@@ -48,7 +48,11 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
                                  if isinstance(v, dict) and "seconds" in v}}
     lines = [f"# ternkit pipeline: {cfg.name}", "",
              f"{cfg.model} trained with {cfg.method} on `{cfg.dataset}` ({cfg.epochs} epochs, seed {cfg.seed}); "
-             f"evaluated on `{cfg.eval_spec}`.", "", "## Accuracy", "", "| model | accuracy |", "| --- | --- |"]
+             f"evaluated on `{cfg.eval_spec}`.", "", "## Training", "",
+             "| method | train error | validation error | training time |", "| --- | --- | --- | --- |"]
+    lines += [f"| {m} | {_pct(r['train_error'])} | {_pct(r['val_error'])} | {r['train_seconds']:.1f} s |"
+              for m, r in train.items()]
+    lines += ["", "## Accuracy", "", "| model | accuracy |", "| --- | --- |"]
     lines += [f"| {k} | {_pct(v)} |" for k, v in accuracy.items() if v is not None or baseline]
     lines += ["", f"Agreement of the {cfg.backend} simulation with the reference forward pass: "
               f"{_pct(sim.get('agreement'))} of {sim.get('samples')} samples.", "", "## Memory", "",

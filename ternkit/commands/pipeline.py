@@ -24,5 +24,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(args.config, {"name": args.name, "epochs": args.epochs, "limit": args.limit,
                                              "runs_dir": args.runs_dir})
     run_pipeline(cfg, resume=args.resume)
-    print(f"summary: {cfg.run_dir() / 'summary.md'}")
+    summary = cfg.run_dir() / "summary.md"
+    print("\n" + summary.read_text(encoding="utf-8"))
+    print(f"summary: {summary}  (figures: {summary.with_suffix('.png')}, report: {cfg.run_dir() / 'report'})")
     return 0
