@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from ternkit.core.atomic import write_text
 from ternkit.core.data import load_split
 from ternkit.trainer import Hooks, TrainConfig, train

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from ternkit.core.data import load_split, normalisation
 from ternkit.core.model import InputSpec
 from ternkit.trainer import TrainConfig, train

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
+
 from ternkit.core import TernaryModel, load_dataset, load_model, save_model  # noqa: E402
 from ternkit.export.activity import activations_activity  # noqa: E402
 from ternkit.export.lava_compat import lava_version  # noqa: E402

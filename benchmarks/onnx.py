@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from onnx import helper  # noqa: E402
+
 from ternkit.core import Dense, load_dataset, load_model  # noqa: E402
 from ternkit.core.io import pack_ints  # noqa: E402
 from ternkit.export.onnx import onnx_bytes  # noqa: E402

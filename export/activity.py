@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from ternkit.core.model import Conv2d, Dense, TernaryModel
 
 __all__ = ["ACTIVITY_FORMAT", "ACTIVITY_VERSION", "fan_out", "conv_fan_out", "layer_entry", "activity_record",

@@ -26,6 +26,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from ternkit.core.atomic import write_text
 from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.model import Conv2d, Dense, Flatten, ReLU, TernaryModel

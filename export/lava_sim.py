@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ternkit.core.errors import OptionError
 
 from .lava_compat import import_lava

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from ternkit.core.atomic import write_bytes
 from ternkit.core.errors import ArtifactError, TernkitError
 from ternkit.core.model import TernaryModel

@@ -22,6 +22,7 @@ import json
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
 from ternkit.core.errors import ArtifactError
 from ternkit.core.io import pack_ints
 from ternkit.core.model import Conv2d, Dense, Flatten, ReLU, TernaryModel

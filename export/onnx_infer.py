@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from ternkit.core.errors import ArtifactError, OptionError
 
 __all__ = ["OnnxModel", "SESSION_MODES", "session_options", "make_session"]

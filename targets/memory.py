@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from ternkit.core.io import bits_for_levels
 from ternkit.core.model import TernaryModel
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from ternkit.core.errors import OptionError
 from ternkit.core.model import Conv2d, Dense, TernaryModel
 

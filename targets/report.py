@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from ternkit.core.errors import ArtifactError
 from ternkit.core.model import TernaryModel
 

@@ -9,6 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # subprocesses too: tiny models g
 import numpy as np
 import pytest
 import torch
+
 from ternkit.core import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
 
 # on a loaded 2-core machine a second torch thread slowed tiny-model training 10-30x

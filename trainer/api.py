@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from ternkit.core.atomic import write_text
 from ternkit.core.data import Split, load_split, normalisation
 from ternkit.core.io import bits_for_levels, save_model

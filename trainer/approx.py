@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from ternkit.core.errors import OptionError
 from torch import nn
+
+from ternkit.core.errors import OptionError
 
 from .config import TrainConfig
 from .layers import QuantLayer

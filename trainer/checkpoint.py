@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from ternkit.core.atomic import atomic_path
 from ternkit.core.errors import ArtifactError, OptionError
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
 from ternkit.core.errors import OptionError, TernkitError
 
 from .config import TrainConfig

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from ternkit.core.errors import OptionError
 from torch import nn
+
+from ternkit.core.errors import OptionError
 
 from .approx import MacCounter, product_macs, remove_ops
 from .config import TrainConfig

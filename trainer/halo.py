@@ -23,8 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from ternkit.core.errors import OptionError
 from torch import nn
+
+from ternkit.core.errors import OptionError
 
 from .config import TrainConfig
 from .layers import QuantLayer

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from ternkit.core.errors import OptionError
 from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
-from torch import nn
 
 from .layers import QuantLayer
 from .specs import ConvPlan, DensePlan, parse_model_spec

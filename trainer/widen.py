@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from ternkit.core.data import Split, load_split, normalisation
 from ternkit.core.errors import OptionError
 from ternkit.core.io import load_model
 from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
-from torch import nn
 
 from .api import PARAMETRISATION, TrainResult, train
 from .config import METHODS, TrainConfig

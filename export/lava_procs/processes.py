@@ -12,6 +12,7 @@ small vector per sample that a single `get()` returns at the end.
 from __future__ import annotations
 
 import numpy as np
+
 from ternkit.export.lava_compat import import_lava
 
 import_lava()

@@ -3,6 +3,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from ternkit.core import DataError, load_dataset, load_split, normalisation, split_dataset
 
 

@@ -4,6 +4,7 @@ import pickle
 import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
+
 from ternkit.core import ArtifactError, load_model, save_model
 from ternkit.core.io import _read_header, pack_ints, unpack_ints
 

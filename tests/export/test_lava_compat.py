@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from ternkit.export import lava_compat
 from ternkit.export.lava_compat import LavaUnavailable, import_lava
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
+
 from ternkit.core import ArtifactError, Dense, Flatten, InputSpec, OptionError, ReLU, load_dataset
 from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_graph
 

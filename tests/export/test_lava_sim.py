@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
+from test_lava_graph import digits_mlp
+
 from ternkit.core import OptionError, load_dataset
 from ternkit.export.lava_graph import build_graph, emulate
 from ternkit.export.lava_sim import lava_activity, simulate_graph
-from test_lava_graph import digits_mlp
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import random_cnn
+
 from ternkit.core import ArtifactError
 from ternkit.export import write_bundle
 from ternkit.export.bundle import BUNDLE_FILES

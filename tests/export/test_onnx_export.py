@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import random_cnn, random_mlp
+
 from ternkit.core import ArtifactError, Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
 from ternkit.core.io import pack_ints
 from ternkit.export import OnnxModel, export_onnx

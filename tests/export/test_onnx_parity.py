@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from ternkit.core import load_dataset, load_model
 from ternkit.export import OnnxModel, export_onnx
 from ternkit.export.onnx_infer import SESSION_MODES

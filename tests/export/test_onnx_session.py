@@ -4,6 +4,7 @@ every format we write; `exact` folds the 2-bit weights at load (so runs the floa
 import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
+
 from ternkit.core import ArtifactError, OptionError
 from ternkit.export import OnnxModel, export_onnx
 from ternkit.export.onnx_infer import SESSION_MODES, session_options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ternkit.core import Dense, InputSpec, TernaryModel
 
 W = np.array([[1, 0, -1, 0], [0, 0, 1, 1]], np.int8)  # 8 weights, 4 zeros

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from _hand import X, one_layer
+
 from ternkit.core import ArtifactError
 from ternkit.targets import build_report, load_target, read_activity
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from _hand import X, one_layer
+
 from ternkit.targets import build_report, count_ops, load_target, model_memory, totals
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
+
 from ternkit.core import Conv2d, load_dataset
 from ternkit.targets import count_ops, totals
 

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from ternkit.core import ArtifactError, OptionError
 from ternkit.targets import load_target, shipped_targets
 

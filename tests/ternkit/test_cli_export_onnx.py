@@ -11,9 +11,9 @@ import onnx
 import pytest
 from conftest import random_cnn, random_mlp
 from safetensors.numpy import load_file, save_file
-from ternkit.core import save_model
 
 from ternkit.cli import main
+from ternkit.core import save_model
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 from conftest import random_cnn, random_mlp
-from ternkit.core import save_model
 
 from ternkit.cli import main
+from ternkit.core import save_model
 
 FILES = {"report.json", "report.md", "memory.png", "energy.png"}
 

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import random_mlp
-from ternkit.core import Flatten, InputSpec, ReLU, load_dataset, save_model
 
 from ternkit.cli import main
+from ternkit.core import Flatten, InputSpec, ReLU, load_dataset, save_model
 
 
 @pytest.fixture(scope="module")

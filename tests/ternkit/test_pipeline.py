@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from ternkit.core import OptionError
 
 from ternkit.cli import main
+from ternkit.core import OptionError
 from ternkit.pipeline import load_pipeline_config
 
 TOML = """

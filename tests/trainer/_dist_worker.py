@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ternkit.trainer import Hooks, TrainConfig, build_network, train
 from ternkit.trainer.distributed import from_env
 

@@ -2,11 +2,11 @@ import json
 
 import pytest
 import torch
+
+from ternkit.cli import main
 from ternkit.trainer import TrainConfig, build_network, train
 from ternkit.trainer.approx import ApproxOps, MacCounter, SampledOp, sample_pairs, sample_size, sampled_matmul
 from ternkit.trainer.loop import Hooks
-
-from ternkit.cli import main
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from ternkit.cli import main
 from ternkit.core import load_model
 from ternkit.trainer import TrainConfig, build_network, train
 from ternkit.trainer.distributed import DistributedError, from_env, shard_of
-
-from ternkit.cli import main
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 sys.path.insert(0, str(WORKER.parent))

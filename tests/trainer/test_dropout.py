@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+
+from ternkit.cli import main
 from ternkit.trainer import TrainConfig, build_network, train
 from ternkit.trainer.dropout import Dropout, parse_dropout
 from ternkit.trainer.loop import Hooks
-
-from ternkit.cli import main
 
 
 @pytest.fixture

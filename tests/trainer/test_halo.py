@@ -1,10 +1,10 @@
 import pytest
 import torch
+
+from ternkit.cli import main
 from ternkit.core.errors import OptionError
 from ternkit.trainer import Hooks, TrainConfig, build_network, train
 from ternkit.trainer.halo import LAMBDA_FLOOR, Penalty, penalty_settings
-
-from ternkit.cli import main
 
 
 def _attached(kind="halo", parametrisation="float", **kw):

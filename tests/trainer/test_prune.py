@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from ternkit.core import load_model
 from ternkit.core.errors import OptionError
 from ternkit.trainer import TrainConfig, build_network, train

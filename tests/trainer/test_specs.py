@@ -1,4 +1,5 @@
 import pytest
+
 from ternkit.core import OptionError
 from ternkit.trainer import build_network, parse_model_spec
 from ternkit.trainer.specs import ConvPlan, DensePlan

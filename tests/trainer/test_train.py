@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from ternkit.core import load_model
 from ternkit.trainer import ConntraRule, TrainConfig, build_network, train
 from ternkit.trainer.loop import TrainingInterrupted

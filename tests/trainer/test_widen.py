@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import random_cnn, random_mlp
+
+from ternkit.cli import main
 from ternkit.core import load_model, save_model
 from ternkit.core.errors import OptionError
 from ternkit.core.model import InputSpec
@@ -15,8 +17,6 @@ from ternkit.trainer.widen import (
     widen_settings,
     widen_spec,
 )
-
-from ternkit.cli import main
 
 
 def test_widen_spec():
