@@ -33,6 +33,16 @@ def _discrete(net: Network) -> list[QuantLayer]:
     return [m for m in net.weight_layers() if m.parametrisation == "discrete"]
 
 
+def _backward_and_fit_continuous(rule: UpdateRule, closure: Closure) -> torch.Tensor:
+    """One forward/backward pass; Adam on scales and biases. Leaves dL/dq in the integer weights' .grad."""
+    rule.optimizer.zero_grad(set_to_none=True)
+    for layer in rule.layers:
+        layer.weight.grad = None
+    loss = closure()
+    rule.optimizer.step()
+    return loss
+
+
 class ConntraRule(UpdateRule):
     name = "conntra"
 
@@ -58,11 +68,7 @@ class ConntraRule(UpdateRule):
         return self.frac_start * (self.frac_end / self.frac_start) ** t
 
     def step(self, closure: Closure) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        for layer in self.layers:
-            layer.weight.grad = None
-        loss = closure()
-        self.optimizer.step()
+        loss = _backward_and_fit_continuous(self, closure)
         frac, moved = self.fraction(), 0
         with torch.no_grad():
             for layer, m, v in zip(self.layers, self.m, self.v, strict=True):
@@ -148,11 +154,7 @@ class ExactConntraRule(UpdateRule):
     continuous_params = ConntraRule.continuous_params
 
     def step(self, closure: Closure) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        for layer in self.layers:
-            layer.weight.grad = None
-        loss = closure()
-        self.optimizer.step()
+        loss = _backward_and_fit_continuous(self, closure)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step_index)
         with torch.no_grad():
             best_loss = float(closure(backward=False))
