@@ -9,7 +9,8 @@ Time per epoch = the median step time (wall and CPU, timed from one before-step 
 steps per epoch: the median shrugs off the bursts of other jobs on a shared machine; mean epoch wall time
 is recorded too. Run with OMP_NUM_THREADS=1 so every configuration is disturbed alike.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accelerators.py [--epochs 6] [--batch-size 128]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accelerators.py [--epochs 6] [--batch-size 128] [--seed 0]
+        [--out benchmarks/out/accelerators.json]
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--widths", default="500,1000,2000")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: approx,dropout")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT})")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     split = load_split("mnist-sample", args.seed, 0.0, TEST)
@@ -101,10 +103,10 @@ def main() -> None:
         rows.append(run(split, args, "batchwise:0.5 + topk 0.5", "float", 800,
                         {"dropout": {"kind": "batchwise", "rates": [0.5]},
                          "approx": {"method": "topk", "ratio": 0.5}}))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    write_text(OUT, json.dumps({"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, json.dumps({"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
                                 "seconds": time.perf_counter() - t0, "rows": rows}, indent=2))
-    print(f"wrote {OUT} ({time.perf_counter() - t0:.0f} s)")
+    print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
