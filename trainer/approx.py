@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique
+from .technique import Technique, reseed
 
 __all__ = ["SAMPLERS", "KEY", "MIN_K", "sample_pairs", "sampled_matmul", "MacCounter", "SampledOp",
            "ApproxOps", "approx_settings", "from_config", "sample_size", "parse_layers", "remove_ops",
@@ -127,19 +127,20 @@ class SampledOp:
         self.counter, self.generator = counter, generator
         self.inner = inner  # a wrapped op, else the layer's own product
 
-    def _product(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.layer.base_op(x, w, b) if self.inner is None else self.inner(x, w, b)
+    def _product(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        return self.layer.base_op(x, w, b, s) if self.inner is None else self.inner(x, w, b, s)
 
-    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         if not self.layer.training:
-            return self._product(x, w, b)
+            return self._product(x, w, b, s)
         n = w.shape[1]
         k = sample_size(n, self.ratio)
         passes = _passes(x)
         exact = product_macs(self.layer, x, w, n)
         if k >= n and self.method != "crs":
             self.counter.add(self.index, passes * exact, passes * exact)
-            return self._product(x, w, b)
+            return self._product(x, w, b, s)
         with torch.no_grad():  # the norms: O(B n + n out), small beside the product
             # sums of squares over the other dims (a row-wise reduction: 5x faster than norm(dim=0) on CPU)
             dims = (0,) if self.layer.kind == "dense" else (0, 2, 3)
@@ -159,7 +160,7 @@ class SampledOp:
             w_s = w.index_select(1, idx)
         used = product_macs(self.layer, x, w, int(idx.numel()))
         self.counter.add(self.index, passes * used, passes * exact)
-        return self._product(x_s, w_s, b)
+        return self._product(x_s, w_s, b, s)
 
 
 def remove_ops(layer: QuantLayer, cls: type) -> None:
@@ -220,7 +221,8 @@ class ApproxOps(Technique):
         bad = [i for i in chosen if i >= len(weight_layers)]
         if bad:
             raise OptionError(f"--approx-layers: the model has weight layers 0..{len(weight_layers) - 1}, got {bad}")
-        gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
+        gen = torch.Generator()
+        hooks.before_step.append(lambda _net, step: reseed(gen, self.seed, 17, step))
         for i in chosen:
             layer = weight_layers[i]
             layer.op = SampledOp(layer, i, self.method, self.ratio, self.counter, gen, inner=layer.op)

@@ -8,7 +8,9 @@
   is what is deployed.
 
 `op` is the seam for faster products (approximate matmul, submatrix dropout): it receives the input, the
-effective weight and the bias and returns the layer output.
+weight, the bias and an optional per-output scale s, and returns product(x, w) * s + b. A discrete layer
+passes its integer matrix and its scale rather than their product: the scale then multiplies the small
+output instead of the whole matrix, forward and backward (three fewer weight-sized passes per step).
 """
 
 from __future__ import annotations
@@ -71,13 +73,18 @@ class QuantLayer(nn.Module):
         shape = (-1,) + (1,) * (self.weight.dim() - 1)
         return self.weight * self.scale.reshape(shape)
 
-    def base_op(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.kind == "dense":
-            return F.linear(x, w, b)
-        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+    def base_op(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        if s is None:
+            return F.linear(x, w, b) if self.kind == "dense" else F.conv2d(x, w, b, self.stride, self.padding)
+        y = F.linear(x, w) if self.kind == "dense" else F.conv2d(x, w, None, self.stride, self.padding)
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        return torch.addcmul(b.reshape(shape), y, s.reshape(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         op = self.op if self.op is not None else self.base_op
+        if self.parametrisation == "discrete":
+            return op(x, self.weight, self.bias, self.scale)
         return op(x, self.effective_weight(), self.bias)
 
     def deployed(self) -> tuple[torch.Tensor, torch.Tensor]:
