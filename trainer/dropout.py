@@ -10,7 +10,9 @@ dropped unit is never computed, in the forward or the backward pass, and only th
 Kept inputs are scaled by n / kept while training ("inverted" dropout), which is the paper's test-time weight
 scaling moved to training time: evaluation and the exported artifact use the full matrix unchanged.
 
-Mask: `F.dropout` on each such layer's input, a fresh mask per sample, on the full matrix (the baseline).
+Mask: a fresh mask per sample on each such layer's input, the full matrix (the baseline).
+
+Both draw from a generator seeded by (run seed, step), so a resumed run drops the same units.
 
 Rates: `batchwise:P` drops hidden units with rate P and keeps every network input; `batchwise:P0,P1,...`
 gives one rate per dense layer's input in order (the first is the network input for an MLP; the last value
@@ -22,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ternkit.core.errors import OptionError
@@ -32,7 +33,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique
+from .technique import Technique, reseed
 
 __all__ = ["KEY", "KINDS", "parse_dropout", "dropout_settings", "from_config", "Dropout", "BatchwiseOp", "MaskOp"]
 
@@ -99,8 +100,8 @@ class _Op:
     def __init__(self, layer: QuantLayer, index: int, counter: MacCounter, inner=None):
         self.layer, self.index, self.counter, self.inner = layer, index, counter, inner
 
-    def _product(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.layer.base_op(x, w, b) if self.inner is None else self.inner(x, w, b)
+    def _product(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        return self.layer.base_op(x, w, b, s) if self.inner is None else self.inner(x, w, b, s)
 
     def _count(self, x: torch.Tensor, w: torch.Tensor, n_in: int, n_in_full: int, n_out_full: int) -> None:
         passes = 3 if x.requires_grad else 2
@@ -115,12 +116,15 @@ class BatchwiseOp(_Op):
     out_idx: torch.Tensor | None = None
     x_reduced = False
 
-    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         if not self.layer.training:
-            return self._product(x, w, b)
+            return self._product(x, w, b, s)
         n_out, n_in = w.shape[0], w.shape[1]
         if self.out_idx is not None:
             w, b = w.index_select(0, self.out_idx), b.index_select(0, self.out_idx)
+            if s is not None and s.numel() > 1:  # a scale per output unit (else one per layer)
+                s = s.index_select(0, self.out_idx)
         if self.in_idx is not None:
             if not self.x_reduced:
                 x = x.index_select(1, self.in_idx)
@@ -131,22 +135,25 @@ class BatchwiseOp(_Op):
             else:
                 x = x * scale
         self._count(x, w, x.shape[1], n_in, n_out)
-        return self._product(x, w, b)
+        return self._product(x, w, b, s)
 
 
 class MaskOp(_Op):
     """Standard dropout: a fresh mask per sample on the layer's input, the full matrix."""
 
-    def __init__(self, layer: QuantLayer, index: int, counter: MacCounter, rate: float, inner=None):
+    def __init__(self, layer: QuantLayer, index: int, counter: MacCounter, rate: float, generator: torch.Generator,
+                 inner=None):
         super().__init__(layer, index, counter, inner)
-        self.rate = rate
+        self.rate, self.generator = rate, generator
 
-    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         if not self.layer.training:
-            return self._product(x, w, b)
-        x = F.dropout(x, self.rate, training=True)
+            return self._product(x, w, b, s)
+        keep = torch.empty_like(x).bernoulli_(1 - self.rate, generator=self.generator)
+        x = x * keep.mul_(1 / (1 - self.rate))
         self._count(x, w, w.shape[1], w.shape[1], w.shape[0])
-        return self._product(x, w, b)
+        return self._product(x, w, b, s)
 
 
 class Dropout(Technique):
@@ -160,10 +167,12 @@ class Dropout(Technique):
     def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[nn.Parameter]:
         layers = net.weight_layers()
         rates = layer_rates(net, self.rates)
+        gen = torch.Generator()
         if self.kind == "mask":
+            hooks.before_step.append(lambda _net, step: reseed(gen, self.seed, 11, step))
             for i, (layer, p) in enumerate(zip(layers, rates, strict=True)):
                 if p > 0:
-                    layer.op = MaskOp(layer, i, self.counter, p, inner=layer.op)
+                    layer.op = MaskOp(layer, i, self.counter, p, gen, inner=layer.op)
                     self.ops.append(layer.op)
             return []
         chained = _chained(net)
@@ -173,10 +182,10 @@ class Dropout(Technique):
             layer.op = op
             ops.append(op)
         self.ops = list(ops)
-        gen = torch.Generator().manual_seed(self.seed * 104729 + 11)
         in_features = [m.weight.shape[1] for m in layers]
 
-        def draw(_net: Network, _step: int) -> None:
+        def draw(_net: Network, step: int) -> None:
+            reseed(gen, self.seed, 11, step)
             for op in ops:
                 op.in_idx = op.out_idx = None
                 op.x_reduced = False

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from .config import TrainConfig
 from .loop import Hooks
 from .network import Network
 
-__all__ = ["Technique", "techniques_for"]
+__all__ = ["Technique", "techniques_for", "reseed"]
+
+
+def reseed(gen: torch.Generator, seed: int, salt: int, step: int) -> torch.Generator:
+    """Seed `gen` from (run seed, technique, step): a technique's random draws are a pure function of the step,
+    like the batch order, so a run resumed from a checkpoint (or a replayed step) draws the same samples with
+    no RNG state to save."""
+    return gen.manual_seed(((seed * 1_000_003 + salt) * 1_000_000_007 + step) % (1 << 63))
 
 
 class Technique:

@@ -60,8 +60,14 @@ def test_seed_reproducible_and_resume_equal(tmp_path):
         assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.scale, lb.scale)
 
 
-@pytest.mark.parametrize("method", ["conntra", "float"])
-def test_interrupt_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch, method):
+SAMPLED = {"approx": {"method": "bernoulli", "ratio": 0.5}, "dropout": {"kind": "mask", "rates": [0.5]}}
+SUBMATRIX = {"approx": {"method": "crs", "ratio": 0.5}, "dropout": {"kind": "batchwise", "rates": [0.5]}}
+
+
+@pytest.mark.parametrize("method,extra", [("conntra", {}), ("float", {}), ("float", SAMPLED), ("conntra", SUBMATRIX)])
+def test_interrupt_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch, method, extra):
+    """Resumed mid-epoch, the run ends where an uninterrupted one does -- with random techniques too (their
+    draws are a function of the step, not of RNG state lost with the process)."""
     from ternkit.trainer import conntra, rules
 
     calls = {"n": 0}
@@ -78,11 +84,12 @@ def test_interrupt_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch, 
     for cls, real in originals.items():
         monkeypatch.setattr(cls, "step", interrupting(real))
     with pytest.raises(TrainingInterrupted):
-        train(_iris(method=method, epochs=4), out=tmp_path / "m.tern", progress=False)
+        train(_iris(method=method, epochs=4, model="mlp:16x16", extra=extra), out=tmp_path / "m.tern", progress=False)
     assert (tmp_path / "m.tern.ckpt").exists() and not (tmp_path / "m.tern").exists()
     for cls, real in originals.items():
         monkeypatch.setattr(cls, "step", real)
-    resumed = train(_iris(method=method, epochs=4), out=tmp_path / "m.tern", resume=True, progress=False).model
-    straight = train(_iris(method=method, epochs=4), progress=False).model
+    cfg = _iris(method=method, epochs=4, model="mlp:16x16", extra=extra)
+    resumed = train(cfg, out=tmp_path / "m.tern", resume=True, progress=False).model
+    straight = train(cfg, progress=False).model
     for la, lb in zip(resumed.weight_layers, straight.weight_layers, strict=True):
         assert np.allclose(la.weight, lb.weight, atol=1e-6)
