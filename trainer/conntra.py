@@ -79,9 +79,31 @@ class ConntraRule(UpdateRule):
         return float(loss)
 
     def _move(self, layer: QuantLayer, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, frac: float) -> int:
+        """Update the averages and move weights -- of the active submatrix only when a technique set one (its
+        other weights saw no data this step: their averages and values stay as they are)."""
+        if layer.active is None:
+            return self._move_in(layer, layer.weight.data, m, v, g, frac)
+        rows, cols = layer.active
+
+        def sub(t: torch.Tensor) -> torch.Tensor:
+            t = t if rows is None else t.index_select(0, rows)
+            return t if cols is None else t.index_select(1, cols)
+
+        q_s, m_s, v_s = sub(layer.weight.data), sub(m), sub(v)
+        moved = self._move_in(layer, q_s, m_s, v_s, sub(g), frac)
+        for t, t_s in ((layer.weight.data, q_s), (m, m_s), (v, v_s)):
+            if rows is None:
+                t.index_copy_(1, cols, t_s)
+            elif cols is None:
+                t.index_copy_(0, rows, t_s)
+            else:
+                t.index_put_((rows[:, None], cols[None, :]), t_s)
+        return moved
+
+    def _move_in(self, layer: QuantLayer, q: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
+                 frac: float) -> int:
         m.lerp_(g, 1 - self.beta)  # = beta*m + (1-beta)*g in one pass
         v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-        q = layer.weight.data
         # |M| / sqrt(V); 0 where M was just reset (no evidence, no move). rsqrt-and-multiply in place measured
         # 3x faster than abs/sqrt/add/div with their temporaries on a 512x784 layer
         score = v.add(1e-24).rsqrt_().mul_(m.abs())
@@ -100,21 +122,21 @@ class ConntraRule(UpdateRule):
         k = int(frac * q.numel() + u)
         if k < 1:
             return 0
-        idx = self._top(layer, score.view(-1), k)
+        idx = self._top(score.view(-1), k)
         flat_q, flat_m = q.view(-1), m.view(-1)
         flat_q[idx] -= torch.sign(flat_m[idx])
         flat_m[idx] = 0.0
         return int(idx.numel())
 
-    def _top(self, layer: QuantLayer, flat: torch.Tensor, k: int) -> torch.Tensor:
+    def _top(self, flat: torch.Tensor, k: int) -> torch.Tensor:
         """Indices of the k largest positive scores. A full top-k over every weight was the largest cost of a
         step, so big layers first keep the candidates above a threshold estimated from a fixed sample (aimed
         at ~2k of them) and rank only those; exact whenever the candidates suffice (nearly always)."""
         n = flat.numel()
-        sample = self._samples.get(id(layer))
+        sample = self._samples.get(n)
         if sample is None and n >= 65536:
             gen = torch.Generator().manual_seed(n)  # the same sample on every process
-            sample = self._samples[id(layer)] = torch.randint(0, n, (8192,), generator=gen)
+            sample = self._samples[n] = torch.randint(0, n, (8192,), generator=gen)
         if sample is not None and 8 * k < n:
             j = min(len(sample), max(2, math.ceil(2 * k * len(sample) / n)))
             threshold = torch.topk(flat[sample], j, sorted=False).values.min()

@@ -6,7 +6,10 @@ keeps exactly round(n (1 - p)) of its n input units (at least one), the same for
 multiplies the kept input columns by the submatrix W[kept outputs, kept inputs]; when the previous layer is a
 dense layer joined by a ReLU only, that layer computes just the kept units (its rows of the submatrix), so a
 dropped unit is never computed, in the forward or the backward pass, and only the submatrix gets a gradient.
-(With Adam, the moving averages of the other weights still decay and move them a little, as with mask dropout.)
+Each layer's `active` names the submatrix, and CoNNTrA updates only it -- its averages and values, as the
+paper updates only the submatrix (3 seeds on 784-800-800-10: +0.26 pp test accuracy over letting the other
+weights' averages decay, and a rule step on a quarter of the weights). Adam (float, STE) still decays the
+other weights' moments and moves them a little, as with mask dropout: a lazy Adam gained nothing there.
 Kept inputs are scaled by n / kept while training ("inverted" dropout), which is the paper's test-time weight
 scaling moved to training time: evaluation and the exported artifact use the full matrix unchanged.
 
@@ -198,6 +201,8 @@ class Dropout(Technique):
                 if chained[j]:  # the previous layer computes only these units
                     ops[j - 1].out_idx = op.in_idx
                     op.x_reduced = True
+            for op in ops:  # only the submatrix is updated (by rules that honour it: CoNNTrA's)
+                op.layer.active = None if op.in_idx is None and op.out_idx is None else (op.out_idx, op.in_idx)
 
         hooks.before_step.append(draw)
         return []
@@ -205,6 +210,7 @@ class Dropout(Technique):
     def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
         for layer in net.weight_layers():
             remove_ops(layer, _Op)
+            layer.active = None
         return {"dropout": {"kind": self.kind, "rates": self.rates, **self.counter.summary()}}
 
 

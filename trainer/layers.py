@@ -62,6 +62,9 @@ class QuantLayer(nn.Module):
             self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=generator))
             self.register_parameter("scale", None)
         self.op: Callable[..., torch.Tensor] | None = None
+        # (rows, columns) of the weight that take part in this training step, set by a technique that computes
+        # on a submatrix (batchwise dropout); None = all. A rule may then update only that submatrix.
+        self.active: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
 
     def effective_weight(self) -> torch.Tensor:
         if self.parametrisation == "float":

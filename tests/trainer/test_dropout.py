@@ -142,3 +142,24 @@ def test_cli_dropout_writes_metrics(tmp_path):
                  "batchwise:0.2,0.5", "--out", str(out)]) == 0
     d = json.loads((tmp_path / "m.metrics.json").read_text())["dropout"]
     assert d["kind"] == "batchwise" and d["rates"] == [0.2, 0.5] and d["mac_ratio"] < 0.7
+
+
+def test_conntra_updates_only_the_submatrix():
+    """With batchwise dropout CoNNTrA's averages and moves stay inside the kept submatrix; the rest is untouched."""
+    from ternkit.trainer import ConntraRule
+
+    net, hooks, tech, _ = _attach("batchwise", [0.5], parametrisation="discrete")
+    rule = ConntraRule(net, total_steps=10, frac_start=0.2, frac_end=0.2)
+    x, y = torch.randn(16, 30), torch.randint(0, 5, (16,))
+    layer = net.weight_layers()[1]
+    for step in range(3):
+        hooks.before_step[0](net, step)
+        before_q, before_m = layer.weight.detach().clone(), rule.m[1].clone()
+        rule.step(lambda backward=True: F.cross_entropy(net(x), y).backward() or torch.tensor(0.0))
+        rows, cols = layer.active
+        inside = torch.zeros_like(layer.weight, dtype=torch.bool)
+        inside[rows[:, None], cols[None, :]] = True
+        assert torch.equal(layer.weight[~inside], before_q[~inside]) and torch.equal(rule.m[1][~inside],
+                                                                                     before_m[~inside])
+        assert not torch.equal(rule.m[1][inside], before_m[inside])  # the averages inside saw this batch
+        assert rule.moves_last_step > 0
