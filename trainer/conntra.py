@@ -110,8 +110,8 @@ class ConntraRule(UpdateRule):
         # a weight moves one level against sign(M); at the end of the range in that direction it cannot:
         # blocked iff q and M have opposite signs and |q| == L (for ternary, the sign test alone suffices)
         qm = q * m
-        if layer.levels == 1:  # arithmetic mask (sign(qm)+1 clamped: 0 if blocked, else 1): bool masks cost 5x
-            score.mul_(torch.sign(qm).add_(1).clamp_(max=1))
+        if layer.levels == 1:  # a 0/1 float mask: comparisons into bool tensors (and masked_fill) cost 4x here
+            score.mul_(torch.ge(qm, 0, out=torch.empty_like(qm)))
         else:
             score.masked_fill_((qm < 0) & (q.abs() == layer.levels), 0.0)
         if self.zero_bonus:  # moves that land on 0: q == sign(M) with |q| == 1
