@@ -9,11 +9,12 @@ import argparse
 import importlib
 import sys
 
+from ternkit.commands import SUMMARIES
 from ternkit.core.errors import TernkitError
 from ternkit.core.version import ternkit_version
 
 # subcommand name -> module in ternkit.commands exposing `add_parser(subparsers)` and `run(args) -> int`
-COMMANDS = ("train", "eval", "export", "simulate", "report", "pipeline")
+COMMANDS = tuple(SUMMARIES)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,19 +24,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser of `command` (every command's when None); the others only by name and summary, so
+    `ternkit --help` or `ternkit eval ...` need not import the commands that load torch."""
     parser = _Parser(prog="ternkit", description="Train ternary neural networks and deploy them "
                      "(ONNX, Lava) with memory and energy reports.")
     parser.add_argument("--version", action="version", version=f"ternkit {ternkit_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        importlib.import_module(f"ternkit.commands.{name}").add_parser(sub)
+        if command is None or name == command:
+            importlib.import_module(f"ternkit.commands.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name])
     return parser
 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the top level takes no option values, so the first word that is not an option names the command
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), ""))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2) and --help/--version (0) end here, as return codes

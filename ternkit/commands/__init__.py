@@ -1,0 +1,14 @@
+"""One module per `ternkit` subcommand, each with `add_parser(subparsers)` and `run(args) -> int`.
+
+SUMMARIES is the one-line help of each: `ternkit --help` lists them without importing the commands (some
+import torch, which takes seconds), and each command's parser uses the same line.
+"""
+
+SUMMARIES = {
+    "train": "train a ternary (or float) model",
+    "eval": "accuracy of a .tern or .onnx model on a dataset",
+    "export": "export a .tern model to ONNX or a Lava process graph",
+    "simulate": "run a model on Lava's Loihi 2 simulator or onnxruntime; accuracy, agreement, activity",
+    "report": "memory and energy of a model on hardware targets (JSON, Markdown, PNG)",
+    "pipeline": "train, export, simulate and report in one run",
+}

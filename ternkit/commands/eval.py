@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ternkit.commands import SUMMARIES
 from ternkit.core import OptionError, load_dataset, load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="accuracy of a .tern or .onnx model on a dataset",
+    p = sub.add_parser("eval", help=SUMMARIES["eval"],
                        description="Evaluate a model: accuracy, per-class accuracy and the confusion matrix.")
     p.add_argument("model", help="a .tern artifact or an .onnx export")
     p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")

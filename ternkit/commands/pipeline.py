@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ternkit.commands import SUMMARIES
 from ternkit.pipeline import STAGES, load_pipeline_config, run_pipeline
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="train, export, simulate and report in one run",
+    p = sub.add_parser("pipeline", help=SUMMARIES["pipeline"],
                        description="Run " + " -> ".join(STAGES) + " with the settings of one TOML file "
                        "(see examples/pipeline.toml); with no file, defaults on mnist-sample. Output: runs/<name>/.")
     p.add_argument("config", nargs="?", default=None, help="pipeline TOML file (optional)")

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from ternkit.commands import SUMMARIES
 from ternkit.core import DataError, OptionError, load_dataset, load_model
 from ternkit.targets import build_report, load_target, read_activity, shipped_targets, write_report
 
@@ -19,7 +20,7 @@ DEFAULT_LIMIT = 1000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="memory and energy of a model on hardware targets (JSON, Markdown, PNG)",
+    p = sub.add_parser("report", help=SUMMARIES["report"],
                        description="Memory, operation counts and estimated energy per inference on each target, "
                                    "with the float32 baseline of the same architecture.",
                        epilog=f"shipped targets: {', '.join(shipped_targets())}")

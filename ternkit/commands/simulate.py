@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ternkit.commands import SUMMARIES
 from ternkit.commands.export_lava import add_graph_options, graph_for
 from ternkit.core import ArtifactError, Dataset, OptionError, TernaryModel, load_dataset, load_model
 from ternkit.core.atomic import write_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="run a model on Lava's Loihi 2 simulator or onnxruntime; accuracy, "
-                       "agreement, activity", description="Simulate a .tern model: Lava (neuromorphic, "
+    p = sub.add_parser("simulate", help=SUMMARIES["simulate"],
+                       description="Simulate a .tern model: Lava (neuromorphic, "
                        "fixed point by default) or onnxruntime; report accuracy, agreement with the numpy "
                        "reference, samples/s and activity (messages, synaptic ops, neuron updates) per inference.")
     p.add_argument("model", help="a .tern artifact")

@@ -54,3 +54,11 @@ def test_eval_rejects_pickle(tmp_path, capsys):
 def test_console_script_help():
     r = subprocess.run([sys.executable, "-m", "ternkit", "train", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--method" in r.stdout and "conntra" in r.stdout
+
+
+def test_top_level_help_lists_every_command_without_loading_torch():
+    code = ("import sys, contextlib, io\nfrom ternkit.cli import main, COMMANDS\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n    rc = main(['--help'])\n"
+            "print(rc, all(c in buf.getvalue() for c in COMMANDS), 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split() == ["0", "True", "False"], r.stdout + r.stderr
