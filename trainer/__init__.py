@@ -1,7 +1,7 @@
 """ternkit.trainer: CoNNTrA and its baselines in one training loop with pluggable update rules."""
 
 from .api import TrainResult, memory_summary, metrics_path, train
-from .config import METHODS, MODES, TrainConfig
+from .config import METHODS, MODES, SCHEDULES, TrainConfig
 from .conntra import ConntraRule, ExactConntraRule
 from .layers import QuantLayer
 from .loop import Hooks, TrainingInterrupted, fit
@@ -11,7 +11,7 @@ from .specs import parse_model_spec
 from .technique import Technique, techniques_for
 
 __all__ = [
-    "train", "TrainConfig", "TrainResult", "METHODS", "MODES", "memory_summary", "metrics_path",
+    "train", "TrainConfig", "TrainResult", "METHODS", "MODES", "SCHEDULES", "memory_summary", "metrics_path",
     "Network", "build_network", "to_artifact", "QuantLayer", "parse_model_spec",
     "fit", "Hooks", "TrainingInterrupted",
     "UpdateRule", "AdamRule", "ConntraRule", "ExactConntraRule", "Technique", "techniques_for",

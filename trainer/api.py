@@ -42,13 +42,14 @@ def metrics_path(out: str | Path) -> Path:
 
 
 def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=()) -> UpdateRule:
+    common = dict(lr=config.lr, extra_params=extra_params, lr_schedule=config.lr_schedule)
     if config.method != "conntra":
-        return AdamRule(net, total_steps, lr=config.lr, extra_params=extra_params)
+        return AdamRule(net, total_steps, **common)
     if config.mode == "exact":
-        return ExactConntraRule(net, total_steps, lr=config.lr, extra_params=extra_params, block=config.exact_block,
-                                coords_per_step=config.exact_coords, seed=config.seed)
-    return ConntraRule(net, total_steps, lr=config.lr, extra_params=extra_params, frac_start=config.frac_start,
-                       frac_end=config.frac_end, zero_bonus=config.zero_bonus)
+        return ExactConntraRule(net, total_steps, block=config.exact_block, coords_per_step=config.exact_coords,
+                                seed=config.seed, **common)
+    return ConntraRule(net, total_steps, frac_start=config.frac_start, frac_end=config.frac_end,
+                       zero_bonus=config.zero_bonus, **common)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,10 +7,11 @@ from typing import Any
 
 from ternkit.core.errors import OptionError
 
-__all__ = ["TrainConfig", "METHODS", "MODES"]
+__all__ = ["TrainConfig", "METHODS", "MODES", "SCHEDULES"]
 
 METHODS = ("conntra", "ste", "float")
 MODES = ("gradient", "exact")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -22,6 +23,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3  # Adam: all weights (float, ste) or scales and biases (conntra)
+    lr_schedule: str = "constant"  # or cosine: from lr to 0 over the run
     seed: int = 0
     val_fraction: float = 0.2
     test: str | None = None
@@ -41,6 +43,8 @@ class TrainConfig:
             (1 <= self.epochs <= 100_000, f"--epochs must be in 1..100000, got {self.epochs}"),
             (1 <= self.batch_size <= 1_000_000, f"--batch-size must be positive, got {self.batch_size}"),
             (0 < self.lr < 10, f"--lr must be in (0, 10), got {self.lr}"),
+            (self.lr_schedule in SCHEDULES,
+             f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"),
             (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
             (1 <= self.levels <= 7, f"--levels must be in 1..7, got {self.levels}"),
             (self.scale in ("channel", "layer"), f"--scale must be channel or layer, got {self.scale!r}"),

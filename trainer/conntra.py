@@ -39,7 +39,7 @@ def _backward_and_fit_continuous(rule: UpdateRule, closure: Closure) -> torch.Te
     for layer in rule.layers:
         layer.weight.grad = None
     loss = closure()
-    rule.optimizer.step()
+    rule.step_continuous()
     return loss
 
 
@@ -48,8 +48,8 @@ class ConntraRule(UpdateRule):
 
     def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = (),
                  beta: float = 0.99, beta2: float = 0.999, frac_start: float = 1e-2, frac_end: float = 1e-4,
-                 zero_bonus: float = 0.0):
-        super().__init__(net, total_steps, lr, extra_params)
+                 zero_bonus: float = 0.0, lr_schedule: str = "constant"):
+        super().__init__(net, total_steps, lr, extra_params, lr_schedule)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
         self.zero_bonus = zero_bonus
         self.layers = _discrete(net)
@@ -165,8 +165,8 @@ class ExactConntraRule(UpdateRule):
     name = "conntra-exact"
 
     def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = (),
-                 block: int = 2, coords_per_step: int = 32, seed: int = 0):
-        super().__init__(net, total_steps, lr, extra_params)
+                 block: int = 2, coords_per_step: int = 32, seed: int = 0, lr_schedule: str = "constant"):
+        super().__init__(net, total_steps, lr, extra_params, lr_schedule)
         self.layers = _discrete(net)
         self.block, self.coords_per_step, self.seed = block, coords_per_step, seed
         sizes = torch.tensor([float(m.weight.numel()) for m in self.layers])

@@ -8,6 +8,7 @@ with Adam.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,8 +27,10 @@ class UpdateRule:
 
     name = "base"
 
-    def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = ()):
+    def __init__(self, net: Network, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = (),
+                 lr_schedule: str = "constant"):
         self.net, self.total_steps, self.step_index = net, max(1, total_steps), 0
+        self.lr, self.lr_schedule = lr, lr_schedule
         params = list(self.continuous_params(net)) + list(extra_params)
         # fused: one pass over each tensor instead of ~8 (measured 9x faster on the 1.3M weights of a
         # 784-800-800-10 MLP, half of a float training step); same update up to rounding
@@ -39,9 +42,23 @@ class UpdateRule:
     def step(self, closure: Closure) -> float:
         self.optimizer.zero_grad(set_to_none=True)
         loss = closure()
-        self.optimizer.step()
+        self.step_continuous()
         self.step_index += 1
         return float(loss)
+
+    def learning_rate(self) -> float:
+        """This step's Adam learning rate: a function of the step alone, so a resumed run continues exactly.
+        Cosine ends near 0, which keeps a constant rate's late loss spikes out of the final weights."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return 0.5 * self.lr * (1 + math.cos(math.pi * min(1.0, self.step_index / self.total_steps)))
+
+    def step_continuous(self) -> None:
+        """Adam's step on the continuous parameters at this step's learning rate."""
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "step_index": self.step_index}

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
+from ternkit.commands import SUMMARIES
 from ternkit.core.errors import OptionError
-from ternkit.trainer import METHODS, MODES, TrainConfig, TrainingInterrupted, metrics_path
+from ternkit.trainer import METHODS, MODES, SCHEDULES, TrainConfig, TrainingInterrupted, metrics_path
 from ternkit.trainer.approx import KEY as APPROX_KEY
 from ternkit.trainer.approx import SAMPLERS, approx_settings, parse_layers
 from ternkit.trainer.distributed import ENV_TIMEOUT, DistributedError, launched_by_torchrun
@@ -28,7 +29,7 @@ example: ternkit train --dataset mnist-sample --model mlp:256 --epochs 30 --comp
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a ternary (or float) model", description=_HELP,
+    p = sub.add_parser("train", help=SUMMARIES["train"], description=_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     p.add_argument("--dataset", default=d.dataset, help=f"dataset spec (default: {d.dataset})")
@@ -40,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=SCHEDULES,
+                   help="constant (default) or cosine: from --lr down to 0 over the run")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for split, init and batch order (default: 0)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help="validation share (default: 0.2; 0 = train on all)")
@@ -76,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
     return TrainConfig(dataset=args.dataset, model=args.model, method=method or args.method, mode=args.mode,
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                       seed=args.seed,
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
                        exact_block=args.exact_block, exact_coords=args.exact_coords,

@@ -1,10 +1,14 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from ternkit.core import load_model
+from ternkit.core.errors import OptionError
 from ternkit.trainer import ConntraRule, TrainConfig, build_network, train
-from ternkit.trainer.loop import TrainingInterrupted
+from ternkit.trainer.api import make_rule
+from ternkit.trainer.loop import Hooks, TrainingInterrupted
 
 
 def _iris(**kw):
@@ -60,8 +64,15 @@ def test_seed_reproducible_and_resume_equal(tmp_path):
         assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.scale, lb.scale)
 
 
-SAMPLED = {"approx": {"method": "bernoulli", "ratio": 0.5}, "dropout": {"kind": "mask", "rates": [0.5]}}
+SAMPLED = {"approx": {"method": "bernoulli", "ratio": 0.5}, "dropout": {"kind": "mask", "rates": [0.5]},
+           "lr_schedule": "cosine"}
 SUBMATRIX = {"approx": {"method": "crs", "ratio": 0.5}, "dropout": {"kind": "batchwise", "rates": [0.5]}}
+
+
+def _cfg(method, extra):
+    extra = dict(extra)
+    schedule = extra.pop("lr_schedule", "constant")
+    return _iris(method=method, epochs=4, model="mlp:16x16", extra=extra, lr_schedule=schedule)
 
 
 @pytest.mark.parametrize("method,extra", [("conntra", {}), ("float", {}), ("float", SAMPLED), ("conntra", SUBMATRIX)])
@@ -84,12 +95,34 @@ def test_interrupt_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch, 
     for cls, real in originals.items():
         monkeypatch.setattr(cls, "step", interrupting(real))
     with pytest.raises(TrainingInterrupted):
-        train(_iris(method=method, epochs=4, model="mlp:16x16", extra=extra), out=tmp_path / "m.tern", progress=False)
+        train(_cfg(method, extra), out=tmp_path / "m.tern", progress=False)
     assert (tmp_path / "m.tern.ckpt").exists() and not (tmp_path / "m.tern").exists()
     for cls, real in originals.items():
         monkeypatch.setattr(cls, "step", real)
-    cfg = _iris(method=method, epochs=4, model="mlp:16x16", extra=extra)
+    cfg = _cfg(method, extra)
     resumed = train(cfg, out=tmp_path / "m.tern", resume=True, progress=False).model
     straight = train(cfg, progress=False).model
     for la, lb in zip(resumed.weight_layers, straight.weight_layers, strict=True):
         assert np.allclose(la.weight, lb.weight, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["float", "conntra"])
+def test_cosine_schedule_sets_adams_rate_each_step(method):
+    cfg = _iris(method=method, lr_schedule="cosine")
+    seen = []
+    r = train(cfg, hooks=Hooks(before_step=[lambda net, step: seen.append(step)]), progress=False)
+    assert r.metrics["val_error"] <= 0.1 and len(seen) == 60 * 8
+    net = build_network("mlp:16", (4,), 3, "float" if method == "float" else "discrete")
+    rule = make_rule(cfg, net, total_steps=10)
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    rates = []
+    for _ in range(10):
+        rule.step(lambda backward=True: _loss(net, x, y, backward))
+        rates.append(rule.optimizer.param_groups[0]["lr"])
+    expected = [0.5 * 1e-2 * (1 + math.cos(math.pi * i / 10)) for i in range(10)]
+    assert np.allclose(rates, expected) and rates[-1] < 0.03 * rates[0]
+
+
+def test_bad_schedule_is_one_clear_error():
+    with pytest.raises(OptionError, match="--lr-schedule"):
+        _iris(lr_schedule="linear").validate()
