@@ -6,6 +6,9 @@ Two modes share one rule interface:
   evidence into a ranking score |M| / sqrt(V); each layer applies its top-k proposed one-level moves against
   sign(M), with k = f * n and f decaying exponentially over training. Single-batch scores pick noise;
   the averages and the budget are what made the prototype match float backprop (see docs/algorithms.md).
+  M, V and the signed score are exactly an Adam step (betas 0.99, 0.999) taken from 0 with rate 1, so one
+  fused Adam kernel computes them in one pass: the proposal P = -M^/(sqrt(V^) + eps) says where each weight
+  would go and how sure the evidence is (the bias corrections are common to a layer: same ranking).
 - `exact`: for random blocks of k coordinates, evaluate the minibatch loss at every combination of values by
   forward passes and keep the best -- the paper's rule, affordable on small models, and the reference the
   gradient mode is checked against.
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.adam import adam as adam_kernel
 
 from .layers import QuantLayer
 from .network import Network
@@ -55,6 +59,7 @@ class ConntraRule(UpdateRule):
         self.layers = _discrete(net)
         self.m = [torch.zeros_like(layer.weight) for layer in self.layers]
         self.v = [torch.zeros_like(layer.weight) for layer in self.layers]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.layers]  # Adam's step counts (bias correction)
         self.moves_last_step = 0
         self._samples: dict[int, torch.Tensor] = {}
 
@@ -69,69 +74,84 @@ class ConntraRule(UpdateRule):
 
     def step(self, closure: Closure) -> float:
         loss = _backward_and_fit_continuous(self, closure)
-        frac, moved = self.fraction(), 0
+        frac = self.fraction()
         with torch.no_grad():
-            for layer, m, v in zip(self.layers, self.m, self.v, strict=True):
-                if layer.weight.grad is not None:
-                    moved += self._move(layer, m, v, layer.weight.grad, frac)
+            parts = [self._part(i) for i, layer in enumerate(self.layers) if layer.weight.grad is not None]
+            proposals = [torch.zeros_like(q) for _, q, _, _, _ in parts]
+            if parts:  # M, V and the proposals of every layer in one fused pass
+                adam_kernel(proposals, [g for *_, g in parts], [m for _, _, m, _, _ in parts],
+                            [v for _, _, _, v, _ in parts], [], [self.steps[i] for i, *_ in parts], fused=True,
+                            amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0, eps=1e-12,
+                            maximize=False)
+            moved = 0
+            for (i, q, m, v, _), p in zip(parts, proposals, strict=True):
+                moved += self._move(self.layers[i], q, m, p, frac)
+                self._write_back(self.layers[i], (q, m, v), (self.layers[i].weight.data, self.m[i], self.v[i]))
         self.moves_last_step = moved
         self.step_index += 1
         return float(loss)
 
-    def _move(self, layer: QuantLayer, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, frac: float) -> int:
-        """Update the averages and move weights -- of the active submatrix only when a technique set one (its
-        other weights saw no data this step: their averages and values stay as they are)."""
+    def _part(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(i, q, M, V, dL/dq) of layer i: the whole matrices, or copies of the active submatrix when a technique
+        set one (batchwise dropout) -- its other weights saw no data this step: their averages and values stay."""
+        layer = self.layers[i]
+        tensors = (layer.weight.data, self.m[i], self.v[i], layer.weight.grad)
         if layer.active is None:
-            return self._move_in(layer, layer.weight.data, m, v, g, frac)
+            return (i, *tensors)
         rows, cols = layer.active
 
         def sub(t: torch.Tensor) -> torch.Tensor:
             t = t if rows is None else t.index_select(0, rows)
             return t if cols is None else t.index_select(1, cols)
 
-        q_s, m_s, v_s = sub(layer.weight.data), sub(m), sub(v)
-        moved = self._move_in(layer, q_s, m_s, v_s, sub(g), frac)
-        for t, t_s in ((layer.weight.data, q_s), (m, m_s), (v, v_s)):
+        return (i, *(sub(t) for t in tensors))
+
+    @staticmethod
+    def _write_back(layer: QuantLayer, parts: tuple[torch.Tensor, ...], full: tuple[torch.Tensor, ...]) -> None:
+        if layer.active is None:  # the parts were the full tensors, updated in place
+            return
+        rows, cols = layer.active
+        for t, t_s in zip(full, parts, strict=True):
             if rows is None:
                 t.index_copy_(1, cols, t_s)
             elif cols is None:
                 t.index_copy_(0, rows, t_s)
             else:
                 t.index_put_((rows[:, None], cols[None, :]), t_s)
-        return moved
 
-    def _move_in(self, layer: QuantLayer, q: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
-                 frac: float) -> int:
-        m.lerp_(g, 1 - self.beta)  # = beta*m + (1-beta)*g in one pass
-        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-        # |M| / sqrt(V); 0 where M was just reset (no evidence, no move). rsqrt-and-multiply in place measured
-        # 3x faster than abs/sqrt/add/div with their temporaries on a 512x784 layer
-        score = v.add(1e-24).rsqrt_().mul_(m.abs())
-        # a weight moves one level against sign(M); at the end of the range in that direction it cannot:
-        # blocked iff q and M have opposite signs and |q| == L (for ternary, the sign test alone suffices)
-        qm = q * m
-        if layer.levels == 1:  # a 0/1 float mask: comparisons into bool tensors (and masked_fill) cost 4x here
-            score.mul_(torch.ge(qm, 0, out=torch.empty_like(qm)))
-        else:
-            score.masked_fill_((qm < 0) & (q.abs() == layer.levels), 0.0)
-        if self.zero_bonus:  # moves that land on 0: q == sign(M) with |q| == 1
-            score = torch.where((qm > 0) & (q.abs() == 1), score * (1 + self.zero_bonus), score)
+    def _move(self, layer: QuantLayer, q: torch.Tensor, m: torch.Tensor, p: torch.Tensor, frac: float) -> int:
+        """Move the top-k weights of one layer one level in the direction of their proposal p; reset their M."""
         # budget floor(f*n + u) with u from a golden-ratio sequence: small layers still move at the right
         # average rate, and every process of a data-parallel run draws the same u without sharing an RNG
         u = (self.step_index * 0.6180339887498949 + self._layer_offset(layer)) % 1.0
         k = int(frac * q.numel() + u)
         if k < 1:
             return 0
-        idx = self._top(score.view(-1), k)
-        flat_q, flat_m = q.view(-1), m.view(-1)
-        flat_q[idx] -= torch.sign(flat_m[idx])
-        flat_m[idx] = 0.0
+        flat_q, flat_p = q.view(-1), p.view(-1)
+        idx = self._top(self._scores(layer, q, p).view(-1), k)
+        flat_q[idx] += torch.sign(flat_p[idx])
+        m.view(-1)[idx] = 0.0
         return int(idx.numel())
+
+    def _scores(self, layer: QuantLayer, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """|p| (= |M| / sqrt(V) up to the layer's bias corrections) where the move toward sign(p) is possible, else
+        0: at the end of the range it is not -- q and p of the same sign and |q| == L (for ternary, the sign test
+        alone suffices)."""
+        score = p.abs()
+        qp = q * p
+        if layer.levels == 1:  # a 0/1 float mask: comparisons into bool tensors (and masked_fill) cost 4x here
+            score.mul_(torch.le(qp, 0, out=torch.empty_like(qp)))
+        else:
+            score.masked_fill_((qp > 0) & (q.abs() == layer.levels), 0.0)
+        if self.zero_bonus:  # moves that land on 0: q == -sign(p) with |q| == 1
+            score = torch.where((qp < 0) & (q.abs() == 1), score * (1 + self.zero_bonus), score)
+        return score
 
     def _top(self, flat: torch.Tensor, k: int) -> torch.Tensor:
         """Indices of the k largest positive scores. A full top-k over every weight was the largest cost of a
         step, so big layers first keep the candidates above a threshold estimated from a fixed sample (aimed
-        at ~2k of them) and rank only those; exact whenever the candidates suffice (nearly always)."""
+        at ~2k of them) and rank only those; exact whenever the candidates suffice (nearly always). (The
+        threshold must be applied to the scores, not to |p|: most large |p| belong to blocked weights.)"""
         n = flat.numel()
         sample = self._samples.get(n)
         if sample is None and n >= 65536:
@@ -151,11 +171,13 @@ class ConntraRule(UpdateRule):
         return 0.5 * self.layers.index(layer) / max(1, len(self.layers))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "m": [t.clone() for t in self.m], "v": [t.clone() for t in self.v]}
+        return {**super().state_dict(), "m": [t.clone() for t in self.m], "v": [t.clone() for t in self.v],
+                "steps": [t.clone() for t in self.steps]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        for dst, src in zip(self.m + self.v, list(state["m"]) + list(state["v"]), strict=True):
+        for dst, src in zip(self.m + self.v + self.steps, list(state["m"]) + list(state["v"]) + list(state["steps"]),
+                            strict=True):
             dst.copy_(src)
 
 
