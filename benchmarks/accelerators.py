@@ -74,8 +74,9 @@ def main() -> None:
     ap.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"),
                     help="Adam's rate for every run (default cosine: a constant rate's late loss spikes made single "
                          "runs end up to 2.8 pp below their own previous epoch)")
-    ap.add_argument("--widths", default="500,1000,2000")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: approx,dropout")
+    ap.add_argument("--widths", default="500,800,1000,2000", help="hidden widths of the float dropout comparison")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: approx, dropout, methods (the STE, "
+                    "CoNNTrA and combined dropout rows)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT})")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -101,6 +102,7 @@ def main() -> None:
             for kind in ("mask", "batchwise"):
                 rows.append(run(split, args, f"{kind}:0.5", "float", width,
                                 {"dropout": {"kind": kind, "rates": [0.5]}}))
+    if "dropout" not in skip and "methods" not in skip:
         for method in ("ste", "conntra"):
             for kind in ("mask", "batchwise"):
                 rows.append(run(split, args, f"{kind}:0.5", method, 800, {"dropout": {"kind": kind, "rates": [0.5]}}))

@@ -1,5 +1,5 @@
-"""Markdown tables from one or more runs of accelerators.py (one JSON per seed): every Δ and speed-up is taken
-within one run, then shown per seed and as the mean over seeds.
+"""Markdown tables from runs of accelerators.py (one or more JSON files per seed): every Δ and speed-up is
+taken within one run, then shown per seed and as the mean over seeds.
 
     .venv/bin/python benchmarks/accelerators_table.py benchmarks/out/accelerators-e20-s*.json
 """
@@ -52,7 +52,8 @@ def approx_table(runs: list[dict[tuple, dict]]) -> list[str]:
 def dropout_table(runs: list[dict[tuple, dict]]) -> list[str]:
     out = ["| method | W | mask test % | batchwise test % | Δ, pp | batchwise MACs | wall s / epoch, mask → batchwise "
            "| speed-up |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    pairs = [(k[0], k[1]) for k in runs[0] if k[2] == "mask:0.5"]
+    pairs = sorted({(k[0], k[1]) for k in runs[0] if k[2] == "mask:0.5"},
+                   key=lambda mw: (("float", "ste", "conntra").index(mw[0]), mw[1]))
     for method, width in pairs:
         mask = [r[(method, width, "mask:0.5")] for r in runs]
         bw = [r[(method, width, "batchwise:0.5")] for r in runs]
@@ -82,8 +83,11 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="JSON files written by accelerators.py (one per seed)")
     args = ap.parse_args()
     data = [json.loads(p.read_text()) for p in args.runs]
-    runs = [{_key(row): row for row in d["rows"]} for d in data]
-    print(f"seeds {', '.join(str(d['seed']) for d in data)}; {data[0]['epochs']} epochs, batch {data[0]['batch_size']}")
+    by_seed: dict[int, dict[tuple, dict]] = {}  # files of one seed (e.g. a run with --skip) are merged
+    for d in data:
+        by_seed.setdefault(d["seed"], {}).update({_key(row): row for row in d["rows"]})
+    runs = [by_seed[seed] for seed in sorted(by_seed)]
+    print(f"seeds {', '.join(map(str, sorted(by_seed)))}; {data[0]['epochs']} epochs, batch {data[0]['batch_size']}")
     print("\n".join(approx_table(runs)))
     print()
     print("\n".join(dropout_table(runs)))
