@@ -47,6 +47,22 @@ def _backward_and_fit_continuous(rule: UpdateRule, closure: Closure) -> torch.Te
     return loss
 
 
+def _gather(t: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor:
+    """A copy of t[rows][:, cols] (None: all)."""
+    t = t if rows is None else t.index_select(0, rows)
+    return t if cols is None else t.index_select(1, cols)
+
+
+def _scatter(t: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | None, part: torch.Tensor) -> None:
+    """t[rows][:, cols] = part, in place: the inverse of _gather."""
+    if rows is None:
+        t.index_copy_(1, cols, part)
+    elif cols is None:
+        t.index_copy_(0, rows, part)
+    else:
+        t.index_put_((rows[:, None], cols[None, :]), part)
+
+
 class ConntraRule(UpdateRule):
     name = "conntra"
 
@@ -74,50 +90,32 @@ class ConntraRule(UpdateRule):
 
     def step(self, closure: Closure) -> float:
         loss = _backward_and_fit_continuous(self, closure)
-        frac = self.fraction()
+        frac, moved = self.fraction(), 0
         with torch.no_grad():
-            parts = [self._part(i) for i, layer in enumerate(self.layers) if layer.weight.grad is not None]
-            proposals = [torch.zeros_like(q) for _, q, _, _, _ in parts]
-            if parts:  # M, V and the proposals of every layer in one fused pass
-                adam_kernel(proposals, [g for *_, g in parts], [m for _, _, m, _, _ in parts],
-                            [v for _, _, _, v, _ in parts], [], [self.steps[i] for i, *_ in parts], fused=True,
+            live = [i for i, layer in enumerate(self.layers) if layer.weight.grad is not None]
+            if live:
+                # each layer's (q, M, V, dL/dq): the whole tensors, or copies of the submatrix a technique marked
+                # active (batchwise dropout) -- its other weights saw no data this step: averages and values stay
+                qs, ms, vs, gs = zip(*(self._part(i) for i in live), strict=True)
+                proposals = [torch.zeros_like(q) for q in qs]
+                # M, V and the proposals of every layer in one fused pass
+                adam_kernel(proposals, list(gs), list(ms), list(vs), [], [self.steps[i] for i in live], fused=True,
                             amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0, eps=1e-12,
                             maximize=False)
-            moved = 0
-            for (i, q, m, v, _), p in zip(parts, proposals, strict=True):
-                moved += self._move(self.layers[i], q, m, p, frac)
-                self._write_back(self.layers[i], (q, m, v), (self.layers[i].weight.data, self.m[i], self.v[i]))
+                for i, q, m, v, p in zip(live, qs, ms, vs, proposals, strict=True):
+                    layer = self.layers[i]
+                    moved += self._move(layer, q, m, p, frac)
+                    if layer.active is not None:
+                        for full, part in ((layer.weight.data, q), (self.m[i], m), (self.v[i], v)):
+                            _scatter(full, *layer.active, part)
         self.moves_last_step = moved
         self.step_index += 1
         return float(loss)
 
-    def _part(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(i, q, M, V, dL/dq) of layer i: the whole matrices, or copies of the active submatrix when a technique
-        set one (batchwise dropout) -- its other weights saw no data this step: their averages and values stay."""
+    def _part(self, i: int) -> tuple[torch.Tensor, ...]:
         layer = self.layers[i]
         tensors = (layer.weight.data, self.m[i], self.v[i], layer.weight.grad)
-        if layer.active is None:
-            return (i, *tensors)
-        rows, cols = layer.active
-
-        def sub(t: torch.Tensor) -> torch.Tensor:
-            t = t if rows is None else t.index_select(0, rows)
-            return t if cols is None else t.index_select(1, cols)
-
-        return (i, *(sub(t) for t in tensors))
-
-    @staticmethod
-    def _write_back(layer: QuantLayer, parts: tuple[torch.Tensor, ...], full: tuple[torch.Tensor, ...]) -> None:
-        if layer.active is None:  # the parts were the full tensors, updated in place
-            return
-        rows, cols = layer.active
-        for t, t_s in zip(full, parts, strict=True):
-            if rows is None:
-                t.index_copy_(1, cols, t_s)
-            elif cols is None:
-                t.index_copy_(0, rows, t_s)
-            else:
-                t.index_put_((rows[:, None], cols[None, :]), t_s)
+        return tensors if layer.active is None else tuple(_gather(t, *layer.active) for t in tensors)
 
     def _move(self, layer: QuantLayer, q: torch.Tensor, m: torch.Tensor, p: torch.Tensor, frac: float) -> int:
         """Move the top-k weights of one layer one level in the direction of their proposal p; reset their M."""
