@@ -1,7 +1,7 @@
 """Errors a user can cause. The CLI maps every `TernkitError` to one line on stderr and exit code 2;
 anything else is a bug (exit 1)."""
 
-__all__ = ["TernkitError", "DataError", "ArtifactError", "OptionError"]
+__all__ = ["TernkitError", "DataError", "ArtifactError", "OptionError", "UnsupportedError"]
 
 
 class TernkitError(Exception):
@@ -18,3 +18,7 @@ class ArtifactError(TernkitError):
 
 class OptionError(TernkitError):
     """An option value that is out of range or contradicts another option."""
+
+
+class UnsupportedError(TernkitError):
+    """An operation (or option) that a backend or the tracer cannot express; the message names it."""

@@ -1,123 +1,40 @@
 """The model artifact: what the trainer produces and every downstream part reads.
 
-A `TernaryModel` is an ordered list of layers. A weight layer holds integer weights `q` in {-k..k}
-(k = 1: ternary), a float32 scale (per layer or per output channel) and a float32 bias; the deployed
-weight is exactly `scale * q`. A float model (the baseline) holds float32 weights and unit scales.
-`TernaryModel.forward` in numpy is the reference inference that ONNX and Lava results are checked
-against, so it is deliberately plain.
+A `TernaryModel` is a graph of named nodes, each an operation of the registry (`core.ops`) applied to the
+outputs of earlier nodes (or to the model input, named "input"); the last node is the output. Nodes are kept
+in a topological order, so a chain -- the common case -- is simply a list of operations, and
+`TernaryModel([op, op, ...], ...)` builds one. `TernaryModel.forward` in numpy is the reference inference
+that every backend is checked against, so it is deliberately plain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import ArtifactError
+from .ops import MAX_ELEMENTS, Conv2d, Counts, Dense, Flatten, Op, ReLU, WeightOp
 
-__all__ = ["Dense", "Conv2d", "Flatten", "ReLU", "InputSpec", "TernaryModel", "Layer", "WeightLayer"]
+__all__ = ["Node", "InputSpec", "TernaryModel", "Dense", "Conv2d", "Flatten", "ReLU", "Layer", "WeightLayer",
+           "INPUT", "MAX_LABELS"]
 
-
-@dataclass
-class Dense:
-    """y = (x @ q.T) * scale + bias; q has shape (out, in)."""
-
-    weight: np.ndarray
-    scale: np.ndarray
-    bias: np.ndarray
-    kind: str = "dense"
-
-    @property
-    def out_features(self) -> int:
-        return int(self.weight.shape[0])
-
-    @property
-    def in_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        w = self.weight.astype(np.float32, copy=False)
-        return (x @ w.T) * self.scale.astype(np.float32) + self.bias.astype(np.float32)
-
-    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if in_shape != (self.in_features,):
-            raise ArtifactError(f"dense layer expects input ({self.in_features},), gets {in_shape}")
-        return (self.out_features,)
+INPUT = "input"
+MAX_LABELS = 4096  # more classes than any edge model has; bounds the N x N confusion matrix
+Layer = Op
+WeightLayer = WeightOp
 
 
-@dataclass
-class Conv2d:
-    """Strided cross-correlation (torch semantics), weight (C_out, C_in, kH, kW), no dilation/groups."""
-
-    weight: np.ndarray
-    scale: np.ndarray
-    bias: np.ndarray
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    kind: str = "conv2d"
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.weight.shape[0])
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def kernel(self) -> tuple[int, int]:
-        return int(self.weight.shape[2]), int(self.weight.shape[3])
-
-    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(in_shape) != 3 or in_shape[0] != self.in_channels:
-            raise ArtifactError(f"conv layer expects input ({self.in_channels}, H, W), gets {in_shape}")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        h = (in_shape[1] + 2 * ph - kh) // sh + 1
-        w = (in_shape[2] + 2 * pw - kw) // sw + 1
-        if h < 1 or w < 1:
-            raise ArtifactError(f"conv kernel {self.kernel} does not fit input {in_shape}")
-        return (self.out_channels, h, w)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        n, c, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        _, oh, ow = self.out_shape((c, h, w))
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        cols = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
-        # cols: (n, c, oh, ow, kh, kw) -> (n, oh, ow, c*kh*kw)
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
-        wm = self.weight.astype(np.float32, copy=False).reshape(self.out_channels, -1)
-        y = cols @ wm.T * self.scale.astype(np.float32).reshape(-1) + self.bias.astype(np.float32)
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-
-
-@dataclass
-class Flatten:
-    """(C, H, W) -> C*H*W in C order, as torch flattens."""
-
-    kind: str = "flatten"
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return x.reshape(x.shape[0], -1)
-
-    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (int(np.prod(in_shape)),)
-
-
-@dataclass
-class ReLU:
-    kind: str = "relu"
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0)
-
-    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return in_shape
-
-
-Layer = Dense | Conv2d | Flatten | ReLU
-WeightLayer = Dense | Conv2d
+@dataclass(eq=False)
+class Node:
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
 
 
 @dataclass
@@ -133,81 +50,182 @@ class InputSpec:
         return ((x.astype(np.float32) - self.mean) / self.std).astype(np.float32)
 
 
-@dataclass
+def chain(ops: Iterable[Op]) -> list[Node]:
+    """Nodes layer0, layer1, ... each reading the one before (the first reads the input)."""
+    nodes, prev = [], INPUT
+    for i, op in enumerate(ops):
+        nodes.append(Node(f"layer{i}", op, (prev,)))
+        prev = f"layer{i}"
+    return nodes
+
+
 class TernaryModel:
-    layers: list[Layer]
-    input: InputSpec
-    labels: list[str]
-    kind: str = "ternary"  # "ternary" (integer weights in {-levels..levels}) or "float"
-    levels: int = 1
-    provenance: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, layers: Sequence[Op] | Sequence[Node], input: InputSpec, labels: list[str],
+                 kind: str = "ternary", levels: int = 1, provenance: dict[str, Any] | None = None,
+                 metrics: dict[str, Any] | None = None):
+        items = list(layers)
+        self.nodes: list[Node] = items if items and all(isinstance(n, Node) for n in items) else chain(items)
+        self.input, self.labels, self.kind, self.levels = input, list(labels), kind, levels
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self.metrics: dict[str, Any] = dict(metrics or {})
+
+    # -- structure ------------------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Op]:
+        """The operations in topological order (for a chain: the layers in order)."""
+        return [n.op for n in self.nodes]
+
+    @layers.setter
+    def layers(self, ops: Sequence[Op]) -> None:
+        self.nodes = chain(ops)
 
     @property
-    def weight_layers(self) -> list[WeightLayer]:
-        return [layer for layer in self.layers if isinstance(layer, Dense | Conv2d)]
+    def is_chain(self) -> bool:
+        prev = INPUT
+        for n in self.nodes:
+            if n.inputs != (prev,):
+                return False
+            prev = n.name
+        return True
+
+    @property
+    def weight_layers(self) -> list[WeightOp]:
+        return [op for op in self.layers if op.has_weights]
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def shapes(self) -> list[tuple[int, ...]]:
-        """Output shape of every layer (without the batch dimension); raises on a mismatch."""
-        shape, out = tuple(self.input.shape), []
-        for layer in self.layers:
-            shape = layer.out_shape(shape)
-            out.append(shape)
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {INPUT: []} | {n.name: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i].append(n.name)
         return out
 
-    def forward(self, x: np.ndarray, normalised: bool = False) -> np.ndarray:
-        """Logits for a batch of raw samples (N, *input.shape); float32 throughout."""
+    def shape_map(self) -> dict[str, tuple[int, ...]]:
+        """Output shape of the input and every node (without the batch dimension); raises on a mismatch."""
+        shapes: dict[str, tuple[int, ...]] = {INPUT: tuple(self.input.shape)}
+        for n in self.nodes:
+            try:
+                shapes[n.name] = tuple(int(d) for d in n.op.out_shape(*(shapes[i] for i in n.inputs)))
+            except ArtifactError as e:
+                raise ArtifactError(f"node {n.name} ({n.op.kind}): {e}") from None
+            if math.prod(shapes[n.name]) > MAX_ELEMENTS:
+                raise ArtifactError(f"node {n.name} ({n.op.kind}): output {list(shapes[n.name])} has more than "
+                                    f"{MAX_ELEMENTS} elements")
+        return shapes
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every node, in order."""
+        m = self.shape_map()
+        return [m[n.name] for n in self.nodes]
+
+    def in_shapes(self, node: Node, shapes: dict[str, tuple[int, ...]] | None = None) -> list[tuple[int, ...]]:
+        shapes = shapes or self.shape_map()
+        return [shapes[i] for i in node.inputs]
+
+    # -- inference ------------------------------------------------------------------------------------------
+    def _run(self, x: np.ndarray, normalised: bool) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != tuple(self.input.shape):
             raise ArtifactError(f"input has shape {x.shape[1:]}, the model expects {tuple(self.input.shape)}")
-        h = x if normalised else self.input.normalise(x)
-        for layer in self.layers:
-            h = layer.forward(h)
-        return h
+        values = {INPUT: x if normalised else self.input.normalise(x)}
+        for n in self.nodes:
+            values[n.name] = n.op.forward(*(values[i] for i in n.inputs))
+        return values
 
-    def activations(self, x: np.ndarray) -> list[np.ndarray]:
-        """Output of every layer for a batch (used for activity counts and threshold balancing)."""
-        h, outs = self.input.normalise(np.asarray(x, dtype=np.float32)), []
-        for layer in self.layers:
-            h = layer.forward(h)
-            outs.append(h)
-        return outs
+    def forward(self, x: np.ndarray, normalised: bool = False) -> np.ndarray:
+        """Logits for a batch of raw samples (N, *input.shape); float32 throughout."""
+        return self._run(x, normalised)[self.nodes[-1].name]
+
+    def activations(self, x: np.ndarray, normalised: bool = False) -> list[np.ndarray]:
+        """Output of every node for a batch, in node order (activity counts, calibration)."""
+        values = self._run(x, normalised)
+        return [values[n.name] for n in self.nodes]
 
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        return np.concatenate(
-            [self.forward(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
-        ) if len(x) else np.zeros(0, dtype=np.int64)
+        if not len(x):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self.forward(x[i: i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+    # -- numbers (the one source for metrics, reports and activity records) ---------------------------------
+    def counts(self) -> list[Counts]:
+        shapes = self.shape_map()
+        return [n.op.counts(*self.in_shapes(n, shapes)) for n in self.nodes]
 
     def num_weights(self) -> int:
-        return int(sum(layer.weight.size for layer in self.weight_layers))
+        return int(sum(op.weight.size for op in self.weight_layers))
 
+    def bits(self) -> int:
+        from .packing import bits_for_levels
+
+        return bits_for_levels(self.levels)
+
+    def stored_bytes(self) -> int:
+        """Bytes of all parameters as the artifact stores them (packed weights, float32 scales and biases)."""
+        return int(sum(op.stored_bytes(self.kind, self.bits()) for op in self.layers))
+
+    def float32_bytes(self) -> int:
+        """The same parameters as a float32 model would store them (weights, biases, affine parameters)."""
+        total = 0
+        for op in self.layers:
+            if op.has_weights:
+                total += 4 * (op.weight.size + op.bias.size)
+            else:
+                total += sum(a.size * 4 for a in op.arrays("float", 32).values())
+        return int(total)
+
+    def fingerprint(self) -> str:
+        """sha256 of the structure and parameters (not of provenance or metrics): ties activity records and
+        builds to the model they were measured on."""
+        h = hashlib.sha256()
+        head = {"kind": self.kind, "levels": self.levels, "input": list(self.input.shape), "labels": self.labels,
+                "nodes": [[n.name, n.op.kind, list(n.inputs), n.op.attrs()] for n in self.nodes]}
+        h.update(json.dumps(head, sort_keys=True).encode())
+        for arr in (self.input.mean, self.input.std):
+            h.update(np.ascontiguousarray(arr, np.float32).tobytes())
+        for n in self.nodes:
+            for key, arr in sorted(n.op.arrays(self.kind, self.bits()).items()):
+                h.update(f"{n.name}.{key}".encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+    # -- invariants -----------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Check the invariants downstream code relies on; raise ArtifactError with the first breach."""
         if self.kind not in ("ternary", "float"):
             raise ArtifactError(f"unknown model kind {self.kind!r}")
+        if not isinstance(self.levels, int) or not 1 <= self.levels <= 7:
+            raise ArtifactError(f"levels must be in 1..7, got {self.levels!r}")
+        if not self.nodes:
+            raise ArtifactError("model has no operations")
+        seen = {INPUT}
+        for n in self.nodes:
+            if not isinstance(n.name, str) or not n.name or n.name in seen or len(n.name) > 200:
+                raise ArtifactError(f"node name {n.name!r} is empty, too long or not unique")
+            if not isinstance(n.op, Op):
+                raise ArtifactError(f"node {n.name}: {type(n.op).__name__} is not an operation")
+            need = n.op.arity
+            if (need is None and len(n.inputs) < 2) or (need is not None and len(n.inputs) != need):
+                raise ArtifactError(f"node {n.name} ({n.op.kind}) takes {need or '2 or more'} inputs, "
+                                    f"has {len(n.inputs)}")
+            for i in n.inputs:
+                if i not in seen:
+                    raise ArtifactError(f"node {n.name} reads {i!r}, which is not an earlier node")
+            try:
+                n.op.check(self.kind, self.levels)
+            except ArtifactError as e:
+                raise ArtifactError(f"node {n.name} ({n.op.kind}): {e}") from None
+            seen.add(n.name)
+        unused = [k for k, v in self.consumers().items() if not v and k != self.nodes[-1].name]
+        if unused:
+            raise ArtifactError(f"the output of {unused[0]!r} is never used (the last node is the output)")
         if not self.weight_layers:
             raise ArtifactError("model has no weight layers")
-        if self.levels < 1 or self.levels > 7:
-            raise ArtifactError(f"levels must be in 1..7, got {self.levels}")
-        for i, layer in enumerate(self.weight_layers):
-            w = layer.weight
-            out = w.shape[0]
-            if layer.scale.shape not in ((1,), (out,)) or layer.bias.shape != (out,):
-                raise ArtifactError(f"weight layer {i}: scale/bias shapes do not match {out} outputs")
-            for name, arr in (("weight", w), ("scale", layer.scale), ("bias", layer.bias)):
-                if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-                    raise ArtifactError(f"weight layer {i}: {name} holds NaN or inf")
-            if self.kind == "ternary":
-                if w.dtype != np.int8 or w.size and np.abs(w).max() > self.levels:
-                    raise ArtifactError(
-                        f"weight layer {i}: weights outside {{-{self.levels}..{self.levels}}}"
-                    )
-        if len(self.labels) < 2:
-            raise ArtifactError("model needs at least two class labels")
-        shapes = self.shapes()
-        if shapes[-1] != (len(self.labels),):
-            raise ArtifactError(f"model outputs {shapes[-1]} but has {len(self.labels)} labels")
+        if not 2 <= len(self.labels) <= MAX_LABELS:
+            raise ArtifactError(f"model needs 2..{MAX_LABELS} class labels, has {len(self.labels)}")
+        out = self.shapes()[-1]
+        if out != (len(self.labels),):
+            raise ArtifactError(f"model outputs {out} but has {len(self.labels)} labels")
+

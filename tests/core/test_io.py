@@ -66,7 +66,7 @@ def test_rejects_out_of_range_trits(tmp_path):
     good = tmp_path / "g.tern"
     save_model(random_mlp(), good)
     raw = good.read_bytes()
-    meta = _read_header(raw, good)
+    meta = _read_header(raw)
     tensors = load(raw)
     tensors["layer0.weight"] = np.full_like(tensors["layer0.weight"], 0b10101010)
     (tmp_path / "bad.tern").write_bytes(save(tensors, metadata={"ternkit": json.dumps(meta)}))

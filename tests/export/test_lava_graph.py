@@ -15,7 +15,7 @@ from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_gra
 def digits_mlp(data, seed=4):
     """A hand-built 64-32-10 ternary MLP on digits images (1, 8, 8): Flatten first, per-channel stats."""
     model = random_mlp((64, 32, 10), seed=seed)
-    model.layers.insert(0, Flatten())
+    model.layers = [Flatten(), *model.layers]
     model.input = InputSpec((1, 8, 8), np.full((1, 1, 1), data.x.mean(), np.float32),
                             np.full((1, 1, 1), data.x.std(), np.float32))
     return model
@@ -122,11 +122,11 @@ def test_unmappable_models_are_refused():
     with pytest.raises(ArtifactError, match="without ReLU"):
         build_graph(model, _x(model))
     model = random_mlp((4, 8, 3))
-    model.layers.append(ReLU())
+    model.layers = [*model.layers, ReLU()]
     with pytest.raises(ArtifactError, match="output layer must be linear"):
         build_graph(model, _x(model))
     model = random_mlp((4, 8, 3))
-    model.layers.insert(0, ReLU())
+    model.layers = [ReLU(), *model.layers]
     with pytest.raises(ArtifactError, match="ReLU must directly follow"):
         build_graph(model, _x(model))
     fm = random_mlp((4, 8, 3), kind="float")

@@ -137,7 +137,7 @@ def test_unsupported_layer_and_bad_weights_write_nothing(tmp_path):
             return s
 
     model = random_cnn()
-    model.layers.insert(1, Pool())
+    model.layers = [model.layers[0], Pool(), *model.layers[1:]]
     with pytest.raises(ArtifactError, match="Pool"):
         export_onnx(model, tmp_path / "m.onnx")
     bad = random_mlp()

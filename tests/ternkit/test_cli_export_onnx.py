@@ -83,9 +83,9 @@ def _hostile(tmp_path, tern):
     from safetensors import safe_open
 
     with safe_open(str(tern), "np") as f:
-        layers = json.loads(f.metadata()["ternkit"])["layers"]
-    layers[1] = {"type": "maxpool"}
-    _rewrite(tern, tmp_path / "layer.tern", meta={"layers": layers})
+        nodes = json.loads(f.metadata()["ternkit"])["nodes"]
+    nodes[1]["op"] = "maxpool"
+    _rewrite(tern, tmp_path / "layer.tern", meta={"nodes": nodes})
     (tmp_path / "pickle.tern").write_bytes(pickle.dumps({"weights": np.zeros(3)}))
     (tmp_path / "cut.tern").write_bytes(tern.read_bytes()[:300])
     b = load_file(str(tern))["layer0.bias"].copy()

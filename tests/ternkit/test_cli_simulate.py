@@ -20,7 +20,7 @@ def tern(tmp_path_factory):
     """A hand-built ternary 64-24-10 MLP for digits (1, 8, 8) that names its dataset, as trained models do."""
     data = load_dataset("digits")
     model = random_mlp((64, 24, 10), seed=5)
-    model.layers.insert(0, Flatten())
+    model.layers = [Flatten(), *model.layers]
     model.input = InputSpec((1, 8, 8), np.full((1, 1, 1), data.x.mean(), np.float32),
                             np.full((1, 1, 1), data.x.std(), np.float32))
     model.provenance = {"dataset": "digits", "seed": 0, "config": {"seed": 0, "val_fraction": 0.2}}
