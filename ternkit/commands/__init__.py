@@ -11,4 +11,5 @@ SUMMARIES = {
     "simulate": "run a model on Lava's Loihi 2 simulator or onnxruntime; accuracy, agreement, activity",
     "report": "memory and energy of a model on hardware targets (JSON, Markdown, PNG)",
     "pipeline": "train, export, simulate and report in one run",
+    "install-lava": "install lava-nc 0.10.0 and its pins into this environment (pip, the steps it needs)",
 }

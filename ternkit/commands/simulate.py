@@ -130,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"-o {args.out}: the activity file name must end in .json")
     if args.backend == "onnx" and (args.graph or args.float_sim):
         raise OptionError("--graph and --float-sim apply to --backend lava only")
+    if args.backend == "lava":
+        from ternkit.export.lava_compat import require_lava
+
+        require_lava()  # lava-nc is optional: say how to install it before loading anything
     model = load_model(args.model)
     data = _data(model, args.dataset, args.limit)
     record = simulate_lava(model, data, args) if args.backend == "lava" else simulate_onnx(model, data, args)

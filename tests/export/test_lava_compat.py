@@ -14,6 +14,7 @@ from ternkit.export import lava_compat
 from ternkit.export.lava_compat import LavaUnavailable, import_lava
 
 
+@pytest.mark.lava
 def test_fix_applies_in_memory_only():
     import_lava()
     from lava.magma.compiler import var_model
@@ -26,6 +27,7 @@ def test_fix_applies_in_memory_only():
         assert lava_compat._PATTERN in f.read()
 
 
+@pytest.mark.lava
 def test_real_lava_network_runs():
     """Stock Lava processes (RingBuffer -> Dense -> LIF -> RingBuffer sink) on Loihi2SimCfg, checked by hand."""
     import_lava()
@@ -70,6 +72,7 @@ def test_refuses_other_lava_version(monkeypatch):
         import_lava()
 
 
+@pytest.mark.lava
 def test_refuses_a_foreign_start_method():
     code = ("import multiprocessing as mp; mp.set_start_method('spawn')\n"
             "from ternkit.export.lava_compat import import_lava, LavaUnavailable\n"

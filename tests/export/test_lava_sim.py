@@ -12,6 +12,8 @@ from ternkit.core import OptionError, load_dataset
 from ternkit.export.lava_graph import build_graph, emulate
 from ternkit.export.lava_sim import lava_activity, simulate_graph
 
+pytestmark = pytest.mark.lava  # every test here runs Lava
+
 
 @pytest.fixture(scope="module")
 def digits():

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from ternkit.core import ArtifactError, OptionError
 from ternkit.targets import load_target, shipped_targets

@@ -125,6 +125,7 @@ def test_console_script_exit_code(tmp_path, cnn_tern):
 
 
 @pytest.mark.slow
+@pytest.mark.lava
 def test_report_reads_a_real_lava_activity_record(tmp_path):
     """The record `ternkit simulate` writes (real Lava run) is accepted and drives the neuromorphic figures."""
     model = random_mlp((4, 16, 3), seed=4)

@@ -55,6 +55,7 @@ def test_export_lava_writes_a_reloadable_graph(tern, tmp_path, capsys):
     assert json.loads((tmp_path / "auto.lava.json").read_text())["percentile"] in (100, 99.9, 99.5, 99, 98, 95)
 
 
+@pytest.mark.lava
 def test_simulate_lava_activity_record(tern, tmp_path, capsys):
     act = tmp_path / "run.json"
     assert main(["simulate", str(tern), "--dataset", "digits", "--limit", "12", "--json", "-o", str(act)]) == 0
@@ -71,6 +72,7 @@ def test_simulate_lava_activity_record(tern, tmp_path, capsys):
     assert r["dense_macs_per_inference"] == 64 * 24 + 24 * 10
 
 
+@pytest.mark.lava
 def test_simulate_text_table_and_exported_graph(tern, tmp_path, capsys):
     g = tmp_path / "g.lava.json"
     assert main(["export", "lava", str(tern), "-o", str(g), "--neuron", "if", "--timesteps", "8"]) == 0
@@ -89,6 +91,7 @@ def test_simulate_onnx_backend_same_fields(tern, capsys):
     assert r["layers"][0]["neuron_updates_per_inference"] == 24
 
 
+@pytest.mark.lava
 def test_bad_input(tern, tmp_path, capsys):
     out = tmp_path / "x.lava.json"
     _fail(capsys, ["export", "lava", str(tmp_path / "none.tern"), "-o", str(out)], "no such file")
@@ -108,6 +111,7 @@ def test_bad_input(tern, tmp_path, capsys):
     _fail(capsys, ["export", "lava", str(tern), "-o", str(out), "--neuron", "if", "--percentile", "most"], "'auto'")
 
 
+@pytest.mark.lava
 def test_unmappable_and_float_models(tmp_path, capsys):
     linear = random_mlp((4, 6, 3))
     linear.layers = [layer for layer in linear.layers if not isinstance(layer, ReLU)]
@@ -122,6 +126,7 @@ def test_unmappable_and_float_models(tmp_path, capsys):
           "--calibrate")
 
 
+@pytest.mark.lava
 def test_incompatible_lava_setup_is_one_line(tern):
     """A process that chose the 'spawn' start method before lava could: exit 2, one line, no traceback."""
     code = ("import multiprocessing as mp, sys; mp.set_start_method('spawn')\n"

@@ -34,6 +34,7 @@ def iris_run(tmp_path_factory):
     return root, root / "runs" / "iris"
 
 
+@pytest.mark.lava
 def test_pipeline_writes_every_artifact(iris_run):
     _, run = iris_run
     for name in ("model.tern", "float.tern", "model.onnx", "model.lava.json", "activity.json", "summary.md",
@@ -44,6 +45,7 @@ def test_pipeline_writes_every_artifact(iris_run):
                                                       "report", "summary"))
 
 
+@pytest.mark.lava
 def test_summary_figures_match_the_parts(iris_run, capsys):
     _, run = iris_run
     summary = json.loads((run / "summary.json").read_text())
@@ -56,6 +58,7 @@ def test_summary_figures_match_the_parts(iris_run, capsys):
     assert summary["memory"]["bits_per_weight"] == 2.0
 
 
+@pytest.mark.lava
 def test_resume_skips_finished_stages(iris_run, capsys):
     root, run = iris_run
     before = (run / "model.tern").stat().st_mtime_ns
