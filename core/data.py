@@ -11,8 +11,10 @@ and `SPEC@train[...]` select the part of SPEC that `ternkit train --seed SEED --
 from __future__ import annotations
 
 import csv
-import gzip
 import importlib.util
+import io
+import math
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -21,12 +23,48 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .readers import LIMITS, read_bytes, read_gzip, read_text
 
-__all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS"]
+__all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS", "BUILTIN",
+           "parse_split", "is_builtin"]
 
 DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]",
             "SPEC@val[:SEED[:FRACTION]]", "SPEC@train[:SEED[:FRACTION]]")
-_PART = re.compile(r"^(.+)@(train|val)(?::(\d+))?(?::([0-9.]+))?$")
+_PART = re.compile(r"^(.+)@(train|val)(:.*)?$")
+_SPLIT_USAGE = "expected SPEC@val[:SEED[:FRACTION]] (or @train) with a seed in 0..2^32-1 and a fraction in (0, 1)"
+
+
+def parse_split(spec: str) -> tuple[str, str, int, float] | None:
+    """(base spec, "train" | "val", seed, fraction) of a `SPEC@val[:SEED[:FRACTION]]` spec; None for another
+    spec; DataError for a malformed one (`digits@val:x`, `digits@val:0:0.2.3`, `digits@val:0:1.5`)."""
+    m = _PART.match(spec)
+    if not m:
+        return None
+    fields = m[3][1:].split(":") if m[3] else []
+    if len(fields) > 2 or not all(fields) or (fields and not re.fullmatch(r"\d{1,10}", fields[0])):
+        raise DataError(f"malformed split spec {spec!r}: {_SPLIT_USAGE}")
+    seed = int(fields[0]) if fields else 0
+    try:
+        fraction = float(fields[1]) if len(fields) > 1 else 0.2
+    except ValueError:
+        raise DataError(f"malformed split spec {spec!r}: {_SPLIT_USAGE}") from None
+    if seed >= 2**32 or not 0 < fraction < 1:
+        raise DataError(f"malformed split spec {spec!r}: {_SPLIT_USAGE}")
+    return m[1], m[2], seed, fraction
+
+
+BUILTIN = ("iris", "digits", "mnist-sample")
+
+
+def is_builtin(spec: str) -> bool:
+    """True for a dataset that ships with ternkit's dependencies (possibly split with @val/@train): loading it
+    reads no file a user (or an artifact) names."""
+    try:
+        while (part := parse_split(spec)) is not None:
+            spec = part[0]
+    except DataError:
+        return False
+    return spec in BUILTIN
 
 
 @dataclass
@@ -96,23 +134,34 @@ def _mnist_sample() -> Dataset:
                     "mnist-sample")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read IDX file ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+def _idx_size(path: Path, head: bytes) -> int:
+    """Total bytes an IDX file declares (header + body), from its first 4 + 4 * ndim bytes."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
+    ndim = head[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{path}: IDX header declares {ndim} dimensions (expected 1 to 4)")
+    if len(head) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    count = int(np.prod(dims)) if dims else 0
-    body = raw[4 + 4 * ndim :]
-    if len(body) != count:
-        raise DataError(f"{path}: IDX header declares {count} values, file holds {len(body)}")
+    count = math.prod(struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]))  # Python ints: no overflow
+    return 4 + 4 * ndim + count
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (raw or gzipped), read only as far as its header declares and within LIMITS["idx"]."""
+    limit = LIMITS["idx"]
+    if path.suffix == ".gz":
+        # the header (magic, then up to 4 dims) fixes the size; 20 bytes cover it whatever ndim is
+        raw = read_gzip(path, limit, "IDX", DataError, expected=lambda h: _idx_size(path, h), header=20)
+    else:
+        raw = read_bytes(path, limit, "IDX", DataError)
+    size = _idx_size(path, raw[:20])
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = raw[4 + 4 * ndim:]
+    if len(raw) != size:
+        raise DataError(f"{path}: IDX header declares dimensions {'x'.join(map(str, dims))} = "
+                        f"{size - 4 - 4 * ndim} values, the file holds {len(body)}")
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
@@ -129,7 +178,7 @@ def _idx(arg: str) -> Dataset:
         directory, part = arg.rsplit(":", 1)
     d = Path(directory)
     if not d.is_dir():
-        raise DataError(f"idx:{directory}: no such directory")
+        raise DataError(f"idx:{directory}: {'not a directory' if d.exists() else 'no such directory'}")
     parts = [part] if part else ["train", "t10k"]
     for p in parts:
         images, labels = _find(d, f"{p}-images-idx3-ubyte"), _find(d, f"{p}-labels-idx1-ubyte")
@@ -137,44 +186,69 @@ def _idx(arg: str) -> Dataset:
             x, y = _read_idx(images), _read_idx(labels)
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise DataError(f"idx:{directory}: images {x.shape} and labels {y.shape} do not match")
-            return _checked(x[:, None].astype(np.float32), y.astype(np.int64), [str(i) for i in range(10)],
+            classes = max(10, int(y.max()) + 1) if len(y) else 10
+            return _checked(x[:, None].astype(np.float32), y.astype(np.int64), [str(i) for i in range(classes)],
                             f"idx:{directory}:{p}")
     raise DataError(f"idx:{directory}: no {'/'.join(parts)}-images-idx3-ubyte[.gz] with matching labels file")
 
 
+def _cell(s: str, width: int = 40) -> str:
+    """A CSV cell as a message shows it: one line, at most `width` characters."""
+    s = " ".join(s.split())
+    return repr(s if len(s) <= width else s[:width - 3] + "...")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _csv(arg: str) -> Dataset:
     path, column = Path(arg), None
-    if not path.exists() and ":" in arg:
+    if not os.path.lexists(path) and ":" in arg:
         head, column = arg.rsplit(":", 1)
         path = Path(head)
-    if not path.is_file():
-        raise DataError(f"csv:{arg}: no such file")
+    text = read_text(path, LIMITS["csv"], "CSV", DataError)  # a leading UTF-8 BOM is dropped
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"csv:{path}: cannot read ({e})") from None
-    if len(rows) < 3:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = None
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                header = [h.strip() for h in row]
+                break
+        if header is None:
+            raise DataError(f"csv:{path}: needs a header row and at least two data rows")
+        if column is None:
+            column = "label" if "label" in header else header[0]
+        if column not in header:
+            shown = ", ".join(_cell(h, 20) for h in header[:8]) + (", ..." if len(header) > 8 else "")
+            raise DataError(f"csv:{path}: no column named {_cell(column)} (columns: {shown})")
+        li = header.index(column)
+        feats, raw_labels = [], []
+        for r in reader:
+            if not r or not any(c.strip() for c in r):
+                continue
+            n = reader.line_num
+            if len(r) != len(header):
+                raise DataError(f"csv:{path}: line {n} has {len(r)} fields, the header has {len(header)}")
+            try:
+                values = np.array([float(v) for j, v in enumerate(r) if j != li], dtype=np.float64)
+            except ValueError:
+                bad = next(j for j, v in enumerate(r) if j != li and not _isnum(v))
+                raise DataError(f"csv:{path}: line {n}, column {_cell(header[bad], 20)} holds a non-numeric "
+                                f"feature {_cell(r[bad], 20)}") from None
+            big = np.isfinite(values) & (np.abs(values) > _F32_MAX)
+            if big.any():
+                j = [k for k in range(len(r)) if k != li][int(np.argmax(big))]
+                raise DataError(f"csv:{path}: line {n}, column {_cell(header[j], 20)}: {_cell(r[j], 20)} is finite "
+                                "but overflows float32 (largest 3.4e38)")
+            feats.append(values.astype(np.float32))
+            raw_labels.append(r[li].strip())
+    except csv.Error as e:
+        raise DataError(f"csv:{path}: malformed CSV ({str(e).splitlines()[0]})") from None
+    if len(feats) < 2:
         raise DataError(f"csv:{path}: needs a header row and at least two data rows")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    if column is None:
-        column = "label" if "label" in header else header[0]
-    if column not in header:
-        raise DataError(f"csv:{path}: no column named {column!r} (columns: {', '.join(header[:8])}...)")
-    li = header.index(column)
-    feats = []
-    for n, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise DataError(f"csv:{path}: line {n} has {len(r)} fields, the header has {len(header)}")
-        try:
-            feats.append([float(v) for j, v in enumerate(r) if j != li])
-        except ValueError:
-            raise DataError(f"csv:{path}: line {n} holds a non-numeric feature") from None
-    raw_labels = [r[li].strip() for r in body]
     names = sorted(set(raw_labels), key=lambda s: (float(s), s) if _isnum(s) else (float("inf"), s))
     index = {s: i for i, s in enumerate(names)}
-    return _checked(np.array(feats, dtype=np.float32), np.array([index[s] for s in raw_labels]), names,
-                    f"csv:{path}")
+    return _checked(np.stack(feats), np.array([index[s] for s in raw_labels]), names, f"csv:{path}")
 
 
 def _isnum(s: str) -> bool:
@@ -189,11 +263,9 @@ def load_dataset(spec: str) -> Dataset:
     """Load a whole dataset by spec; raises DataError with one line on any problem."""
     if not isinstance(spec, str) or not spec:
         raise DataError("empty dataset spec")
-    part = _PART.match(spec)
-    if part and not Path(spec).exists():
-        base, which, seed, fraction = part[1], part[2], int(part[3] or 0), float(part[4] or 0.2)
-        if not 0 < fraction < 1:
-            raise DataError(f"{spec}: the validation fraction must be in (0, 1)")
+    part = parse_split(spec) if not os.path.lexists(spec) else None
+    if part is not None:
+        base, which, seed, fraction = part
         train, val = split_dataset(load_dataset(base), fraction, seed)
         chosen = train if which == "train" else val
         return Dataset(chosen.x, chosen.y, chosen.labels, spec)

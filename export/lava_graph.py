@@ -445,15 +445,14 @@ def save_graph(graph: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def load_graph(path: str | os.PathLike) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            graph = json.load(f)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{path}: not a readable JSON Lava graph ({type(e).__name__})") from None
+    from ternkit.core.readers import MAX_TIMESTEPS, read_json
+
+    graph = read_json(path, "Lava graph JSON", ArtifactError)  # bounded, regular files only, strict JSON
     try:
         validate_graph(graph)
+        for key in ("timesteps", "window", "latency"):  # declared sizes: checked before anything allocates
+            _need(not isinstance(graph.get(key), int) or graph[key] <= MAX_TIMESTEPS,
+                  f"{key} {graph.get(key)} is more than {MAX_TIMESTEPS} timesteps")
     except ArtifactError as e:
         raise ArtifactError(f"{path}: {e}") from None
     return graph

@@ -6,19 +6,19 @@ run measured (messages, synaptic operations, neuron updates, activation sparsity
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ternkit.core.errors import ArtifactError
+from ternkit.core.readers import read_json
 
-__all__ = ["Activity", "read_activity", "FORMAT", "VERSION"]
+__all__ = ["Activity", "read_activity", "FORMAT", "VERSION", "FINGERPRINT_KEY"]
 
 FORMAT = "ternkit-activity"
 VERSION = 1
+FINGERPRINT_KEY = "model_fingerprint"  # TernaryModel.fingerprint() of the model the record was measured on
 _LAYER_NUMBERS = ("neurons", "fan_out", "messages_per_inference", "synaptic_ops_per_inference",
                   "neuron_updates_per_inference", "input_activation_sparsity")
 _TOTALS = ("synaptic_ops_per_inference", "neuron_updates_per_inference", "dense_macs_per_inference")
@@ -55,22 +55,29 @@ def _number(value: Any, what: str, path: str, upper: float | None = None) -> flo
     return float(value)
 
 
-def read_activity(path: str | os.PathLike, weight_layers: int | None = None) -> Activity:
-    """Load and validate; `weight_layers` (the model's count) guards against a record of another model."""
+def read_activity(path: str | os.PathLike, weight_layers: int | None = None, fingerprint: str | None = None,
+                  model_path: str | os.PathLike = "the model") -> Activity:
+    """Load and validate. `fingerprint` (the model's `fingerprint()`) refuses a record measured on another
+    model -- or one that does not say which model it was measured on; `weight_layers` (the model's count) is a
+    second, coarser guard."""
     p = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"activity record {p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"activity record {p}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"activity record {p}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        data = read_json(path, "activity JSON", ArtifactError)  # bounded, regular files only, strict JSON
+    except ArtifactError as e:
+        raise ArtifactError(f"activity record {e}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArtifactError(f"activity record {p}: not a ternkit activity record (format tag {FORMAT!r} missing)")
     if data.get("version") != VERSION:
         raise ArtifactError(f"activity record {p}: version {data.get('version')!r} is not supported "
                             f"(this ternkit reads version {VERSION})")
+    if fingerprint is not None:
+        theirs = data.get(FINGERPRINT_KEY)
+        if not isinstance(theirs, str):
+            raise ArtifactError(f"activity record {p}: does not name the model it was measured on (no "
+                                f"{FINGERPRINT_KEY!r}); rerun `ternkit simulate {model_path} -o {p}`")
+        if theirs != fingerprint:
+            raise ArtifactError(f"activity record {p}: was measured on another model than {model_path} "
+                                f"(model fingerprint {theirs[:12]}..., this model {fingerprint[:12]}...)")
     backend = data.get("backend")
     if backend not in ("lava", "onnx"):
         raise ArtifactError(f"activity record {p}: backend must be 'lava' or 'onnx', got {backend!r}")

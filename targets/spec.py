@@ -9,13 +9,13 @@ energy is a one-line `ArtifactError` (CLI exit 2), never a traceback or a silent
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ternkit.core.errors import ArtifactError, OptionError
+from ternkit.core.readers import read_toml
 
 __all__ = ["Constant", "Target", "load_target", "parse_target", "shipped_targets", "KINDS"]
 
@@ -94,13 +94,9 @@ def load_target(name_or_path: str) -> Target:
             raise OptionError(f"unknown target {name_or_path!r}; shipped targets: {', '.join(shipped_targets())} "
                               "(or pass a .toml file)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"target file {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"target file {path}: cannot read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ArtifactError(f"target file {path}: not valid TOML ({e})") from None
+        data = read_toml(path, "target TOML", ArtifactError)  # bounded, regular files only, no deep nesting
+    except ArtifactError as e:
+        raise ArtifactError(f"target file {e}") from None
     return parse_target(data, origin)
 
 

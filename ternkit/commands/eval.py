@@ -14,6 +14,8 @@ import numpy as np
 from ternkit.commands import SUMMARIES
 from ternkit.core import OptionError, load_dataset, load_model
 
+MAX_CONFUSION_LABELS = 100
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help=SUMMARIES["eval"],
@@ -49,13 +51,19 @@ def evaluate(path: str, dataset: str, limit: int | None = None) -> dict:
         raise OptionError(f"{dataset} has {len(data.labels)} classes, the model only {len(labels)}")
     pred = np.concatenate([forward(data.x[i:i + 1024]).argmax(1) for i in range(0, len(data), 1024)])
     k = len(labels)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (data.y, pred), 1)
-    support = confusion.sum(1)
-    per_class = {labels[i]: (float(confusion[i, i] / support[i]) if support[i] else None) for i in range(k)}
+    # per class from counts (O(k)); the k x k confusion matrix only for a k a person can read (a model may
+    # declare tens of thousands of labels: their square would be GBs)
+    support = np.bincount(data.y, minlength=k)
+    hits = np.bincount(data.y[pred == data.y], minlength=k)
+    per_class = {labels[i]: (float(hits[i] / support[i]) if support[i] else None) for i in range(k)}
+    confusion = None
+    if k <= MAX_CONFUSION_LABELS:
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (data.y, pred), 1)
+        confusion = confusion.tolist()
     return {"model": str(path), "dataset": dataset, "n": int(len(data)),
             "accuracy": float((pred == data.y).mean()), "per_class": per_class,
-            "confusion": confusion.tolist(), "labels": list(labels)}
+            "confusion": confusion, "labels": list(labels)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{r['model']} on {r['dataset']}: accuracy {100 * r['accuracy']:.2f} % over {r['n']} samples")
     labels = r["labels"]
+    if r["confusion"] is None:
+        print(f"({len(labels)} classes: the confusion matrix is shown for at most {MAX_CONFUSION_LABELS}; "
+              "--json has the per-class accuracy)")
+        return 0
     w = max(5, *(len(s) for s in labels))
     cw = min(12, max(5, len(str(max(max(row) for row in r["confusion"]))) + 1, *(len(s) + 1 for s in labels)))
     print(f"\n{'class':>{w}}  accuracy   confusion (rows: true class, columns: predicted)")
