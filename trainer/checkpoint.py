@@ -5,14 +5,18 @@ Saved with torch.save and read back with `weights_only=True`, so a checkpoint ca
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ternkit.core.atomic import atomic_path
+from ternkit.core.atomic import write_bytes
 from ternkit.core.errors import ArtifactError, OptionError
+from ternkit.core.readers import read_bytes
+
+MAX_CHECKPOINT = 16 << 30  # 16 GiB: a network, Adam's two moments and CoNNTrA's, for ~1e9 weights
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
@@ -21,13 +25,15 @@ def save_checkpoint(path: Path, net: torch.nn.Module, rule: Any, history: dict[s
                     identity: dict[str, Any]) -> None:
     state = {"net": net.state_dict(), "rule": rule.state_dict(), "epoch": epoch, "batch": batch,
              "history": json.dumps(history), "identity": json.dumps(identity, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    buf = io.BytesIO()  # serialised first: a full disk is then an OSError of the write (one line), not torch's
+    torch.save(state, buf)
+    write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    raw = read_bytes(path, MAX_CHECKPOINT, "checkpoint", ArtifactError)  # bounded, regular files only
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(io.BytesIO(raw), weights_only=True)
         saved = json.loads(state["identity"])
         history = json.loads(state["history"])
     except Exception as e:  # torch raises many types for a bad file; all mean the same to the user

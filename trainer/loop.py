@@ -7,6 +7,8 @@ function of (seed, epoch), so a resumed run -- even from the middle of an epoch 
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,12 +71,13 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     steps_per_epoch = max(1, -(-n // batch_size))
     # CPU seconds beside wall seconds: on a shared machine wall time swings with other load, CPU time much less
     history: dict[str, Any] = {"epochs": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0}
-    start_epoch, start_batch = 0, 0
+    start_epoch, start_batch, partial_loss = 0, 0, 0.0
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, identity or {})
         net.load_state_dict(state["net"])
         rule.load_state_dict(state["rule"])
         history, start_epoch, start_batch = state["history"], state["epoch"], state["batch"]
+        partial_loss = float(history.pop(_PARTIAL_LOSS, 0.0))
 
     def closure(backward: bool = True, xb=None, yb=None) -> torch.Tensor:
         out = net(xb)
@@ -96,44 +99,96 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
 
         bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch + start_batch,
                    unit="batch", dynamic_ncols=True, leave=False)
-    epoch, b = start_epoch, start_batch
+    # `done` is the position a checkpoint records: (epoch, batches of it applied), changed only once a step
+    # has finished; Ctrl-C during a step is held until the step is complete (see _DeferredInterrupt), so a
+    # checkpoint never records a batch as not done whose update was partly applied (scales, biases)
+    done, loss_sum = (start_epoch, start_batch), partial_loss
+    guard = _DeferredInterrupt()
     try:
+        guard.install()
         net.train()
         for epoch in range(start_epoch, epochs):
             order = batch_order(n, seed, epoch)
-            t0, c0, loss_sum = time.perf_counter(), time.process_time(), 0.0
+            t0, c0 = time.perf_counter(), time.process_time()
             first = start_batch if epoch == start_epoch else 0
+            if epoch != start_epoch:
+                loss_sum = 0.0
             for b in range(first, steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 if hooks.shard is not None:
                     idx = hooks.shard(idx)
                 xb, yb = x[idx], y[idx]
-                for hook in hooks.before_step:
-                    hook(net, rule.step_index)
-                loss = rule.step(lambda backward=True, xb=xb, yb=yb: closure(backward, xb, yb))
-                loss_sum += loss
+                with guard:
+                    for hook in hooks.before_step:
+                        hook(net, rule.step_index)
+                    loss = rule.step(lambda backward=True, xb=xb, yb=yb: closure(backward, xb, yb))
+                    loss_sum += loss
+                    done = (epoch, b + 1)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             history["train_seconds"] += time.perf_counter() - t0
             history["train_cpu_seconds"] += time.process_time() - c0
-            b = steps_per_epoch
-            record = {"epoch": epoch + 1, "loss": loss_sum / max(1, steps_per_epoch - first),
+            # the mean over the whole epoch, also when it was resumed from its middle (loss_sum carried over)
+            record = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch,
                       "train_error": 1 - accuracy(net, x, y),
                       "val_error": 1 - accuracy(net, *val) if len(val[0]) else None,
                       "seconds": history["train_seconds"]}
-            history["epochs"].append(record)
+            with guard:  # the record and the position move together
+                history["epochs"].append(record)
+                done, loss_sum = (epoch + 1, 0), 0.0
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['loss']:.3f}",
                                 val_acc="-" if record["val_error"] is None else f"{1 - record['val_error']:.3f}")
             if checkpoint is not None and hooks.is_main:
                 save_checkpoint(checkpoint, net, rule, history, epoch + 1, 0, identity or {})
     except KeyboardInterrupt:
+        guard.uninstall()  # a second Ctrl-C while saving stops at once (the last checkpoint file stays whole)
         if checkpoint is not None and hooks.is_main:
-            save_checkpoint(checkpoint, net, rule, history, epoch, b, identity or {})
+            saved = {**history, _PARTIAL_LOSS: loss_sum} if done[1] else history
+            save_checkpoint(checkpoint, net, rule, saved, done[0], done[1], identity or {})
         raise TrainingInterrupted(checkpoint if hooks.is_main else None) from None
     finally:
+        guard.uninstall()
         if bar is not None:
             bar.close()
         torch.set_flush_denormal(False)
     return history
+
+
+_PARTIAL_LOSS = "partial_epoch_loss_sum"  # in a mid-epoch checkpoint's history: the losses of its done batches
+
+
+class _DeferredInterrupt:
+    """`with guard:` holds SIGINT until the block ends, then raises KeyboardInterrupt: a training step is
+    atomic with respect to Ctrl-C. Outside such blocks Ctrl-C interrupts at once. Only installed in the main
+    thread (where Python delivers signals); elsewhere it does nothing."""
+
+    def __init__(self) -> None:
+        self.inside, self.pending, self.previous = False, False, None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+                signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def uninstall(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.inside:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> _DeferredInterrupt:
+        self.inside = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.inside = False
+        if self.pending and exc[0] is None:
+            self.pending = False
+            raise KeyboardInterrupt

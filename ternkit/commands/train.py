@@ -6,8 +6,10 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from ternkit.commands import SUMMARIES
+from ternkit.core.atomic import OutputError, check_writable
 from ternkit.core.errors import OptionError
 from ternkit.trainer import METHODS, MODES, SCHEDULES, TrainConfig, TrainingInterrupted, metrics_path
 from ternkit.trainer.approx import KEY as APPROX_KEY
@@ -153,19 +155,37 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _checked_run(config: TrainConfig, out: str, args: argparse.Namespace) -> dict:
+    """One run_training with its outputs checked first, and a failed write that says where the work is."""
+    ckpt = Path(str(out) + ".ckpt")
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank:  # fail before training, not after it, when the outputs cannot be written
+        for path in (out, metrics_path(out), ckpt):
+            check_writable(path)
+    if args.resume and main_rank and not ckpt.is_file():
+        # decided: --resume without a checkpoint starts a new run (so a job script may always pass --resume),
+        # and says so
+        print(f"ternkit train: note: no checkpoint {ckpt} to resume from; starting a new run", file=sys.stderr)
+    try:
+        return run_training(config, out=out, resume=args.resume, progress=not args.quiet)
+    except OutputError as e:
+        kept = (f"; training so far is kept in {ckpt}: fix this and rerun with --resume" if ckpt.is_file()
+                else "")
+        raise OutputError(f"{e}{kept}") from None
+
+
 def _train_here(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
-        results = {config.method: run_training(config, out=args.out, resume=args.resume, progress=not args.quiet)}
+        results = {config.method: _checked_run(config, args.out, args)}
+        for method in dict.fromkeys(args.compare):
+            if method == config.method:
+                continue
+            out = str(args.out)[: -len(".tern")] + f".{method}.tern"
+            results[method] = _checked_run(config_from_args(args, method), out, args)
     except TrainingInterrupted as e:
         print(f"ternkit train: {e}; continue with --resume", file=sys.stderr)
         return 130
-    for method in dict.fromkeys(args.compare):
-        if method == config.method:
-            continue
-        out = str(args.out)[: -len(".tern")] + f".{method}.tern"
-        results[method] = run_training(config_from_args(args, method), out=out, resume=args.resume,
-                                       progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # one of several processes: rank 0 reports
     if args.json:
