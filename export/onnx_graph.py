@@ -1,38 +1,48 @@
-"""Build the ONNX graph of a `TernaryModel` in one of four weight formats.
+"""Build the ONNX graph of a `TernaryModel`: one handler per operation kind, one weight form per format.
 
-- `int2` (default): ternary weights as packed INT2 initializers (2 bits each on disk, the same bytes as the
-  `.tern` file) -> `DequantizeLinear` with the layer's scale -> `Gemm`/`Conv` with the bias. ONNX IR 11,
-  opset 25. Models with more levels (k <= 7) use INT4 the same way.
-- `int2-cast`: the same INT2 initializers, but `Cast` to float and `Mul` by the scale instead of
-  `DequantizeLinear`. Plain constant folding removes both at load, so it runs at float speed even in a
-  runtime with default session options (which keep `DequantizeLinear` and run it on every call).
-- `int8`: the same QDQ graph with int8 initializers, IR 7 / opset 13, for runtimes without INT2.
-- `float`: plain float32 weights (scale folded in), IR 7 / opset 13: the size and speed baseline.
+Weight formats (how a weight operation's integer weights reach its `Gemm`/`Conv`):
+- `int2` (default): packed INT2 initializers (2 bits each on disk, the `.tern` bytes) -> `DequantizeLinear`
+  with the layer's scale. ONNX IR 11, opset 25. Models with more levels (k <= 7) use INT4 the same way.
+- `int2-cast`: the same INT2 initializers, `Cast` to float and `Mul` by the scale instead of
+  `DequantizeLinear`: plain constant folding removes both at load, in any session options.
+- `int8`: the QDQ graph with int8 initializers, IR 7 / opset 13, for runtimes without INT2.
+- `float`: float32 weights (scale folded in), IR 7 / opset 13: the size and speed baseline.
+- `nbits`: dense layers as onnxruntime's contrib operator `com.microsoft.MatMulNBits` (bits=2, zero point 2,
+  per-row scale, `accuracy_level=4`): the weights stay 2-bit in memory and the kernel computes on them, so
+  it is faster than float and holds 1/16 of the bytes. Convolutions use the `int2-cast` form (measured
+  faster than im2col + MatMulNBits for the convolutions these models have, see docs/onnx.md).
 
-Dense layers use `Gemm(transB=1)` on the (out, in) weight with a per-output scale on axis 0, never
-`DequantizeLinear -> MatMul`: onnxruntime 1.32 rewrites the latter (with default optimisations) into
-`MatMulNBits`, which returned wrong logits for INT2 weights when measured here (see docs/onnx.md).
-Input normalisation `(x - mean) / std` runs inside the graph, so callers feed raw samples.
+Dense layers are never written as `DequantizeLinear -> MatMul`: onnxruntime 1.32 rewrites that (default
+optimisations) into `MatMulNBits` and returns wrong logits for INT2 weights (docs/onnx.md has a
+reproduction); `DQ -> Gemm(transB=1)` is left alone. Input normalisation `(x - mean) / std` runs inside the
+graph, so callers feed raw samples. The graph follows the artifact's nodes (a chain is the special case).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ternkit.core import INPUT
 from ternkit.core.errors import ArtifactError
-from ternkit.core.io import pack_ints
-from ternkit.core.model import Conv2d, Dense, Flatten, ReLU, TernaryModel
+from ternkit.core.model import Node, TernaryModel
+from ternkit.core.ops import handler
+from ternkit.core.packing import pack_ints
 
-__all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "build_graph", "resolve_format", "weight_format"]
+__all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "NBITS_BLOCK", "NBITS_OPS", "build_graph", "resolve_format",
+           "weight_format", "nbits_pack"]
 
-FORMATS = ("int2", "int2-cast", "int8", "float")
+FORMATS = ("int2", "int2-cast", "int8", "float", "nbits")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-_OPSET = {"int2": (25, 11), "int2-cast": (25, 11), "int8": (13, 7), "float": (13, 7)}  # format -> (opset, IR version)
+NBITS_BLOCK = 128  # MatMulNBits block along K (one int8 activation scale per block at accuracy_level 4)
+NBITS_OPS = ["com.microsoft.MatMulNBits"]
+CONV_FORMS = ("conv", "im2col")  # nbits: Cast*scale -> Conv (default), or im2col -> MatMulNBits (groups=1)
+_OPSET = {"int2": (25, 11), "int2-cast": (25, 11), "int8": (13, 7), "float": (13, 7), "nbits": (25, 11)}
 
 
 def resolve_format(model: TernaryModel, fmt: str) -> str:
@@ -43,9 +53,32 @@ def resolve_format(model: TernaryModel, fmt: str) -> str:
 
 
 def weight_format(model: TernaryModel, fmt: str) -> str:
-    """Name of the weights as stored: int2 (ternary), int4 (more levels), int8 or float."""
+    """Name of the weights as stored: int2 / int4 (more levels), int2-cast, int8, float, int2-nbits."""
     fmt = resolve_format(model, fmt)
+    if fmt == "nbits":
+        return f"int{_nbits_bits(model.levels)}-nbits"
     return fmt.replace("int2", "int4") if fmt.startswith("int2") and model.levels > 1 else fmt
+
+
+def _nbits_bits(levels: int) -> int:
+    return 2 if levels == 1 else 4  # MatMulNBits codes: 2-bit holds {-2..1} around zero point 2, 4-bit {-8..7}
+
+
+def nbits_pack(weight: np.ndarray, levels: int, block: int = NBITS_BLOCK) -> tuple[np.ndarray, int]:
+    """MatMulNBits B for an (N, K) integer weight: codes = weight + zero point (2 for bits=2), K padded with
+    the zero point to a block multiple, packed 8/bits per byte low bits first, shaped [N, K/block, block*bits/8]."""
+    bits = _nbits_bits(levels)
+    n, k = weight.shape
+    blocks = -(-k // block)
+    zp = 1 << (bits - 1)
+    codes = np.full((n, blocks * block), zp, np.uint8)
+    codes[:, :k] = (weight.astype(np.int16) + zp).astype(np.uint8)
+    per = 8 // bits
+    codes = codes.reshape(n, blocks, block // per, per)
+    packed = np.zeros(codes.shape[:3], np.uint8)
+    for j in range(per):
+        packed |= codes[..., j] << np.uint8(j * bits)
+    return packed, bits
 
 
 def _low_bit_tensor(name: str, q: np.ndarray, levels: int) -> TensorProto:
@@ -56,12 +89,6 @@ def _low_bit_tensor(name: str, q: np.ndarray, levels: int) -> TensorProto:
     t.dims.extend(q.shape)
     t.raw_data = pack_ints(q, bits).tobytes()
     return t
-
-
-def _scale(layer: Dense | Conv2d) -> np.ndarray:
-    """Per-layer scale as a scalar (no axis needed), per-channel as a 1-D tensor on axis 0."""
-    s = np.ascontiguousarray(layer.scale, dtype=np.float32)
-    return s.reshape(()) if s.size == 1 else s
 
 
 def _compact(a: np.ndarray) -> np.ndarray:
@@ -80,90 +107,210 @@ def _norm_record(mean: np.ndarray, std: np.ndarray) -> dict:
     return {**rec, "mean_initializer": "input_mean", "std_initializer": "input_std", "std_shape": list(std.shape)}
 
 
-def _scale_b(layer: Dense | Conv2d) -> np.ndarray:
+def _scale_b(op) -> np.ndarray:
     """Scale shaped to broadcast over the weight's output axis (axis 0)."""
-    s = layer.scale.astype(np.float32)
-    return s.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
+    return op.scale.astype(np.float32).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+
+
+def _scale_dq(op) -> np.ndarray:
+    """DequantizeLinear scale: per layer a scalar (no axis needed), per channel a 1-D tensor on axis 0."""
+    s = np.ascontiguousarray(op.scale, dtype=np.float32)
+    return s.reshape(()) if s.size == 1 else s
 
 
 class _Builder:
-    def __init__(self, model: TernaryModel, fmt: str) -> None:
-        self.model, self.fmt = model, fmt
+    def __init__(self, model: TernaryModel, fmt: str, nbits_block: int, conv_form: str) -> None:
+        self.model, self.fmt, self.nbits_block, self.conv_form = model, fmt, nbits_block, conv_form
+        self.shapes = model.shape_map()
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[TensorProto] = []
+        self.names: set[str] = {INPUT_NAME, OUTPUT_NAME}
         self.count = 0
+        self.contrib = False
 
-    def name(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}_{self.count}"
-
-    def const(self, name: str, arr: np.ndarray) -> str:
-        """An initializer under its own stable name (layer index + role), as tools and tests look them up."""
-        arr = np.asarray(arr)  # not ascontiguousarray: it turns a 0-d scale into shape (1,)
-        self.inits.append(numpy_helper.from_array(arr if arr.flags.c_contiguous else arr.copy(), name))
+    def unique(self, stem: str) -> str:
+        name = stem
+        while name in self.names:
+            self.count += 1
+            name = f"{stem}_{self.count}"
+        self.names.add(name)
         return name
 
-    def node(self, op: str, inputs: list[str], stem: str, **attrs) -> str:
-        out = self.name(stem)
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+    def init(self, t: TensorProto) -> str:
+        t.name = self.unique(t.name)
+        self.inits.append(t)
+        return t.name
+
+    def const(self, name: str, arr: np.ndarray) -> str:
+        """An initializer under a stable name (node name + role), as tools and tests look them up."""
+        arr = np.asarray(arr)  # not ascontiguousarray: it turns a 0-d scale into shape (1,)
+        return self.init(numpy_helper.from_array(arr if arr.flags.c_contiguous else arr.copy(), name))
+
+    def node(self, op: str, inputs: list[str], stem: str, domain: str | None = None, **attrs) -> str:
+        out = self.unique(stem)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
         return out
 
-    def weight(self, i: int, layer: Dense | Conv2d) -> str:
-        """Name of the float weight tensor the compute node reads (dequantised in the graph unless float)."""
-        if self.fmt == "float":
-            w = layer.weight.astype(np.float32) * _scale_b(layer)
-            return self.const(f"layer{i}_weight", w.astype(np.float32))
-        q = layer.weight.astype(np.int8)
-        if self.fmt.startswith("int2"):
-            wname = f"layer{i}_weight_q"
-            self.inits.append(_low_bit_tensor(wname, q, self.model.levels))
-            if self.fmt == "int2-cast":  # Cast * scale: folded at load by onnxruntime with default options
-                wf = self.node("Cast", [wname], f"layer{i}_weight_f", to=TensorProto.FLOAT)
-                return self.node("Mul", [wf, self.const(f"layer{i}_scale", _scale_b(layer))], f"layer{i}_weight")
-        else:
-            wname = self.const(f"layer{i}_weight_q", q)
-        s = _scale(layer)
-        inputs = [wname, self.const(f"layer{i}_scale", s)]
-        if self.fmt == "int8":  # opset 13 wants an explicit zero point to carry the int8 type
-            inputs.append(self.const(f"layer{i}_zero", np.zeros(s.shape, np.int8)))
-        return self.node("DequantizeLinear", inputs, f"layer{i}_weight", axis=0)
+    def weight(self, n: Node) -> str:
+        """Name of the float weight tensor `Gemm`/`Conv` reads (dequantised in the graph unless float)."""
+        return _WEIGHT_FORMS[self.fmt](self, n)
 
-    def layer(self, i: int, layer, x: str) -> str:
-        if isinstance(layer, Dense):
-            w, b = self.weight(i, layer), self.const(f"layer{i}_bias", layer.bias.astype(np.float32))
-            return self.node("Gemm", [x, w, b], f"layer{i}_dense", transB=1)
-        if isinstance(layer, Conv2d):
-            w, b = self.weight(i, layer), self.const(f"layer{i}_bias", layer.bias.astype(np.float32))
-            (ph, pw), (sh, sw) = layer.padding, layer.stride
-            return self.node("Conv", [x, w, b], f"layer{i}_conv", kernel_shape=list(layer.kernel),
-                             strides=[sh, sw], pads=[ph, pw, ph, pw])
-        if isinstance(layer, Flatten):
-            return self.node("Flatten", [x], f"layer{i}_flatten", axis=1)
-        if isinstance(layer, ReLU):
-            return self.node("Relu", [x], f"layer{i}_relu")
-        raise ArtifactError(f"layer {i}: ONNX export does not support layers of type {type(layer).__name__}")
+    def bias(self, n: Node) -> str:
+        return self.const(f"{n.name}_bias", n.op.bias.astype(np.float32))
 
 
-def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+# -- weight forms: integer weights -> the float weight tensor (one per format) ------------------------------
+def _w_float(b: _Builder, n: Node) -> str:
+    return b.const(f"{n.name}_weight", (n.op.weight.astype(np.float32) * _scale_b(n.op)).astype(np.float32))
+
+
+def _w_dq(b: _Builder, n: Node) -> str:
+    q = b.init(_low_bit_tensor(f"{n.name}_weight_q", n.op.weight.astype(np.int8), b.model.levels))
+    return b.node("DequantizeLinear", [q, b.const(f"{n.name}_scale", _scale_dq(n.op))], f"{n.name}_weight", axis=0)
+
+
+def _w_cast(b: _Builder, n: Node) -> str:
+    """Cast * scale: folded at load by onnxruntime with default options too."""
+    q = b.init(_low_bit_tensor(f"{n.name}_weight_q", n.op.weight.astype(np.int8), b.model.levels))
+    wf = b.node("Cast", [q], f"{n.name}_weight_f", to=TensorProto.FLOAT)
+    return b.node("Mul", [wf, b.const(f"{n.name}_scale", _scale_b(n.op))], f"{n.name}_weight")
+
+
+def _w_int8(b: _Builder, n: Node) -> str:
+    s = _scale_dq(n.op)
+    q = b.const(f"{n.name}_weight_q", n.op.weight.astype(np.int8))
+    # opset 13 wants an explicit zero point to carry the int8 type
+    inputs = [q, b.const(f"{n.name}_scale", s), b.const(f"{n.name}_zero", np.zeros(s.shape, np.int8))]
+    return b.node("DequantizeLinear", inputs, f"{n.name}_weight", axis=0)
+
+
+_WEIGHT_FORMS: dict[str, Callable[[_Builder, Node], str]] = {
+    "float": _w_float, "int2": _w_dq, "int2-cast": _w_cast, "int8": _w_int8,
+    "nbits": _w_cast,  # what a conv uses in the nbits format (dense layers use MatMulNBits)
+}
+
+
+# -- operation handlers: (builder, node, input tensor names) -> output tensor name --------------------------
+def matmul_nbits(b: _Builder, n: Node, x: str, weight: np.ndarray) -> str:
+    """x (..., K) @ (scale * weight).T + bias as MatMulNBits; `weight` is (N, K) integer."""
+    op = n.op
+    nout, k = weight.shape
+    packed, bits = nbits_pack(weight, b.model.levels, b.nbits_block)
+    scales = np.repeat(op.channel_scale()[:, None], packed.shape[1], axis=1).astype(np.float32)
+    b.contrib = True
+    return b.node("MatMulNBits", [x, b.const(f"{n.name}_weight_nbits", packed), b.const(f"{n.name}_scale", scales),
+                                  "", "", b.bias(n)], f"{n.name}_matmulnbits", domain="com.microsoft",
+                  K=k, N=nout, bits=bits, block_size=b.nbits_block, accuracy_level=4)
+
+
+def _dense(b: _Builder, n: Node, xs: list[str]) -> str:
+    if b.fmt == "nbits":
+        return matmul_nbits(b, n, xs[0], n.op.weight)
+    return b.node("Gemm", [xs[0], b.weight(n), b.bias(n)], f"{n.name}_dense", transB=1)
+
+
+def _conv2d_im2col(b: _Builder, n: Node, x: str) -> str:
+    """Conv (groups=1) as Gather of every window (im2col, padding read from one appended zero column) ->
+    MatMulNBits -> back to (N, C_out, OH, OW): the convolution computing on 2-bit weights."""
+    op = n.op
+    c, h, w = b.shapes[n.inputs[0]]
+    _, oh, ow = b.shapes[n.name]
+    (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
+    hh = (np.arange(oh) * sh - ph)[:, None, None, None, None] + np.arange(kh)[None, None, None, :, None]
+    ww = (np.arange(ow) * sw - pw)[None, :, None, None, None] + np.arange(kw)[None, None, None, None, :]
+    cc = np.arange(c)[None, None, :, None, None]
+    idx = cc * h * w + hh * w + ww
+    idx = np.where((hh >= 0) & (hh < h) & (ww >= 0) & (ww < w), idx, c * h * w).reshape(oh * ow, c * kh * kw)
+    flat = b.node("Flatten", [x], f"{n.name}_flat", axis=1)
+    if ph or pw:
+        flat = b.node("Pad", [flat, b.const(f"{n.name}_pads", np.array([0, 0, 0, 1], np.int64))], f"{n.name}_pad")
+    cols = b.node("Gather", [flat, b.const(f"{n.name}_im2col", idx.astype(np.int32 if idx.max() < 2**31 else
+                                                                         np.int64))], f"{n.name}_cols", axis=1)
+    y = matmul_nbits(b, n, cols, op.weight.reshape(op.out_channels, -1))  # (N, OH*OW, C_out)
+    y = b.node("Transpose", [y], f"{n.name}_chw", perm=[0, 2, 1])
+    return b.node("Reshape", [y, b.const(f"{n.name}_shape", np.array([0, op.out_channels, oh, ow], np.int64))],
+                  f"{n.name}_conv")
+
+
+def _conv2d(b: _Builder, n: Node, xs: list[str]) -> str:
+    op = n.op
+    if b.fmt == "nbits" and b.conv_form == "im2col" and op.groups == 1:
+        return _conv2d_im2col(b, n, xs[0])
+    (ph, pw), (sh, sw) = op.padding, op.stride
+    return b.node("Conv", [xs[0], b.weight(n), b.bias(n)], f"{n.name}_conv", kernel_shape=list(op.kernel),
+                  strides=[sh, sw], pads=[ph, pw, ph, pw], group=op.groups)
+
+
+def _affine(b: _Builder, n: Node, xs: list[str]) -> str:
+    """x * scale + bias per channel (axis 1 of the batch), the reference's float32 operations."""
+    ndim = len(b.shapes[n.inputs[0]])
+    view = (-1,) + (1,) * (ndim - 1)
+    y = b.node("Mul", [xs[0], b.const(f"{n.name}_scale", n.op.scale.astype(np.float32).reshape(view))],
+               f"{n.name}_mul")
+    return b.node("Add", [y, b.const(f"{n.name}_bias", n.op.bias.astype(np.float32).reshape(view))], f"{n.name}_add")
+
+
+def _pool_attrs(op) -> dict:
+    (ph, pw) = op.padding
+    return {"kernel_shape": list(op.kernel), "strides": list(op.stride), "pads": [ph, pw, ph, pw]}
+
+
+def _avgpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
+    # count_include_pad=1: divide by the full window, as the reference (and torch's default) does
+    return b.node("AveragePool", xs, f"{n.name}_avgpool", count_include_pad=1, **_pool_attrs(n.op))
+
+
+def _maxpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
+    return b.node("MaxPool", xs, f"{n.name}_maxpool", **_pool_attrs(n.op))  # padding never wins: as -inf
+
+
+def _add(b: _Builder, n: Node, xs: list[str]) -> str:
+    y = xs[0]
+    for x in xs[1:]:  # left to right, the reference's summation order
+        y = b.node("Add", [y, x], f"{n.name}_add")
+    return y
+
+
+HANDLERS: dict[str, Callable[[_Builder, Node, list[str]], str]] = {
+    "dense": _dense,
+    "conv2d": _conv2d,
+    "affine": _affine,
+    "avgpool2d": _avgpool2d,
+    "maxpool2d": _maxpool2d,
+    "add": _add,
+    "concat": lambda b, n, xs: b.node("Concat", xs, f"{n.name}_concat", axis=1),
+    "relu": lambda b, n, xs: b.node("Relu", xs, f"{n.name}_relu"),
+    "flatten": lambda b, n, xs: b.node("Flatten", xs, f"{n.name}_flatten", axis=1),
+}
+
+
+def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str] | None = None,
+                nbits_block: int = NBITS_BLOCK, conv_form: str = "conv") -> onnx.ModelProto:
     """The ONNX model for `model` (validated first). `fmt` is resolved with `resolve_format`."""
     model.validate()
     fmt = resolve_format(model, fmt)
-    b = _Builder(model, fmt)
+    if nbits_block < 16 or nbits_block & (nbits_block - 1):
+        raise ArtifactError(f"MatMulNBits block size must be a power of two >= 16, got {nbits_block}")
+    handlers = [handler(HANDLERS, n.op, "ONNX", where=f"node {n.name}") for n in model.nodes]  # refuse first
+    if conv_form not in CONV_FORMS:
+        raise ArtifactError(f"unknown conv form {conv_form!r}; use one of {', '.join(CONV_FORMS)}")
+    b = _Builder(model, fmt, nbits_block, conv_form)
     shape = tuple(int(d) for d in model.input.shape)
     mean, std = _compact(model.input.mean), _compact(model.input.std)
     # same float32 operations as InputSpec.normalise, so the graph's first activation matches the reference
     x = b.node("Sub", [INPUT_NAME, b.const("input_mean", mean)], "normalise_sub")
-    x = b.node("Div", [x, b.const("input_std", std)], "normalise_div")
-    for i, layer in enumerate(model.layers):
-        x = b.layer(i, layer, x)
-    b.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name="output"))
+    values = {INPUT: b.node("Div", [x, b.const("input_std", std)], "normalise_div")}
+    for n, fn in zip(model.nodes, handlers, strict=True):
+        values[n.name] = fn(b, n, [values[i] for i in n.inputs])
+    b.nodes.append(helper.make_node("Identity", [values[model.nodes[-1].name]], [OUTPUT_NAME], name="output"))
     graph = helper.make_graph(
         b.nodes, "ternkit_model",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", *shape])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", model.num_classes])],
         b.inits)
     opset, ir = _OPSET[fmt]
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="ternkit",
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("com.microsoft", 1)] if b.contrib else [])
+    m = helper.make_model(graph, opset_imports=opsets, producer_name="ternkit",
                           doc_string=f"ternkit model exported with {fmt} weights; input is raw (normalised in graph)")
     m.ir_version = ir
     meta = {
@@ -173,7 +320,12 @@ def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str]
         "ternkit.input_shape": json.dumps(list(shape)),
         "ternkit.labels": json.dumps([str(x) for x in model.labels]),
         "ternkit.normalisation": json.dumps(_norm_record(mean, std)),
-        **(metadata or {}),
     }
-    helper.set_model_props(m, meta)
+    if b.contrib:
+        meta["ternkit.requires"] = json.dumps({"contrib_ops": NBITS_OPS, "runtime": "onnxruntime",
+                                               "onnxruntime": f">={NBITS_MIN_ORT}"})
+    helper.set_model_props(m, {**meta, **(metadata or {})})
     return m
+
+
+NBITS_MIN_ORT = "1.20"  # placeholder, set after checking onnxruntime's history
