@@ -35,16 +35,23 @@ def _why(e: OSError) -> str:
     return (e.strerror or type(e).__name__).lower()
 
 
-def _parent(path: Path) -> Path:
-    """The existing directory an output goes into, created if missing; OutputError if that is impossible."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if os.path.isdir(path):
+def _ancestor(path: Path, directory: bool = False) -> Path:
+    """The nearest existing directory above `path`; OutputError if `path` is a directory (for a file output)
+    or that ancestor is a file."""
+    if not directory and os.path.isdir(path):
         raise OutputError(f"cannot write {path}: it is a directory (give a file name)")
-    probe = parent
+    probe = path.parent if str(path.parent) else Path(".")
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
-    if os.path.lexists(probe) and not os.path.isdir(probe):
+    if not os.path.isdir(probe):
         raise OutputError(f"cannot write {path}: {probe} is not a directory")
+    return probe
+
+
+def _parent(path: Path, directory: bool = False) -> Path:
+    """The existing directory an output goes into, created if missing; OutputError if that is impossible."""
+    parent = path.parent if str(path.parent) else Path(".")
+    _ancestor(path, directory)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -95,7 +102,7 @@ def atomic_dir(path: str | os.PathLike, replaceable: tuple[str, ...] = ()) -> It
         if others:
             raise OutputError(f"cannot write {path}: the directory holds other files ({', '.join(others[:3])}"
                               f"{', ...' if len(others) > 3 else ''}); give a new or empty directory")
-    parent = _parent(path)
+    parent = _parent(path, directory=True)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     except OSError as e:
@@ -124,7 +131,7 @@ def atomic_dir(path: str | os.PathLike, replaceable: tuple[str, ...] = ()) -> It
 def check_writable(path: str | os.PathLike) -> None:
     """Fail now, with one line, if a file cannot be created at `path` (before hours of work go into it)."""
     path = Path(path)
-    parent = _parent(path)
+    parent = _ancestor(path)  # probed where the file's directory would be created: nothing is left behind
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe.tmp", dir=parent)
         os.close(fd)

@@ -1,6 +1,7 @@
 """Write a report: report.json (machine-readable), report.md (tables a person reads), memory.png, energy.png.
 
-Every file goes through `ternkit.core.atomic`, so an interrupted run never leaves a half-written report.
+The directory is written whole through `ternkit.core.atomic.atomic_dir`, so an interrupted run or a full disk
+never leaves a half-written report, nor one that mixes new files with an older report's.
 Charts use matplotlib's Agg backend (no display needed).
 """
 
@@ -12,8 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ternkit.core.atomic import write_bytes, write_text
-from ternkit.core.errors import OptionError
+from ternkit.core.atomic import atomic_dir
 
 __all__ = ["write_report", "markdown", "FILES"]
 
@@ -82,38 +82,43 @@ def markdown(r: dict[str, Any]) -> str:
                    f"| {_energy(e['float_baseline_pj'])} | {e['ratio_vs_float']:.3g} | "
                    f"{_n(e['savings_vs_float'], 1)} |")
     out += ["", "## Memory", "",
-            "| layer | kind | weights | zero | stored | bits/weight | entropy bound | scales + biases | float32 |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| node | kind | weights | zero | stored | bits/weight | entropy bound | scales + biases | float32 | "
+            "output buffer |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for lay in m["layers"]:
-        out.append(f"| {lay['index']} | {lay['kind']} | {lay['weights']:,} | {_pct(lay['zero_fraction'])} | "
-                   f"{_bytes(lay['weight_bytes'])} | {lay['weight_bits_per_weight']} | {_bytes(lay['entropy_bytes'])} "
-                   f"| {_bytes(lay['scale_bytes'] + lay['bias_bytes'])} | {_bytes(lay['float32_bytes'])} |")
+        out.append(f"| {lay['node']} | {lay['kind']} | {lay['weights']:,} | {_pct(lay['zero_fraction'])} | "
+                   f"{_bytes(lay['weight_bytes'])} | {lay['weight_bits_per_weight'] or '–'} | "
+                   f"{_bytes(lay['entropy_bytes'])} | {_bytes(lay['scale_bytes'] + lay['bias_bytes'])} | "
+                   f"{_bytes(lay['float32_bytes'])} | {_n(lay['activation_buffer_elements'])} |")
     out.append(f"| **total** | | {m['weights']:,} | {_pct(nb['connection_sparsity'])} "
                f"| {_bytes(m['weight_bytes'])} | {m['bits_per_weight']:.2f} | {_bytes(m['entropy_weight_bytes'])} | "
-               f"{_bytes(m['scale_and_bias_bytes'])} | {_bytes(m['float32_parameter_bytes'])} |")
+               f"{_bytes(m['scale_and_bias_bytes'])} | {_bytes(m['float32_parameter_bytes'])} | "
+               f"{_n(m['activation_elements_written'])} |")
     ebits = m["entropy_bits_per_learned_parameter"]
-    smaller = m["float32_parameter_bytes"] / m["parameter_bytes"]
     out += ["", f"- Parameters as stored: **{_bytes(m['parameter_bytes'])}** ({m['parameter_bytes']:,} B) vs float32 "
-            f"{_bytes(m['float32_parameter_bytes'])}: {smaller:.1f}× smaller.",
-            f"- Bits per learned weight (all stored bits / weights): **{m['bits_per_learned_parameter']:.3f}** — "
-            f"{m['compression_vs_float32']:.1f}× fewer than float32, {m['compression_vs_float64']:.1f}× fewer than "
-            f"float64" + (f"; entropy bound {ebits:.3f} (weights {m['entropy_bits_per_weight']:.3f} bits each; "
-                          "log2 3 = 1.585 for uniform trits)." if ebits is not None else "."),
-            f"- Peak activation memory (a layer's input and output buffers): {m['peak_activation_elements']:,} "
-            f"values = {_bytes(m['peak_activation_bytes_float32'])} in float32.",
+            f"{_bytes(m['float32_parameter_bytes'])}: {m['compression_vs_float32']:.2f}× smaller "
+            f"({m['compression_vs_float64']:.2f}× smaller than float64).",
+            f"- Bits per learned weight (all stored bits / weights): **{m['bits_per_learned_parameter']:.3f}**"
+            + (f"; entropy bound {ebits:.3f} (weights {m['entropy_bits_per_weight']:.3f} bits each; "
+               "log2 3 = 1.585 for uniform trits)." if ebits is not None else "."),
+            f"- Peak activation memory (buffers live at once, nodes run in order, each buffer freed after its last "
+            f"reader): {m['peak_activation_elements']:,} values = {_bytes(m['peak_activation_bytes_float32'])} "
+            "in float32.",
             "", "## Operations per inference", "",
-            "| layer | kind | neurons | dense MACs | non-zero-weight MACs | effective MACs | input sparsity | "
-            "messages in |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| node | kind | outputs | dense MACs | non-zero-weight MACs | effective MACs | input sparsity | "
+            "messages in | other arithmetic |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for o in ops["layers"]:
         meas = o["measured"]
-        out.append(f"| {o['index']} | {o['kind']} | {o['neurons']:,} | {o['dense_macs']:,} | "
+        other = ", ".join(f"{k} {v:,}" for k, v in o["arithmetic"].items() if v) or "–"
+        out.append(f"| {o['node']} | {o['kind']} | {o['neurons']:,} | {o['dense_macs']:,} | "
                    f"{o['nonzero_weight_macs']:,} | {_n(o['effective_macs'] if meas else None)} | "
                    f"{_pct(o['input_activation_sparsity'] if meas else None)} | "
-                   f"{_n(o['messages'] if meas else None)} |")
+                   f"{_n(o['messages'] if meas else None)} | {other} |")
     tot = ops["totals"]
-    out.append(f"| **total** | | {tot['neurons']:,} | {tot['dense_macs']:,} | {tot['nonzero_weight_macs']:,} | "
-               f"{_n(tot['effective_macs'] if tot['measured'] else None)} | | "
-               f"{_n(tot['messages'] if tot['measured'] else None)} |")
+    other = ", ".join(f"{k} {v:,}" for k, v in tot["arithmetic"].items() if v) or "–"
+    out.append(f"| **total** (nodes with connections) | | {tot['neurons']:,} | {tot['dense_macs']:,} | "
+               f"{tot['nonzero_weight_macs']:,} | {_n(tot['effective_macs'] if tot['measured'] else None)} | | "
+               f"{_n(tot['messages'] if tot['measured'] else None)} | {other} |")
     sops = nb["synaptic_operations"]
     out += ["", "## NeuroBench metrics", "",
             "| metric | value |", "| --- | ---: |",
@@ -174,16 +179,17 @@ def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = r["memory"]["layers"]
-    names = [f"{lay['index']}:{lay['kind']}" for lay in layers]
+    layers = [lay for lay in r["memory"]["layers"] if lay["stored_bytes"]]  # nodes with parameters
+    names = [f"{lay['node']}:{lay['kind']}" for lay in layers]
     xs = range(len(layers))
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(layers) + 2), 3.8))
     w = 0.27
     ax.bar([i - w for i in xs], [lay["float32_bytes"] for lay in layers], w, label="float32", color="#999999")
     ax.bar(list(xs), [lay["weight_bytes"] + lay["scale_bytes"] + lay["bias_bytes"] for lay in layers], w,
            label="as stored", color="#1f77b4")
-    if layers[0]["entropy_bytes"] is not None:
-        ax.bar([i + w for i in xs], [lay["entropy_bytes"] + lay["scale_bytes"] + lay["bias_bytes"] for lay in layers],
+    if any(lay["entropy_bytes"] is not None for lay in layers):
+        ax.bar([i + w for i in xs], [(lay["entropy_bytes"] or 0) + lay["scale_bytes"] + lay["bias_bytes"]
+                                     for lay in layers],
                w, label="entropy bound", color="#2ca02c")
     ax.set_yscale("log")
     ax.set_xticks(list(xs), names)
@@ -211,21 +217,16 @@ def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def write_report(r: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """Write the four files into `out_dir` (created if needed); returns their paths."""
+    """Write the four files into `out_dir` as a whole: they are made in a temporary directory beside it, which
+    then replaces `out_dir` (an older report there is replaced whole, never mixed with the new files; a
+    directory holding anything else is refused). Returns their paths."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"output {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OptionError(f"cannot create output directory {out} ({e.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise OptionError(f"output directory {out} is not writable")
     memory_png, energy_png = _charts(r)
     text = markdown(r)
     payload = json.dumps(r, indent=2, allow_nan=False)
-    write_text(out / "report.json", payload)
-    write_text(out / "report.md", text)
-    write_bytes(out / "memory.png", memory_png)
-    write_bytes(out / "energy.png", energy_png)
+    with atomic_dir(out, replaceable=FILES) as tmp:
+        (tmp / "report.json").write_text(payload, encoding="utf-8")
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+        (tmp / "memory.png").write_bytes(memory_png)
+        (tmp / "energy.png").write_bytes(energy_png)
     return [out / f for f in FILES]

@@ -12,14 +12,14 @@ import contextlib
 import io
 import json
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ternkit.core.atomic import write_text
+from ternkit.core.atomic import check_writable, write_text
 from ternkit.core.errors import OptionError, TernkitError
+from ternkit.core.readers import read_json, read_toml
 
 __all__ = ["PipelineConfig", "load_pipeline_config", "run_pipeline", "STAGES"]
 
@@ -52,6 +52,11 @@ class PipelineConfig:
             return self.test
         return f"{self.dataset}@val:{self.seed}:{self.val_fraction}"
 
+    @property
+    def calibration_spec(self) -> str:
+        """The training part of the data (what export lava would calibrate on by default)."""
+        return f"{self.dataset}@train:{self.seed}:{self.val_fraction}" if self.val_fraction > 0 else self.dataset
+
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
 
@@ -65,12 +70,7 @@ def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = No
     """Read a pipeline TOML; unknown keys and wrong types are errors, so a typo cannot silently do nothing."""
     cfg, raw = PipelineConfig(), {}
     if path:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise OptionError(f"{path}: no such pipeline file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise OptionError(f"{path}: not valid TOML ({e})") from None
+        raw = read_toml(path, "pipeline TOML", OptionError)  # bounded, regular files only, no deep nesting
     flat: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _SECTIONS and isinstance(value, dict):
@@ -105,6 +105,8 @@ def _cli(argv: list[str]) -> str:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
+    if code == 130:  # Ctrl-C inside the subcommand: the pipeline is interrupted too (exit 130), not failed
+        raise KeyboardInterrupt
     if code != 0:
         message = (err.getvalue().strip().splitlines() or [f"exit code {code}"])[-1]
         raise TernkitError(f"`ternkit {' '.join(argv[:2])}` failed: {message}")
@@ -143,7 +145,8 @@ def _eval(cfg: PipelineConfig, run: Path, state: dict) -> dict:
 
 
 def _export_lava(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    _cli(["export", "lava", str(run / "model.tern"), "-o", str(run / "model.lava.json")])
+    _cli(["export", "lava", str(run / "model.tern"), "-o", str(run / "model.lava.json"), "--calibrate",
+          cfg.calibration_spec])
     return {"artifact": "model.lava.json"}
 
 
@@ -151,7 +154,8 @@ def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
     argv = ["simulate", str(run / "model.tern"), "--backend", cfg.backend, "--dataset", cfg.eval_spec,
             "--limit", str(cfg.limit), "-o", str(run / "activity.json")]
     if cfg.backend == "lava":
-        argv += ["--neuron", cfg.neuron] + (["--timesteps", str(cfg.timesteps)] if cfg.timesteps else [])
+        argv += ["--neuron", cfg.neuron, "--calibrate", cfg.calibration_spec]
+        argv += ["--timesteps", str(cfg.timesteps)] if cfg.timesteps else []
     _cli(argv)
     act = json.loads((run / "activity.json").read_text())
     return {"artifact": "activity.json", **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
@@ -183,15 +187,17 @@ _STAGE_FUNCS: dict[str, Callable[[PipelineConfig, Path, dict], dict]] = {
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run every stage in order; returns the state (also in runs/<name>/pipeline.json)."""
     run = cfg.run_dir()
-    run.mkdir(parents=True, exist_ok=True)
     state_path = run / "pipeline.json"
+    check_writable(state_path)  # creates the run directory; a read-only or full disk fails here, in one line
     settings = {k: v for k, v in cfg.__dict__.items()}
     state: dict[str, Any] = {"settings": settings}
     if resume and state_path.exists():
         try:
-            old = json.loads(state_path.read_text())
-        except ValueError:
-            raise OptionError(f"{state_path} is corrupt; run without --resume to start over") from None
+            old = read_json(state_path, "pipeline state JSON", OptionError)
+        except OptionError as e:
+            raise OptionError(f"{e}; run without --resume to start over") from None
+        if not isinstance(old, dict):
+            raise OptionError(f"{state_path} is corrupt; run without --resume to start over")
         if old.get("settings") != settings:
             raise OptionError(f"settings differ from the run in {run}; use another name or drop --resume")
         state = old

@@ -7,7 +7,9 @@ import argparse
 
 import numpy as np
 
-from ternkit.core import OptionError, TernaryModel, load_dataset, load_model
+from ternkit.core import ArtifactError, OptionError, TernaryModel, load_dataset, load_model
+from ternkit.core.atomic import check_writable
+from ternkit.core.data import is_builtin
 
 CALIBRATION_SAMPLES = 2000
 
@@ -32,22 +34,39 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timesteps", type=int, default=32, help="rate-coding timesteps per sample for --neuron if "
                    "(default 32)")
     p.add_argument("--calibrate", metavar="DATASET", default=None,
-                   help="data that sets units and thresholds (default: the training part of the model's dataset)")
+                   help="data that sets units and thresholds (default: the training part of the model's dataset, "
+                   "if it is a bundled one: iris, digits, mnist-sample)")
     p.add_argument("--percentile", default="100",
                    help="threshold balancing for --neuron if: this percentile of each layer's activations "
                    "(default 100: the maximum), or 'auto': the best of 100..95 on held-out calibration data")
 
 
+def _provenance_number(value, field: str, where: str, integer: bool) -> float:
+    """A training setting from a model's provenance, which is data from the model's author: checked."""
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not np.isfinite(value):
+        raise ArtifactError(f"{where}: provenance field {field} must be {'an integer' if integer else 'a number'}, "
+                            f"got {str(value)[:40]!r}")
+    return value
+
+
 def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION_SAMPLES,
-                     held_out: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+                     held_out: int = 0, where: str = "the model") -> tuple[np.ndarray, np.ndarray, str]:
     if spec is None:
-        prov = model.provenance or {}
-        cfg = prov.get("config") or {}
-        if not isinstance(prov.get("dataset"), str):
-            raise OptionError("the model does not name its training dataset; give --calibrate DATASET")
-        fraction = float(cfg.get("val_fraction", 0.2))
-        seed = int(cfg.get("seed", prov.get("seed", 0)) or 0)
-        spec = f"{prov['dataset']}@train:{seed}:{fraction}" if fraction > 0 else prov["dataset"]  # 0: all trained on
+        # provenance is data, never a file to follow: only a bundled training set is used without --calibrate
+        prov = model.provenance if isinstance(model.provenance, dict) else {}
+        cfg = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+        named = prov.get("dataset")
+        if not isinstance(named, str):
+            raise OptionError(f"{where} does not name its training dataset; give --calibrate DATASET")
+        if not is_builtin(named):
+            raise OptionError(f"give --calibrate DATASET: {where} was trained on {named[:200]!r}, which is not a "
+                              "bundled dataset, and a model never makes ternkit read a file")
+        fraction = float(_provenance_number(cfg.get("val_fraction", 0.2), "config.val_fraction", where, False))
+        seed = int(_provenance_number(cfg.get("seed", prov.get("seed", 0)) or 0, "config.seed", where, True))
+        if not 0 <= fraction < 1 or not 0 <= seed < 2**32:
+            raise ArtifactError(f"{where}: provenance seed {seed} / val_fraction {fraction} out of range")
+        spec = f"{named}@train:{seed}:{fraction}" if fraction > 0 else named  # 0: all trained on
     data = load_dataset(spec)
     if data.shape != tuple(model.input.shape):
         raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
@@ -68,7 +87,8 @@ def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
         raise OptionError(f"--percentile must be a number in (0, 100] or 'auto', got {args.percentile!r}") from None
     if not 0 < percentile <= 100:
         raise OptionError(f"--percentile must be in (0, 100], got {args.percentile}")
-    x, held_out, spec = calibration_data(model, args.calibrate, held_out=1000 if auto else 0)
+    x, held_out, spec = calibration_data(model, args.calibrate, held_out=1000 if auto else 0,
+                                         where=str(getattr(args, "model", "the model")))
     kw = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim}
     if auto and args.neuron == "if":
         percentile = choose_percentile(model, x, held_out, args.timesteps, fixed=not args.float_sim)
@@ -81,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".json"):
         raise OptionError(f"-o {args.out}: the output file name must end in .json (e.g. model.lava.json)")
     model = load_model(args.model)
+    check_writable(args.out)  # before calibration, not after
     graph = graph_for(model, args)
     save_graph(graph, args.out)
     bits = sorted({layer["synapse"]["num_weight_bits"] for layer in graph["layers"]} - {None})

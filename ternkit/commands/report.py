@@ -2,7 +2,8 @@
 
 Memory and estimated energy per inference on each target, beside the float32 baseline: report.json,
 report.md, memory.png and energy.png. Activation sparsity comes from the numpy reference run on `--dataset`
-(default: the dataset the model was trained on); neuromorphic activity from `--activity` when given.
+(default: the dataset the model was trained on, if it is a bundled one -- a model never makes ternkit read a
+file); neuromorphic activity from `--activity` when given.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 
 from ternkit.commands import SUMMARIES
 from ternkit.core import DataError, OptionError, load_dataset, load_model
+from ternkit.core.data import is_builtin
+from ternkit.core.metrics import synaptic_nodes
 from ternkit.targets import build_report, load_target, read_activity, shipped_targets, write_report
 
 DEFAULT_LIMIT = 1000
@@ -28,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", action="append", metavar="NAME|FILE.toml",
                    help="a shipped target or a TOML spec; repeat for several (default: all shipped targets)")
     p.add_argument("--activity", metavar="RUN.json", help="activity record written by `ternkit simulate`")
-    p.add_argument("--dataset", metavar="SPEC", help="data to measure activation sparsity on "
-                   "(default: the model's training dataset)")
+    p.add_argument("--dataset", metavar="SPEC", help="data to measure activation sparsity on (default: the "
+                   "model's training dataset if it is a bundled one: iris, digits, mnist-sample)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                    help=f"samples to measure on (default: {DEFAULT_LIMIT})")
     p.add_argument("-o", "--out", default="report", metavar="DIR", help="output directory (default: report/)")
@@ -50,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     names = args.target or shipped_targets()
     targets = [load_target(n) for n in dict.fromkeys(names)]
-    activity = read_activity(args.activity, len(model.weight_layers)) if args.activity else None
-    spec = args.dataset or model.provenance.get("dataset")
+    activity = read_activity(args.activity, len(synaptic_nodes(model)), model.fingerprint(),
+                             args.model) if args.activity else None
+    # the model's provenance is data, never a file to read: only a bundled dataset is used without --dataset
+    named = model.provenance.get("dataset") if isinstance(model.provenance.get("dataset"), str) else None
+    spec = args.dataset or (named if named and is_builtin(named) else None)
     x = None
     if spec:
         try:
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 raise
             spec = None  # the training data is not here; the activity record still gives measured counts
     elif activity is None:
-        raise OptionError("the model names no dataset: pass --dataset SPEC (or --activity RUN.json)")
+        hint = f" (the model was trained on {named[:200]!r})" if named else ""
+        raise OptionError(f"give --dataset SPEC to measure activation sparsity{hint}, or --activity RUN.json")
     report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec)
     paths = write_report(report, args.out)
     for w in report["warnings"]:

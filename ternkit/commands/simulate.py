@@ -18,7 +18,7 @@ import numpy as np
 from ternkit.commands import SUMMARIES
 from ternkit.commands.export_lava import add_graph_options, graph_for
 from ternkit.core import ArtifactError, Dataset, OptionError, TernaryModel, load_dataset, load_model
-from ternkit.core.atomic import write_text
+from ternkit.core.atomic import check_writable, write_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_graph_options(p)
     p.add_argument("--float-sim", action="store_true", help="Lava floating-point models instead of fixed point")
     p.add_argument("--graph", metavar="G.lava.json", help="simulate this exported graph instead of building one")
+    p.add_argument("--nbits", action="store_true",
+                   help="--backend onnx: run the --nbits export (MatMulNBits, 2-bit weights in RAM) instead of INT2")
     p.add_argument("--json", action="store_true", help="print the activity record as JSON")
     p.add_argument("-o", "--out", metavar="ACTIVITY.json", help="write the activity record here")
     p.set_defaults(run=run)
@@ -78,6 +80,7 @@ def simulate_lava(model: TernaryModel, data: Dataset, args: argparse.Namespace) 
         samples_per_second=run_.samples_per_second, layers=lava_activity(graph, run_),
         dense_macs=sum(layer["dense_macs"] for layer in graph["layers"]),
         coding_timesteps=graph["timesteps"], numerics=graph["numerics"], model=str(args.model),
+        model_fingerprint=model.fingerprint(),
         dataset=args.dataset, steady_samples_per_second=run_.steady_samples_per_second,
         startup_seconds=run_.startup_seconds, run_seconds=run_.run_seconds, chunks=run_.chunks,
         calibration=graph.get("source"), lava_version=lava_version(),
@@ -91,7 +94,7 @@ def simulate_onnx(model: TernaryModel, data: Dataset, args: argparse.Namespace) 
 
     with tempfile.TemporaryDirectory(prefix="ternkit-sim-") as tmp:
         path = Path(tmp) / "model.onnx"
-        export_onnx(model, path, "float" if model.kind == "float" else "int2")
+        written = export_onnx(model, path, "nbits" if args.nbits else "int2").format
         onnx = OnnxModel(path)
         onnx.forward(data.x[:1])  # warm-up: session start-up is not per-sample cost
         t0 = time.perf_counter()
@@ -104,9 +107,8 @@ def simulate_onnx(model: TernaryModel, data: Dataset, args: argparse.Namespace) 
     return activity_record(
         backend="onnx", neuron=None, timesteps=1, samples=len(data), accuracy=float((pred == data.y).mean()),
         agreement=float((pred == ref).mean()), samples_per_second=len(data) / max(t1 - t0, 1e-9), layers=layers,
-        dense_macs=macs, model=str(args.model), dataset=args.dataset,
-        batched_samples_per_second=len(data) / max(t2 - t1, 1e-9), weights="int2" if model.kind != "float" else
-        "float")
+        dense_macs=macs, model=str(args.model), model_fingerprint=model.fingerprint(), dataset=args.dataset,
+        batched_samples_per_second=len(data) / max(t2 - t1, 1e-9), weights=written)
 
 
 def table(r: dict) -> str:
@@ -130,11 +132,15 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"-o {args.out}: the activity file name must end in .json")
     if args.backend == "onnx" and (args.graph or args.float_sim):
         raise OptionError("--graph and --float-sim apply to --backend lava only")
+    if args.backend == "lava" and args.nbits:
+        raise OptionError("--nbits applies to --backend onnx only")
     if args.backend == "lava":
         from ternkit.export.lava_compat import require_lava
 
         require_lava()  # lava-nc is optional: say how to install it before loading anything
     model = load_model(args.model)
+    if args.out:
+        check_writable(args.out)  # before the simulation, not after
     data = _data(model, args.dataset, args.limit)
     record = simulate_lava(model, data, args) if args.backend == "lava" else simulate_onnx(model, data, args)
     if args.out:

@@ -11,7 +11,7 @@ import pytest
 from conftest import random_cnn, random_mlp
 
 from ternkit.cli import main
-from ternkit.core import save_model
+from ternkit.core import load_model, save_model
 
 FILES = {"report.json", "report.md", "memory.png", "energy.png"}
 
@@ -75,7 +75,8 @@ def test_custom_target_and_activity(tmp_path, cnn_tern):
               for i, (k, n) in enumerate([("conv2d", 64), ("dense", 10)])]
     act = {"format": "ternkit-activity", "version": 1, "backend": "lava", "neuron": "sigma-delta", "timesteps": 1,
            "samples": 5, "accuracy": 1.0, "agreement": 1.0, "samples_per_second": 10.0, "layers": layers,
-           "synaptic_ops_per_inference": 200, "neuron_updates_per_inference": 74, "dense_macs_per_inference": 1216}
+           "synaptic_ops_per_inference": 200, "neuron_updates_per_inference": 74, "dense_macs_per_inference": 1216,
+           "model_fingerprint": load_model(cnn_tern).fingerprint()}
     (tmp_path / "run.json").write_text(json.dumps(act))
     out = tmp_path / "rep"
     assert main(["report", str(cnn_tern), "--target", str(spec), "--target", "loihi", "--activity",
