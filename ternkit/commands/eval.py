@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ternkit.commands import SUMMARIES
-from ternkit.core import OptionError, load_dataset, load_model
+from ternkit.core import ArtifactError, OptionError, load_dataset, load_model
+from ternkit.core.readers import check_regular
+
+MAX_ONNX = 2 << 30  # protobuf's own limit
 
 MAX_CONFUSION_LABELS = 100
 
@@ -27,10 +30,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _no_external_data(path: str) -> None:
+    """An .onnx file may name other files to load its tensors from ("external data"): a model never makes
+    ternkit read a file, so such a model is refused before onnxruntime sees it."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    check_regular(path, MAX_ONNX, "ONNX", ArtifactError)
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as e:  # protobuf raises its own types for a corrupt file
+        raise ArtifactError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    for t in _get_all_tensors(proto):
+        if uses_external_data(t):
+            raise ArtifactError(f"{path}: tensor {t.name[:60]!r} is stored in another file (external data); "
+                                "ternkit reads only the files you name")
+
+
 def predictor(path: str):
     """(labels, input shape, batch -> logits) for a model file of either kind."""
     if Path(path).suffix == ".onnx":
         from ternkit.export.onnx_infer import OnnxModel
+
+        _no_external_data(path)
 
         m = OnnxModel(path)
         return m.labels, m.input_shape, m.forward

@@ -44,7 +44,7 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
 def _provenance_number(value, field: str, where: str, integer: bool) -> float:
     """A training setting from a model's provenance, which is data from the model's author: checked."""
     ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or not np.isfinite(value):
+    if isinstance(value, bool) or not ok or abs(value) > 2**63 or not np.isfinite(float(value)):
         raise ArtifactError(f"{where}: provenance field {field} must be {'an integer' if integer else 'a number'}, "
                             f"got {str(value)[:40]!r}")
     return value
