@@ -24,6 +24,18 @@ BUNDLE_FILES = ("model.onnx", "labels.json", "predict.py")
 _TEMPLATE = Path(__file__).with_name("bundle_predict.py")
 
 
+def predict_script(runtime: str | None) -> bytes:
+    """predict.py, stating the onnxruntime it needs: the version that checked the export (else the installed
+    one, which the export was built for)."""
+    import onnxruntime as ort
+
+    src = _TEMPLATE.read_text()
+    line = 'NEEDS_ONNXRUNTIME = "1.0"'
+    if line not in src:  # the template and this writer belong together
+        raise ArtifactError("bundle template lacks its NEEDS_ONNXRUNTIME line")
+    return src.replace(line, f'NEEDS_ONNXRUNTIME = "{runtime or ort.__version__}"', 1).encode()
+
+
 def write_bundle(model: TernaryModel, directory: str | os.PathLike, fmt: str = "int2",
                  check: bool = True) -> OnnxExport:
     """Export `model` into `directory` (created or replaced) as a self-contained predictor."""
@@ -40,7 +52,7 @@ def write_bundle(model: TernaryModel, directory: str | os.PathLike, fmt: str = "
     try:
         result = export_onnx(model, tmp / "model.onnx", fmt, check=check)
         write_text(tmp / "labels.json", json.dumps([str(x) for x in model.labels], indent=1) + "\n")
-        write_bytes(tmp / "predict.py", _TEMPLATE.read_bytes())
+        write_bytes(tmp / "predict.py", predict_script(result.runtime))
         readable(tmp / "labels.json")
         readable(tmp / "predict.py", executable=True)
         readable(tmp, executable=True)

@@ -6,7 +6,9 @@
 INPUTS holds raw samples (the model normalises them itself): an .npy array of shape (N, *input_shape)
 or (N, prod(input_shape)), or a CSV with one sample per row (a header row of names is skipped).
 Prints one line per sample: its index and predicted label (and the logits with --scores).
-Written by `ternkit export onnx --bundle`.
+Written by `ternkit export onnx --bundle`. Needs onnxruntime >= NEEDS_ONNXRUNTIME below: the version that
+checked this export against ternkit's reference (a `--nbits` model uses its contrib operator MatMulNBits
+with 2-bit weights, which older versions lack or run on a slow path).
 """
 
 import argparse
@@ -18,6 +20,15 @@ import numpy as np
 import onnxruntime as ort
 
 HERE = Path(__file__).resolve().parent
+NEEDS_ONNXRUNTIME = "1.0"  # replaced by ternkit when it writes the bundle
+
+
+def _version(v):
+    parts = []
+    for p in v.split(".")[:3]:
+        digits = "".join(c for c in p if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def fail(msg):
@@ -26,6 +37,8 @@ def fail(msg):
 
 
 def session(path):
+    if _version(ort.__version__) < _version(NEEDS_ONNXRUNTIME):
+        fail(f"this model needs onnxruntime >= {NEEDS_ONNXRUNTIME}, found {ort.__version__}")
     so = ort.SessionOptions()
     so.log_severity_level = 3
     # all graph optimisations, but no QDQ fusion: the 2-bit weights are dequantised once at load,

@@ -57,6 +57,17 @@ def test_export_formats(tmp_path, tern, capsys, flag, fmt, dtype):
     assert {p.key: p.value for p in m.metadata_props}["ternkit.weights"] == fmt
 
 
+def test_export_nbits(tmp_path, tern, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", "onnx", str(tern), "-o", str(out), "--nbits"]) == 0
+    assert "int2-nbits weights" in capsys.readouterr().out
+    m = onnx.load(str(out))
+    types = {n.op_type for n in m.graph.node}
+    assert "MatMulNBits" in types and "Conv" in types  # dense layers in MatMulNBits, the conv as --cast
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["ternkit.weights"] == "int2-nbits" and "MatMulNBits" in meta["ternkit.requires"]
+
+
 def test_no_check_still_writes_a_valid_file(tmp_path, tern, capsys):
     assert main(["export", "onnx", str(tern), "-o", str(tmp_path / "m.onnx"), "--no-check"]) == 0
     assert "not checked" in capsys.readouterr().out
@@ -127,7 +138,8 @@ def test_bad_options(tmp_path, tern, capsys):
 
 def test_eval_bad_onnx(tmp_path, capsys):
     (tmp_path / "junk.onnx").write_bytes(pickle.dumps([1, 2]))
-    assert "cannot load" in _fail(capsys, ["eval", str(tmp_path / "junk.onnx"), "--dataset", "digits"])
+    line = _fail(capsys, ["eval", str(tmp_path / "junk.onnx"), "--dataset", "digits"])
+    assert "junk.onnx" in line and ("cannot load" in line or "not a readable ONNX model" in line)
     assert "no such file" in _fail(capsys, ["eval", str(tmp_path / "none.onnx"), "--dataset", "digits"])
 
 
