@@ -111,10 +111,12 @@ def product_macs(layer: QuantLayer, x: torch.Tensor, w: torch.Tensor, n_inner: i
     """MACs of one forward product of `layer` on x with `n_inner` of the inner dimension (features/channels)."""
     if layer.kind == "dense":
         return x.shape[0] * n_inner * w.shape[0]
+    from ternkit.core.ops import window_out
+
     b, _, h, wd = x.shape
     k = w.shape[2] * w.shape[3]
-    oh = (h + 2 * layer.padding - w.shape[2]) // layer.stride + 1
-    ow = (wd + 2 * layer.padding - w.shape[3]) // layer.stride + 1
+    oh = window_out(h, w.shape[2], layer.stride[0], layer.padding[0])
+    ow = window_out(wd, w.shape[3], layer.stride[1], layer.padding[1])
     return b * oh * ow * w.shape[0] * n_inner * k
 
 

@@ -178,6 +178,9 @@ class Dropout(Technique):
                     layer.op = MaskOp(layer, i, self.counter, p, gen, inner=layer.op)
                     self.ops.append(layer.op)
             return []
+        if not getattr(net, "is_chain", False):
+            raise OptionError("--dropout batchwise needs a plain chain of layers (an mlp: or cnn: spec); this model "
+                              "is a graph: use --dropout mask:P")
         chained = _chained(net)
         ops: list[BatchwiseOp] = []
         for i, layer in enumerate(layers):

@@ -51,26 +51,48 @@ class _StraightThrough(torch.autograd.Function):
         return grad
 
 
+def _pair(v: int | tuple[int, ...], what: str) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) else tuple(int(a) for a in v)
+    if len(t) != 2:
+        raise ValueError(f"{what} must be an int or a pair, got {v!r}")
+    return t  # type: ignore[return-value]
+
+
 class QuantLayer(nn.Module):
-    """A dense (`kind='dense'`) or convolutional (`kind='conv'`) layer under one parametrisation."""
+    """A dense (`kind='dense'`) or convolutional (`kind='conv'`) layer under one parametrisation.
+
+    Convolutions take torch's arguments: rectangular kernels, strides and padding as ints or pairs, and
+    `groups` (depthwise when groups = in = out channels). A discrete weight is tagged `ternary_levels`, so an
+    optimizer given bare parameters (`ternkit.optim.CoNNTrA(model.parameters())`) knows which to move."""
 
     def __init__(self, kind: str, in_features: int, out_features: int, parametrisation: str,
-                 kernel: int = 1, stride: int = 1, padding: int = 0, levels: int = 1, scale_mode: str = "channel",
-                 generator: torch.Generator | None = None):
+                 kernel: int | tuple[int, int] = 1, stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] = 0, levels: int = 1, scale_mode: str = "channel",
+                 generator: torch.Generator | None = None, groups: int = 1, bias: bool = True):
         super().__init__()
         if parametrisation not in PARAMETRISATIONS:
-            raise ValueError(parametrisation)
+            raise ValueError(f"parametrisation must be one of {PARAMETRISATIONS}, got {parametrisation!r}")
+        if kind not in ("dense", "conv"):
+            raise ValueError(f"kind must be dense or conv, got {kind!r}")
+        if not 1 <= levels <= 7 or scale_mode not in ("channel", "layer"):
+            raise ValueError(f"levels must be in 1..7 and scale_mode channel or layer, got {levels}, {scale_mode!r}")
+        if groups < 1 or in_features % groups or out_features % groups or (kind == "dense" and groups != 1):
+            raise ValueError(f"groups={groups} must divide in ({in_features}) and out ({out_features}) channels")
         self.kind, self.parametrisation, self.levels = kind, parametrisation, levels
-        self.stride, self.padding = stride, padding
-        shape = (out_features, in_features) if kind == "dense" else (out_features, in_features, kernel, kernel)
-        fan_in = in_features * (kernel * kernel if kind == "conv" else 1)
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.kernel_size, self.groups = _pair(kernel, "kernel_size"), groups
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        kh, kw = self.kernel_size
+        shape = (out_features, in_features) if kind == "dense" else (out_features, in_features // groups, kh, kw)
+        fan_in = in_features // groups * (kh * kw if kind == "conv" else 1)
+        # a layer without bias keeps a zero bias that no optimizer sees (the artifact always has one)
+        self.bias = nn.Parameter(torch.zeros(out_features), requires_grad=bias)
         if parametrisation == "discrete":
             # uniform over the levels; scale so that Var(w) = 1/fan_in (ternary: sqrt(1.5/fan_in), as the prototype)
             q = torch.randint(-levels, levels + 1, shape, generator=generator).float()
             mean_sq = sum(v * v for v in range(-levels, levels + 1)) / (2 * levels + 1)
             n_scale = out_features if scale_mode == "channel" else 1
             self.weight = nn.Parameter(q)
+            self.weight.ternary_levels = levels  # type: ignore[attr-defined]
             self.scale = nn.Parameter(torch.full((n_scale,), math.sqrt(1.0 / (fan_in * mean_sq))))
         else:
             bound = math.sqrt(6.0 / fan_in) / 2  # Kaiming-uniform-like for ReLU nets
@@ -80,6 +102,19 @@ class QuantLayer(nn.Module):
         # (rows, columns) of the weight that take part in this training step, set by a technique that computes
         # on a submatrix (batchwise dropout); None = all. A rule may then update only that submatrix.
         self.active: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1]) * self.groups
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def extra_repr(self) -> str:
+        conv = f", kernel={self.kernel_size}, stride={self.stride}, padding={self.padding}, groups={self.groups}"
+        return (f"{self.kind}, {self.in_features}->{self.out_features}, {self.parametrisation}"
+                + (conv if self.kind == "conv" else "") + (f", levels={self.levels}" if self.levels > 1 else ""))
 
     def effective_weight(self) -> torch.Tensor:
         if self.parametrisation == "float":
@@ -92,8 +127,9 @@ class QuantLayer(nn.Module):
     def base_op(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, s: torch.Tensor | None = None
                 ) -> torch.Tensor:
         if s is None:
-            return F.linear(x, w, b) if self.kind == "dense" else F.conv2d(x, w, b, self.stride, self.padding)
-        y = F.linear(x, w) if self.kind == "dense" else F.conv2d(x, w, None, self.stride, self.padding)
+            return F.linear(x, w, b) if self.kind == "dense" else F.conv2d(x, w, b, self.stride, self.padding, 1,
+                                                                          self.groups)
+        y = F.linear(x, w) if self.kind == "dense" else F.conv2d(x, w, None, self.stride, self.padding, 1, self.groups)
         shape = (1, -1) + (1,) * (y.dim() - 2)
         return torch.addcmul(b.reshape(shape), y, s.reshape(shape))
 

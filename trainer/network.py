@@ -1,4 +1,5 @@
-"""Build the torch network for a model spec, and turn a trained network into the artifact."""
+"""Build the torch network for a model spec (or wrap a user's module), and turn a trained network into the
+artifact (by tracing: see `trace.py`)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,81 @@ import torch
 from torch import nn
 
 from ternkit.core.errors import OptionError
-from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
+from ternkit.core.model import InputSpec, TernaryModel
+from ternkit.core.ops import window_out
 
 from .layers import QuantLayer
-from .specs import ConvPlan, DensePlan, parse_model_spec
+from .specs import ConvPlan, DensePlan, PoolPlan, ResNetPlan, parse_model_spec
 
-__all__ = ["Network", "build_network", "to_artifact"]
+__all__ = ["Network", "build_network", "to_artifact", "MAX_PARAMETERS"]
+
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights: far beyond an edge model, well within memory
 
 
 class Network(nn.Module):
-    """A feed-forward stack of QuantLayer / ReLU / Flatten; the same sequence the artifact stores."""
+    """What the training loop trains: a chain of layers (`layers`, the spec networks `mlp:`/`cnn:`, which the
+    chain-only techniques need) or any module (`body`: a `resnet:` spec, a user's model)."""
 
-    def __init__(self, layers: list[nn.Module], input_shape: tuple[int, ...]):
+    def __init__(self, layers: list[nn.Module] | nn.Module, input_shape: tuple[int, ...]):
         super().__init__()
-        self.layers = nn.ModuleList(layers)
-        self.input_shape = input_shape
+        if isinstance(layers, nn.Module):
+            self.body = layers
+        else:
+            self.layers = nn.ModuleList(layers)
+        self.input_shape = tuple(input_shape)
+
+    @property
+    def is_chain(self) -> bool:
+        return "layers" in self._modules
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.is_chain:
+            return self.body(x)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def weight_layers(self) -> list[QuantLayer]:
-        return [m for m in self.layers if isinstance(m, QuantLayer)]
+        return [m for m in self.modules() if isinstance(m, QuantLayer)]
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class _Block(nn.Module):
+    """A basic residual block: conv-BN-ReLU-conv-BN plus the shortcut, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int, q: Any):
+        super().__init__()
+        self.conv1, self.bn1 = q("conv", cin, cout, kernel=3, stride=stride, padding=1), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = q("conv", cout, cout, kernel=3, stride=1, padding=1), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+        self.shortcut = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(
+            q("conv", cin, cout, kernel=1, stride=stride, padding=0), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(y + self.shortcut(x))
+
+
+class _ResNet(nn.Module):
+    def __init__(self, plan: ResNetPlan, in_channels: int, num_classes: int, q: Any):
+        super().__init__()
+        w0 = plan.widths[0]
+        self.stem = nn.Sequential(q("conv", in_channels, w0, kernel=3, stride=1, padding=1), nn.BatchNorm2d(w0),
+                                  nn.ReLU())
+        blocks, cin = [], w0
+        for s, (width, n) in enumerate(zip(plan.widths, plan.blocks, strict=True)):
+            for b in range(n):
+                blocks.append(_Block(cin, width, 2 if s > 0 and b == 0 else 1, q))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        self.fc = q("dense", cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flatten(self.pool(self.blocks(self.stem(x)))))
 
 
 def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, parametrisation: str,
@@ -39,56 +92,76 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
     plans = parse_model_spec(spec)
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(input_shape)
-    layers: list[nn.Module] = []
     kw = dict(parametrisation=parametrisation, levels=levels, scale_mode=scale_mode, generator=gen)
-    if any(isinstance(p, ConvPlan) for p in plans) and len(shape) != 3:
-        raise OptionError(f"a cnn needs image input (C, H, W); this dataset has samples of shape {shape}")
+    params = 0
+
+    def q(kind: str, cin: int, cout: int, **conv: Any) -> QuantLayer:
+        nonlocal params
+        k = _pair(conv.get("kernel", 1))
+        params += cout * cin // conv.get("groups", 1) * k[0] * k[1]
+        if params > MAX_PARAMETERS:
+            raise OptionError(f"model spec {spec!r} asks for more than {MAX_PARAMETERS:,} weights")
+        return QuantLayer(kind, cin, cout, **conv, **kw)
+
+    needs_image = any(isinstance(p, ConvPlan | PoolPlan | ResNetPlan) for p in plans)
+    if needs_image and len(shape) != 3:
+        raise OptionError(f"{spec.partition(':')[0]} needs image input (C, H, W); this dataset has samples of "
+                          f"shape {shape}")
+    if isinstance(plans[0], ResNetPlan):
+        return Network(_ResNet(plans[0], shape[0], num_classes, q), shape)
+    layers: list[nn.Module] = []
     for plan in plans:
         if isinstance(plan, ConvPlan):
             c, h, w = shape
-            oh, ow = (h + 2 * plan.padding - plan.kernel) // plan.stride + 1, (
-                w + 2 * plan.padding - plan.kernel) // plan.stride + 1
-            if oh < 1 or ow < 1:
-                raise OptionError(f"convolution {plan} does not fit input {shape}")
-            layers += [QuantLayer("conv", c, plan.channels, kernel=plan.kernel, stride=plan.stride,
-                                  padding=plan.padding, **kw), nn.ReLU()]
-            shape = (plan.channels, oh, ow)
+            cout = c if plan.depthwise else plan.channels
+            groups = c if plan.depthwise else plan.groups
+            (kh, kw_), (ph, pw) = _pair(plan.kernel), _pair(plan.padding)
+            if c % groups or cout % groups:
+                raise OptionError(f"model spec {spec!r}: groups={groups} must divide {c} input and {cout} output "
+                                  "channels")
+            oh, ow = window_out(h, kh, plan.stride, ph), window_out(w, kw_, plan.stride, pw)
+            if oh < 1 or ow < 1 or ph >= kh + h or pw >= kw_ + w:
+                raise OptionError(f"model spec {spec!r}: convolution {plan} does not fit input {shape}")
+            layers.append(q("conv", c, cout, kernel=(kh, kw_), stride=plan.stride, padding=(ph, pw), groups=groups))
+            if plan.batchnorm:
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.ReLU())
+            shape = (cout, oh, ow)
+        elif isinstance(plan, PoolPlan):
+            c, h, w = shape
+            if plan.kind == "global":
+                layers.append(nn.AdaptiveAvgPool2d(1))
+                shape = (c, 1, 1)
+                continue
+            k = plan.kernel
+            if k > h or k > w:
+                raise OptionError(f"model spec {spec!r}: pooling window {k} does not fit input {shape}")
+            layers.append(nn.AvgPool2d(k, k) if plan.kind == "avg" else nn.MaxPool2d(k, k))
+            shape = (c, window_out(h, k, k, 0), window_out(w, k, k, 0))
         else:
             assert isinstance(plan, DensePlan)
             if len(shape) > 1:
                 layers.append(nn.Flatten())
                 shape = (int(np.prod(shape)),)
-            layers += [QuantLayer("dense", shape[0], plan.units, **kw), nn.ReLU()]
+            layers.append(q("dense", shape[0], plan.units))
+            if plan.batchnorm:
+                layers.append(nn.BatchNorm1d(plan.units))
+            layers.append(nn.ReLU())
             shape = (plan.units,)
+        if int(np.prod(shape)) > 1 << 26:
+            raise OptionError(f"model spec {spec!r}: an activation of shape {shape} is too large")
     if len(shape) > 1:
         layers.append(nn.Flatten())
         shape = (int(np.prod(shape)),)
-    layers.append(QuantLayer("dense", shape[0], num_classes, **kw))
+    layers.append(q("dense", shape[0], num_classes))
     return Network(layers, tuple(input_shape))
 
 
-def to_artifact(net: Network, input_spec: InputSpec, labels: list[str], levels: int = 1,
+def to_artifact(net: nn.Module, input_spec: InputSpec, labels: list[str], levels: int = 1,
                 provenance: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> TernaryModel:
-    """The deployed model: integer weights and scales exactly as the network computes with them."""
-    kinds = {m.parametrisation for m in net.weight_layers()}
-    kind = "float" if kinds == {"float"} else "ternary"
-    out: list[Any] = []
-    for m in net.layers:
-        if isinstance(m, QuantLayer):
-            w, s = m.deployed()
-            weight = w.numpy().astype(np.int8) if kind == "ternary" else w.numpy().astype(np.float32)
-            scale, bias = s.numpy().astype(np.float32).reshape(-1), m.bias.detach().numpy().astype(np.float32)
-            if m.kind == "dense":
-                out.append(Dense(weight, scale, bias))
-            else:
-                out.append(Conv2d(weight, scale, bias, (m.stride, m.stride), (m.padding, m.padding)))
-        elif isinstance(m, nn.ReLU):
-            out.append(ReLU())
-        elif isinstance(m, nn.Flatten):
-            out.append(Flatten())
-        else:
-            raise TypeError(f"cannot export {type(m).__name__}")
-    model = TernaryModel(out, input_spec, list(labels), kind=kind, levels=levels if kind == "ternary" else 1,
-                         provenance=dict(provenance or {}), metrics=dict(metrics or {}))
-    model.validate()
-    return model
+    """The deployed model: integer weights and scales exactly as the network computes with them (`levels` is
+    read from the layers; the argument stays for callers of the earlier signature)."""
+    from .trace import to_artifact as trace_to_artifact
+
+    return trace_to_artifact(net, input_spec=input_spec, labels=list(labels), provenance=provenance,
+                             metrics=metrics)

@@ -1,8 +1,16 @@
-"""Model specs: `mlp:256`, `mlp:512x256`, `cnn:16c5s2-32c5s2-100` -> a list of layer plans.
+"""Model specs -> a list of layer plans.
 
-A conv token is `<channels>c<kernel>[s<stride>][p<padding>]` (padding defaults to kernel // 2);
-a plain integer is a dense hidden layer. The output layer (one unit per class) is appended. There are no
-pooling layers on purpose: strided convolutions map directly onto neuromorphic cores.
+- `mlp:256`, `mlp:512x256`, `mlp:256bnx128` -- dense hidden layers (`bn`: BatchNorm before the ReLU).
+- `cnn:16c5s2-32c5s2-100` -- tokens joined by `-`:
+  `<ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn]` a convolution (+ BatchNorm) + ReLU (padding defaults to
+  k // 2; `x<k2>` makes the kernel k by k2); `dw<k>[s<stride>][bn]` a depthwise convolution (groups = channels);
+  `ap<k>` / `mp<k>` average / max pooling (window k, stride k); `gap` global average pooling; a plain integer
+  a dense hidden layer.
+- `resnet:16-32-64` -- a small residual CNN: a 3x3 stem of the first width, then one stage per width (`16x2`:
+  two blocks), each block conv-BN-ReLU-conv-BN plus the shortcut (a strided 1x1 conv + BN where the shape
+  changes), then ReLU; stages after the first halve the resolution; global average pooling, the output layer.
+The output layer (one unit per class) is appended by the builder. Plain strided convolutions are what maps
+most directly onto neuromorphic cores; pooling and residuals are there for the models edge users deploy.
 """
 
 from __future__ import annotations
@@ -12,51 +20,108 @@ from dataclasses import dataclass
 
 from ternkit.core.errors import OptionError
 
-__all__ = ["ConvPlan", "DensePlan", "parse_model_spec", "DEFAULT_CNN"]
+__all__ = ["ConvPlan", "DensePlan", "PoolPlan", "ResNetPlan", "parse_model_spec", "DEFAULT_CNN", "SPEC_HELP"]
 
 DEFAULT_CNN = "16c5s2-32c5s2-100"
-_CONV = re.compile(r"^(\d+)c(\d+)(?:s(\d+))?(?:p(\d+))?$")
+DEFAULT_RESNET = "16-32-64"
+_CONV = re.compile(r"^(\d+)c(\d+)(?:x(\d+))?(?:s(\d+))?(?:p(\d+))?(?:g(\d+))?(bn)?$")
+_DW = re.compile(r"^dw(\d+)(?:s(\d+))?(bn)?$")
+_POOL = re.compile(r"^(ap|mp)(\d+)$")
+_DENSE = re.compile(r"^(\d+)(bn)?$")
+_STAGE = re.compile(r"^(\d+)(?:x(\d+))?$")
+MAX_WIDTH = 65536
+SPEC_HELP = ("mlp:W[xW...] (W[bn]: a dense layer, bn = BatchNorm); cnn:TOKENS joined by '-': "
+             "<ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn] conv, dw<k>[s<stride>][bn] depthwise conv, "
+             "ap<k>/mp<k> average/max pooling, gap global average pooling, <units>[bn] dense; "
+             f"resnet:W[xBLOCKS]-W... a small residual CNN (default {DEFAULT_RESNET}); or FILE.py:FUNCTION")
 
 
 @dataclass(frozen=True)
 class ConvPlan:
-    channels: int
-    kernel: int
+    channels: int  # 0 for a depthwise conv: as many as its input
+    kernel: int | tuple[int, int]
     stride: int
-    padding: int
+    padding: int | tuple[int, int]
+    groups: int = 1
+    batchnorm: bool = False
+    depthwise: bool = False
 
 
 @dataclass(frozen=True)
 class DensePlan:
     units: int
+    batchnorm: bool = False
 
 
-def _positive(n: int, what: str, spec: str) -> int:
-    if n < 1 or n > 1_000_000:
-        raise OptionError(f"model spec {spec!r}: {what} must be in 1..1000000, got {n}")
+@dataclass(frozen=True)
+class PoolPlan:
+    kind: str  # avg | max | global
+    kernel: int = 0
+
+
+@dataclass(frozen=True)
+class ResNetPlan:
+    widths: tuple[int, ...]
+    blocks: tuple[int, ...]
+
+
+def _positive(n: int, what: str, spec: str, high: int = MAX_WIDTH) -> int:
+    if n < 1 or n > high:
+        raise OptionError(f"model spec {spec!r}: {what} must be in 1..{high}, got {n}")
     return n
 
 
-def parse_model_spec(spec: str) -> list[ConvPlan | DensePlan]:
+def _resnet(body: str, spec: str) -> list[ResNetPlan]:
+    widths, blocks = [], []
+    for tok in (body or DEFAULT_RESNET).split("-"):
+        m = _STAGE.match(tok)
+        if not m:
+            raise OptionError(f"model spec {spec!r}: cannot read stage {tok!r} (use e.g. resnet:16-32 or 16x2-32x2)")
+        widths.append(_positive(int(m[1]), "width", spec, 4096))
+        blocks.append(_positive(int(m[2] or 1), "blocks per stage", spec, 16))
+    return [ResNetPlan(tuple(widths), tuple(blocks))]
+
+
+def parse_model_spec(spec: str) -> list[ConvPlan | DensePlan | PoolPlan | ResNetPlan]:
     """Hidden layers of a spec (the output layer is added by the network builder)."""
     kind, _, body = spec.partition(":")
+    if kind == "resnet":
+        return list(_resnet(body, spec))
     if kind == "cnn" and not body:
         body = DEFAULT_CNN
     if kind not in ("mlp", "cnn") or (kind == "mlp" and not body):
-        raise OptionError(f"unknown model spec {spec!r}; use e.g. mlp:256, mlp:512x256 or cnn:{DEFAULT_CNN}")
-    plans: list[ConvPlan | DensePlan] = []
+        raise OptionError(f"unknown model spec {spec!r}; use {SPEC_HELP}")
+    plans: list[ConvPlan | DensePlan | PoolPlan | ResNetPlan] = []
     tokens = body.split("x") if kind == "mlp" else body.split("-")
+    if len(tokens) > 256:
+        raise OptionError(f"model spec {spec!r}: more than 256 layers")
     for tok in tokens:
-        if tok.isdigit():
-            plans.append(DensePlan(_positive(int(tok), "width", spec)))
+        m = _DENSE.match(tok)
+        if m:
+            plans.append(DensePlan(_positive(int(m[1]), "width", spec), bool(m[2])))
             continue
-        m = _CONV.match(tok) if kind == "cnn" else None
-        if not m:
+        if kind == "mlp":
             raise OptionError(f"model spec {spec!r}: cannot read layer {tok!r}")
         if any(isinstance(p, DensePlan) for p in plans):
-            raise OptionError(f"model spec {spec!r}: convolutions must come before dense layers")
-        ch, k = _positive(int(m[1]), "channels", spec), _positive(int(m[2]), "kernel", spec)
-        s = _positive(int(m[3] or 1), "stride", spec)
-        p = int(m[4]) if m[4] is not None else k // 2
-        plans.append(ConvPlan(ch, k, s, p))
+            raise OptionError(f"model spec {spec!r}: convolutions and pooling must come before dense layers")
+        if tok == "gap":
+            plans.append(PoolPlan("global"))
+        elif m := _POOL.match(tok):
+            plans.append(PoolPlan("avg" if m[1] == "ap" else "max", _positive(int(m[2]), "pool window", spec, 256)))
+        elif m := _DW.match(tok):
+            k = _positive(int(m[1]), "kernel", spec, 64)
+            plans.append(ConvPlan(0, k, _positive(int(m[2] or 1), "stride", spec, 64), k // 2, 0, bool(m[3]), True))
+        elif m := _CONV.match(tok):
+            ch, k = _positive(int(m[1]), "channels", spec), _positive(int(m[2]), "kernel", spec, 64)
+            k2 = _positive(int(m[3]), "kernel", spec, 64) if m[3] else k
+            pad = int(m[5]) if m[5] is not None else None
+            if pad is not None and pad > 64:
+                raise OptionError(f"model spec {spec!r}: padding must be in 0..64, got {pad}")
+            padding = (pad, pad) if pad is not None else (k // 2, k2 // 2)
+            groups = _positive(int(m[6] or 1), "groups", spec)
+            # square kernels and paddings stay plain ints (the spec's own notation)
+            plans.append(ConvPlan(ch, k if k == k2 else (k, k2), _positive(int(m[4] or 1), "stride", spec, 64),
+                                  padding[0] if padding[0] == padding[1] else padding, groups, bool(m[7])))
+        else:
+            raise OptionError(f"model spec {spec!r}: cannot read layer {tok!r}")
     return plans

@@ -44,7 +44,7 @@ from .layers import QuantLayer
 from .loop import Hooks, fit
 from .network import Network, build_network
 from .rules import AdamRule
-from .specs import ConvPlan, parse_model_spec
+from .specs import ConvPlan, DensePlan, parse_model_spec
 from .technique import Technique, techniques_for
 
 __all__ = ["KEY", "widen_spec", "widen_settings", "teacher_from_model", "Imitation", "imitate", "merge",
@@ -59,10 +59,14 @@ def widen_spec(spec: str, factor: int) -> str:
     kind = spec.partition(":")[0]
     tokens = []
     for p in plans:
-        if isinstance(p, ConvPlan):
+        plain_conv = isinstance(p, ConvPlan) and not (p.depthwise or p.batchnorm or p.groups != 1) and isinstance(
+            p.kernel, int) and isinstance(p.padding, int)
+        if plain_conv:
             tokens.append(f"{p.channels * factor}c{p.kernel}s{p.stride}p{p.padding}")
-        else:
+        elif isinstance(p, DensePlan) and not p.batchnorm:
             tokens.append(str(p.units * factor))
+        else:
+            raise OptionError(f"--widen needs an mlp: or cnn: spec of plain conv and dense layers; {spec!r} has {p}")
     if kind == "mlp":
         return "mlp:" + "x".join(tokens)
     return "cnn:" + "-".join(tokens)
@@ -108,6 +112,11 @@ def teacher_from_model(model: TernaryModel, student: InputSpec) -> Network:
     """A float torch network computing the artifact's function on student-normalised input."""
     if tuple(model.input.shape) != tuple(student.shape):
         raise OptionError(f"teacher takes input {tuple(model.input.shape)}, the dataset has {tuple(student.shape)}")
+    kinds = {op.kind for op in model.layers}
+    if not model.is_chain or not kinds <= {"dense", "conv2d", "relu", "flatten"} or any(
+            getattr(op, "groups", 1) != 1 for op in model.layers):
+        raise OptionError("go wide then narrow needs a plain chain of dense/conv2d (groups=1), relu and flatten "
+                          f"layers; the teacher has {', '.join(sorted(kinds))}")
     layers: list[nn.Module] = []
     for layer in model.layers:
         if isinstance(layer, (Dense, Conv2d)):
@@ -138,7 +147,7 @@ def _structure(net: Network) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for m in net.layers:
         if isinstance(m, QuantLayer):
-            out.append((m.kind, m.weight.shape[2:] if m.kind == "conv" else (), m.stride, m.padding))
+            out.append((m.kind, m.weight.shape[2:] if m.kind == "conv" else (), m.stride, m.padding, m.groups))
         elif not isinstance(m, _Renormalise):
             out.append((type(m).__name__,))
     return out
@@ -170,7 +179,7 @@ class Imitation(nn.Module):
             # start from the teacher's strongest units: W~ = their rows, E = the embedding back into place
             w = t.effective_weight().detach()
             rows = torch.sort(torch.topk(w.reshape(wide_out, -1).norm(dim=1), thin_out).indices).values
-            block = QuantLayer(t.kind, wide_in, thin_out, "float", kernel=w.shape[-1] if t.kind == "conv" else 1,
+            block = QuantLayer(t.kind, wide_in, thin_out, "float", kernel=tuple(w.shape[2:]) if t.kind == "conv" else 1,
                                stride=t.stride, padding=t.padding)
             emb = torch.zeros(wide_out, thin_out)
             emb[rows, torch.arange(thin_out)] = 1.0
