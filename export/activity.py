@@ -1,10 +1,11 @@
-"""The activity record ("ternkit-activity" v1): what one inference costs in messages, synaptic operations and
-neuron updates, measured by a simulation (Lava) or counted from activations (onnxruntime / numpy).
+"""Activity records: what one inference costs in messages, synaptic operations and neuron updates, measured by a
+simulation (Lava) or counted from activations (onnxruntime / numpy).
 
-`ternkit report` reads this file to estimate energy, so its schema is a contract (docs/lava.md).
-Synaptic operations skip zeros: a message from input neuron j costs fan_out[j] = the non-zero weights it
-reaches; the dense MAC count of the same network is reported beside it, so the ratio is the activity
-sparsity an event-driven chip exploits.
+The schema -- fields, version, the writer `record` -- is declared once in `ternkit.core.activity_schema`
+(`ternkit report` reads it through the same module); this module fills it in. Counts come from the artifact:
+dense MACs are `model.counts()` (padding excluded), synaptic operations per sample are
+`ternkit.core.metrics.effective_inputs` (connections whose weight and input are both non-zero), so a record,
+the report and the training metrics agree on the same model.
 """
 
 from __future__ import annotations
@@ -13,22 +14,29 @@ from typing import Any
 
 import numpy as np
 
+from ternkit.core import INPUT
+from ternkit.core.activity_schema import FORMAT, VERSION, entry, record
+from ternkit.core.metrics import effective_inputs, operation_totals
 from ternkit.core.model import Conv2d, Dense, TernaryModel
+from ternkit.core.ops import window_out
 
 __all__ = ["ACTIVITY_FORMAT", "ACTIVITY_VERSION", "fan_out", "conv_fan_out", "layer_entry", "activity_record",
            "activations_activity", "dense_macs"]
 
-ACTIVITY_FORMAT = "ternkit-activity"
-ACTIVITY_VERSION = 1
+ACTIVITY_FORMAT, ACTIVITY_VERSION = FORMAT, VERSION
+activity_record = record  # the record writer (keyword arguments: see core.activity_schema.record)
 
 
 def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding) -> np.ndarray:
-    """Non-zero synapses leaving each input neuron of a conv layer, shape (C, H, W)."""
+    """Non-zero synapses leaving each input neuron of a conv layer, shape (C, H, W); grouped and depthwise
+    convolutions (C = groups * w.shape[1]) reach only the output channels of their group."""
     c, h, wd = in_chw
-    _, _, kh, kw = w.shape
+    cout, cin_g, kh, kw = w.shape
+    groups = c // cin_g
     (sh, sw), (ph, pw) = stride, padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    nz = (np.asarray(w) != 0).sum(0)  # (C, kh, kw): output channels reached through each kernel tap
+    oh, ow = window_out(h, kh, sh, ph), window_out(wd, kw, sw, pw)
+    # (C, kh, kw): output channels of the group reached through each kernel tap
+    nz = (np.asarray(w) != 0).reshape(groups, cout // groups, cin_g, kh, kw).sum(1).reshape(c, kh, kw)
     fan = np.zeros((c, h + 2 * ph + sh * oh, wd + 2 * pw + sw * ow), np.int64)
     for i in range(kh):
         for j in range(kw):
@@ -38,55 +46,55 @@ def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding) -> np.
 
 def fan_out(layer: Dense | Conv2d, in_shape: tuple[int, ...]) -> np.ndarray:
     """Non-zero synapses per input neuron, flat in the model's (torch) order."""
-    if isinstance(layer, Conv2d):
+    if layer.kind == "conv2d":
         return conv_fan_out(layer.weight, in_shape, layer.stride, layer.padding).reshape(-1)
     return (np.asarray(layer.weight) != 0).sum(0).astype(np.int64)
 
 
 def layer_entry(index: int, kind: str, neurons: int, fan: np.ndarray, messages: np.ndarray, samples: int,
-                neuron_updates: float, slots: float) -> dict[str, Any]:
-    """One weight layer: `messages` are per input neuron, summed over `samples`; `slots` is how many
-    messages could have been sent per inference (inputs x timesteps), for the sparsity."""
+                neuron_updates: float, slots: float, node: str | None = None) -> dict[str, Any]:
+    """One entry from per-input-neuron arrays: `messages` per input neuron summed over `samples`, `fan` the
+    non-zero synapses leaving each; `slots` is how many messages could have been sent per inference
+    (inputs x timesteps), for the sparsity."""
     messages = np.asarray(messages, np.float64).reshape(-1)
     fan = np.asarray(fan, np.float64).reshape(-1)
     per = float(messages.sum()) / samples
-    return {"index": int(index), "kind": kind, "neurons": int(neurons), "fan_out": float(fan.mean()),
-            "messages_per_inference": per, "synaptic_ops_per_inference": float(messages @ fan) / samples,
-            "neuron_updates_per_inference": float(neuron_updates),
-            "input_activation_sparsity": float(1 - per / slots) if slots else 0.0}
-
-
-def activity_record(*, backend: str, neuron: str | None, timesteps: int, samples: int, accuracy: float | None,
-                    agreement: float, samples_per_second: float, layers: list[dict[str, Any]],
-                    dense_macs: int, **extra: Any) -> dict[str, Any]:
-    return {"format": ACTIVITY_FORMAT, "version": ACTIVITY_VERSION, "backend": backend, "neuron": neuron,
-            "timesteps": int(timesteps), "samples": int(samples), "accuracy": accuracy, "agreement": agreement,
-            "samples_per_second": samples_per_second, "layers": layers,
-            "synaptic_ops_per_inference": float(sum(e["synaptic_ops_per_inference"] for e in layers)),
-            "neuron_updates_per_inference": float(sum(e["neuron_updates_per_inference"] for e in layers)),
-            "dense_macs_per_inference": int(dense_macs), **extra}
+    return entry(index, kind, neurons=neurons, fan_out=float(fan.mean()), messages=per,
+                 synaptic_ops=float(messages @ fan) / samples, neuron_updates=neuron_updates,
+                 input_activation_sparsity=1 - per / slots if slots else 0.0, node=node,
+                 nonzero_connections=int(fan.sum()))
 
 
 def dense_macs(model: TernaryModel) -> int:
-    shapes, total = model.shapes(), 0
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Dense | Conv2d):
-            total += int(np.prod(shapes[i])) * int(np.prod(layer.weight.shape[1:]))
-    return total
+    """Connections per inference (padding excluded): the model's own count."""
+    return operation_totals(model)["connections"]
 
 
-def activations_activity(model: TernaryModel, x_raw: np.ndarray) -> tuple[list[dict[str, Any]], int]:
-    """Per weight layer activity of a frame-based (one pass per inference) run, from the reference
-    activations: messages = non-zero inputs, synaptic ops = non-zero inputs x their non-zero fan-out,
-    neuron updates = output neurons. Returns (layers, dense MACs per inference)."""
+def activations_activity(model: TernaryModel, x_raw: np.ndarray, batch_size: int = 256
+                         ) -> tuple[list[dict[str, Any]], int]:
+    """Per node with connections, the activity of a frame-based (one pass per inference) run from the
+    reference activations: messages = non-zero inputs, synaptic ops = connections whose weight and input are
+    both non-zero, neuron updates = outputs. Returns (entries, dense MACs per inference)."""
+    x_raw = np.asarray(x_raw, np.float32)
     n = len(x_raw)
-    h = model.input.normalise(np.asarray(x_raw, np.float32))
-    shapes, entries, shape = model.shapes(), [], tuple(model.input.shape)
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Dense | Conv2d):
-            nz = (h.reshape(n, -1) != 0).sum(0)
-            entries.append(layer_entry(i, layer.kind, int(np.prod(shapes[i])), fan_out(layer, shape), nz, n,
-                                       int(np.prod(shapes[i])), int(np.prod(shape))))
-        h = layer.forward(h)
-        shape = shapes[i]
+    shapes, counts = model.shape_map(), model.counts()
+    rows = [i for i, c in enumerate(counts) if c.connections]
+    sums = np.zeros((len(model.nodes), 2))  # non-zero inputs, synaptic ops
+    for s in range(0, n, batch_size):
+        xb = x_raw[s:s + batch_size]
+        values = {INPUT: model.input.normalise(xb)} | dict(
+            zip((nd.name for nd in model.nodes), model.activations(xb), strict=True))
+        for i in rows:
+            nd = model.nodes[i]
+            masks = [(values[k] != 0).astype(np.float32) for k in nd.inputs]
+            sums[i] += [sum(float(m.sum()) for m in masks), float(effective_inputs(nd.op, *masks).sum())]
+    entries = []
+    for i in rows:
+        nd, c = model.nodes[i], counts[i]
+        slots = int(sum(np.prod(shapes[k]) for k in nd.inputs))
+        per = sums[i, 0] / n
+        entries.append(entry(i, nd.op.kind, neurons=c.outputs, fan_out=c.nonzero / slots, messages=per,
+                             synaptic_ops=sums[i, 1] / n, neuron_updates=c.outputs,
+                             input_activation_sparsity=1 - per / slots, node=nd.name,
+                             connections=c.connections, nonzero_connections=c.nonzero))
     return entries, dense_macs(model)

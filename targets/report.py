@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ternkit.core.errors import ArtifactError
+from ternkit.core.metrics import synaptic_nodes
 from ternkit.core.model import TernaryModel
 
 from .activity import Activity
@@ -46,9 +47,9 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
                  baseline: Target | None = None) -> dict[str, Any]:
     """Everything a reader needs to trust (or redo) the estimates: counts, constants, sources, assumptions."""
     model.validate()
-    if activity is not None and len(activity.layers) != len(model.weight_layers):
+    if activity is not None and len(activity.layers) != len(synaptic_nodes(model)):
         raise ArtifactError(f"activity record {activity.path} has {len(activity.layers)} layers, the model "
-                            f"{len(model.weight_layers)} weight layers")
+                            f"{len(synaptic_nodes(model))} nodes with connections")
     ops = count_ops(model, x)
     tot = totals(ops)
     memory = model_memory(model, ops)
@@ -68,7 +69,7 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
         e["float_baseline_pj"] = base["per_inference_pj"]
         e["ratio_vs_float"] = e["per_inference_pj"] / base["per_inference_pj"]
         e["savings_vs_float"] = base["per_inference_pj"] / e["per_inference_pj"] if e["per_inference_pj"] else None
-        e["dense_alternative"] = dense_alternative(t, ops)
+        e["dense_alternative"] = dense_alternative(t, model, ops)
         rows.append({"name": t.name, "description": t.description, "kind": t.kind, "fit": fit(t, model, memory, ops),
                      "energy": e, "assumptions": list(t.assumptions), "spec": t.as_dict()})
     return {

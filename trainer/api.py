@@ -13,7 +13,8 @@ import torch
 
 from ternkit.core.atomic import write_text
 from ternkit.core.data import Split, load_split, normalisation
-from ternkit.core.io import bits_for_levels, save_model
+from ternkit.core.io import save_model
+from ternkit.core.metrics import operation_totals, parameter_memory
 from ternkit.core.model import InputSpec, TernaryModel
 from ternkit.core.version import ternkit_version
 
@@ -57,21 +58,9 @@ def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec) -> tuple[torch.Tenso
 
 
 def memory_summary(model: TernaryModel) -> dict[str, Any]:
-    """Bytes of the learned parameters as deployed, and the same parameters in float32/float64."""
-    n_w = model.num_weights()
-    n_f = sum(layer.scale.size + layer.bias.size for layer in model.weight_layers)
-    if model.kind == "ternary":
-        bits = bits_for_levels(model.levels)
-        weight_bytes = sum(-(-layer.weight.size // (8 // bits)) for layer in model.weight_layers)
-    else:
-        bits, weight_bytes = 32, 4 * n_w
-    total = weight_bytes + 4 * n_f
-    n_params = n_w + sum(layer.bias.size for layer in model.weight_layers)
-    zeros = sum(int((layer.weight == 0).sum()) for layer in model.weight_layers)
-    return {"weights": n_w, "bits_per_weight": 8 * weight_bytes / n_w, "weight_bytes": weight_bytes,
-            "parameter_bytes": total, "float32_bytes": 4 * n_params, "float64_bytes": 8 * n_params,
-            "ratio_vs_float32": 4 * n_params / total, "ratio_vs_float64": 8 * n_params / total,
-            "zero_fraction": zeros / n_w, "storage_bits": bits}
+    """Bytes of the learned parameters as deployed, and the same parameters in float32/float64: core's
+    definition (`ternkit.core.metrics.parameter_memory`), the same figures `ternkit report` shows."""
+    return parameter_memory(model)
 
 
 def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
@@ -117,6 +106,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     model = to_artifact(net, spec, labels, config.levels, provenance)
     metrics["memory"] = memory_summary(model)
     metrics["bits_per_weight"] = metrics["memory"]["bits_per_weight"]
+    metrics["operations"] = operation_totals(model)  # connections (MACs) per inference, as the report counts
     model.metrics = {k: v for k, v in metrics.items() if k != "epochs"}
     if out is not None and hooks.is_main:
         save_model(model, out)

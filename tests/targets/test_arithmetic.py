@@ -43,7 +43,9 @@ def test_memory():
     p = np.array([1, 4, 3]) / 8  # -1, 0, +1
     assert m["entropy_weight_bytes"] * 8 == pytest.approx(8 * float(-(p * np.log2(p)).sum()))
     assert m["bits_per_learned_parameter"] == pytest.approx(14 * 8 / 8)
-    assert m["compression_vs_float64"] == pytest.approx(64 / 14)
+    # compression = the float parameters (8 weights + 2 biases) / the 14 stored bytes, as in the training metrics
+    assert m["compression_vs_float32"] == pytest.approx(40 / 14)
+    assert m["compression_vs_float64"] == pytest.approx(80 / 14)
     assert m["peak_activation_elements"] == 4 + 2
 
 

@@ -49,7 +49,9 @@ def test_dense_effective_matches_einsum():
     x = rng.normal(size=(50, 64)).astype(np.float32) * (rng.random((50, 64)) < 0.3)
     ops = count_ops(model, x)
     hidden = model.activations(x)[1]  # after ReLU
-    for o, inp, layer in zip(ops, [x, hidden], model.weight_layers, strict=True):
+    weighted = [o for o in ops if o.weights]  # one row per node: dense, relu, dense
+    assert [o.kind for o in ops] == ["dense", "relu", "dense"]
+    for o, inp, layer in zip(weighted, [x, hidden], model.weight_layers, strict=True):
         eff = np.einsum("ni,oi->", (inp != 0).astype(float), (layer.weight != 0).astype(float)) / len(x)
         assert o.effective_macs == pytest.approx(eff)
         assert o.input_activation_sparsity == pytest.approx(float((inp == 0).mean()))
