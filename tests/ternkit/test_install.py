@@ -82,7 +82,13 @@ def test_wheel_installs_next_to_numpy2_and_runs_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     specs = {f"ternkit/targets/specs/{p.name}" for p in (ROOT / "targets" / "specs").glob("*.toml")}
     assert specs and specs <= names, sorted(specs - names)
-    assert "ternkit/cli.py" in names and "ternkit/core/model.py" in names and "ternkit/export/lava_compat.py" in names
+    # every module of the checkout's packages (pyproject's package-dir folders, subpackages included) is in it
+    dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    modules = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / src)}" for pkg, src in dirs.items()
+               for f in (ROOT / src).rglob("*.py") if (f.parent / "__init__.py").exists()}
+    assert "ternkit/cli.py" in modules and "ternkit/core/model.py" in modules
+    assert modules <= names, f"modules missing from the wheel (list their packages in pyproject.toml): " \
+                             f"{sorted(modules - names)}"
 
     # 2. a fresh venv that already holds numpy 2; installing ternkit (from local files only) must keep it
     venv = tmp_path / "venv"
