@@ -42,6 +42,8 @@ __all__ = ["DataParallel", "DistributedError", "from_env", "launched_by_torchrun
 
 ENV_TIMEOUT = "TERNKIT_DIST_TIMEOUT"  # seconds a collective may wait for the other processes
 ENV_BACKEND = "TERNKIT_DIST_BACKEND"  # auto | gloo | nccl
+# a rendezvous URL instead of MASTER_ADDR/MASTER_PORT, e.g. file:///tmp/run/rdzv: no port to choose (and race for)
+ENV_INIT = "TERNKIT_DIST_INIT"
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -107,7 +109,10 @@ class DataParallel(Technique):
             raise DistributedError("nccl needs the network on a CUDA device; ternkit's trainer runs on the CPU, "
                                    f"use gloo (unset {ENV_BACKEND})")
         try:
-            dist.init_process_group(backend, timeout=timedelta(seconds=self.timeout))
+            init = os.environ.get(ENV_INIT)
+            extra = {} if not init else {"init_method": init, "rank": int(os.environ["RANK"]),
+                                         "world_size": int(os.environ["WORLD_SIZE"])}
+            dist.init_process_group(backend, timeout=timedelta(seconds=self.timeout), **extra)
         except (RuntimeError, ValueError) as e:
             raise DistributedError(f"could not join the other processes within {self.timeout:g} s "
                                    f"({_first_line(e)})") from None

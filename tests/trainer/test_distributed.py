@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,18 +35,18 @@ CONFIGS = [dict(IRIS, method="float", epochs=4), dict(IRIS, method="ste", epochs
            dict(IRIS, method="conntra", mode="exact", exact_coords=8, epochs=3)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _rendezvous() -> str:
+    """A file:// rendezvous in a fresh directory: the ranks meet through a file, so there is no free port to
+    pick (binding port 0, closing it and handing the number on races with everything else on the machine)."""
+    return "file://" + os.path.join(tempfile.mkdtemp(prefix="ternkit-rdzv-"), "store")
 
 
 def _ranks(argv: list[str], world: int = 2, **env: str) -> list[subprocess.Popen]:
-    port = str(_free_port())
+    init = _rendezvous()
     procs = []
     for rank in range(world):
-        e = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                 MASTER_PORT=port, OMP_NUM_THREADS="1", **env)
+        e = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), TERNKIT_DIST_INIT=init,
+                 OMP_NUM_THREADS="1", **env)
         procs.append(subprocess.Popen([sys.executable, *argv], env=e, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     return procs
@@ -162,11 +162,11 @@ def test_stalled_rank_makes_the_other_exit_after_the_timeout(tmp_path):
 
 @pytest.mark.slow
 def test_ranks_with_different_settings_refuse_to_train(tmp_path):
-    port = str(_free_port())
+    init = _rendezvous()
     procs = []
     for rank, seed in ((0, "1"), (1, "2")):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=port, OMP_NUM_THREADS="1")
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", TERNKIT_DIST_INIT=init,
+                   OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen([sys.executable, "-m", "ternkit", "train", "--dataset", "iris", "--quiet",
                                        "--seed", seed, "--out", str(tmp_path / "m.tern")], env=env,
                                       stderr=subprocess.PIPE, text=True))
