@@ -17,8 +17,8 @@ from typing import Any
 __all__ = [
     # the artifact and data (ternkit.core)
     "TernaryModel", "load_model", "save_model", "load_dataset", "load_split", "TernkitError",
-    # training (ternkit.trainer)
-    "train", "TrainConfig",
+    # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
+    "train", "TrainConfig", "ternarize", "to_artifact", "nn", "optim",
     # deployment (ternkit.export)
     "export_onnx", "OnnxModel", "write_bundle",
 ]
@@ -27,11 +27,14 @@ _WHERE = {
     "TernaryModel": "ternkit.core", "load_model": "ternkit.core", "save_model": "ternkit.core",
     "load_dataset": "ternkit.core", "load_split": "ternkit.core", "TernkitError": "ternkit.core",
     "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
+    "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("nn", "optim"):
+        return importlib.import_module(f"ternkit.{name}")
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'ternkit' has no attribute {name!r}")

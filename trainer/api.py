@@ -13,6 +13,7 @@ import torch
 
 from ternkit.core.atomic import write_text
 from ternkit.core.data import Split, load_split, normalisation
+from ternkit.core.errors import OptionError
 from ternkit.core.io import save_model
 from ternkit.core.metrics import operation_totals, parameter_memory
 from ternkit.core.model import InputSpec, TernaryModel
@@ -24,6 +25,7 @@ from .loop import Hooks, accuracy, fit
 from .network import Network, build_network, to_artifact
 from .rules import AdamRule, UpdateRule
 from .technique import Technique, techniques_for
+from .usermodel import build_user_network, is_user_model
 
 __all__ = ["TrainResult", "train", "make_rule", "memory_summary", "metrics_path"]
 
@@ -53,8 +55,18 @@ def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=
                        zero_bonus=config.zero_bonus, **common)
 
 
-def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(spec.normalise(x)), torch.from_numpy(y)
+def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec,
+             device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(spec.normalise(x)).to(device), torch.from_numpy(y).to(device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when torch sees a device, else the CPU. The artifact is the same either way."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
+    return torch.device(name)
 
 
 def memory_summary(model: TernaryModel) -> dict[str, Any]:
@@ -73,9 +85,15 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     mean, std = normalisation(split.train)
     spec = InputSpec(split.train.shape, mean, std)
     labels = split.train.labels
+    if net is None and is_user_model(config.model):
+        net = build_user_network(config.model, spec.shape, len(labels), config.method, seed=config.seed,
+                                 levels=config.levels, scale_mode=config.scale)
     net = net or build_network(config.model, spec.shape, len(labels), PARAMETRISATION[config.method],
                                seed=config.seed, levels=config.levels, scale_mode=config.scale)
-    train_t, val_t = _tensors(split.train.x, split.train.y, spec), _tensors(split.val.x, split.val.y, spec)
+    device = resolve_device(config.device)
+    net.to(device)
+    train_t, val_t = _tensors(split.train.x, split.train.y, spec, device), _tensors(split.val.x, split.val.y, spec,
+                                                                                   device)
     steps = config.epochs * max(1, -(-len(train_t[0]) // config.batch_size))
     hooks = hooks or Hooks()
     techniques = techniques_for(config) if techniques is None else techniques
@@ -97,7 +115,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         metrics["train_error"] = 1 - accuracy(net, *train_t)
         metrics["val_error"] = 1 - accuracy(net, *val_t) if len(val_t[0]) else None
     if split.test is not None:
-        test_t = _tensors(split.test.x, split.test.y, spec)
+        test_t = _tensors(split.test.x, split.test.y, spec, device)
         metrics["test_error"] = 1 - accuracy(net, *test_t)
         metrics["test_dataset"] = config.test
     provenance = {"dataset": config.dataset, "seed": config.seed, "method": config.method,

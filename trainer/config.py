@@ -7,11 +7,12 @@ from typing import Any
 
 from ternkit.core.errors import OptionError
 
-__all__ = ["TrainConfig", "METHODS", "MODES", "SCHEDULES"]
+__all__ = ["TrainConfig", "METHODS", "MODES", "SCHEDULES", "DEVICES"]
 
 METHODS = ("conntra", "ste", "float")
 MODES = ("gradient", "exact")
 SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class TrainConfig:
     zero_bonus: float = 0.0
     exact_block: int = 2
     exact_coords: int = 32
+    device: str = "auto"  # auto | cpu | cuda; not part of the identity: the artifact is the same on either
     extra: dict[str, Any] = field(default_factory=dict)  # settings of plug-in techniques, recorded as given
 
     def validate(self) -> TrainConfig:
@@ -53,6 +55,7 @@ class TrainConfig:
             (1 <= self.exact_block <= 6, f"--exact-block must be in 1..6, got {self.exact_block}"),
             (self.exact_coords >= 1, f"--exact-coords must be >= 1, got {self.exact_coords}"),
             (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -68,4 +71,5 @@ class TrainConfig:
         """Settings a resumed run must share with the checkpoint (epochs may grow)."""
         d = self.to_dict()
         d.pop("epochs")
+        d.pop("device")
         return d

@@ -55,6 +55,8 @@ KEY = "widen"  # config.extra[KEY] = {"factor": 4, "teacher": None, "teacher_epo
 
 def widen_spec(spec: str, factor: int) -> str:
     """The same model spec with every hidden layer `factor` times wider (conv channels, dense units)."""
+    if spec.partition(":")[0] not in ("mlp", "cnn"):
+        raise OptionError(f"--widen needs an mlp: or cnn: spec of plain conv and dense layers, not {spec!r}")
     plans = parse_model_spec(spec)
     kind = spec.partition(":")[0]
     tokens = []
