@@ -23,9 +23,16 @@ from .train_compression import add_arguments as add_compression_arguments
 from .train_compression import compression_extra, run_training
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
-ternary), float (float32 backprop, the baseline). Models: mlp:256, mlp:512x256, cnn (= cnn:16c5s2-32c5s2-100),
-cnn:8c3s2-16c3s2-64 (conv tokens: <channels>c<kernel>[s<stride>][p<padding>]). Datasets: iris, digits,
-mnist-sample, idx:DIR[:train|:t10k], csv:FILE[:LABEL_COLUMN].
+ternary), float (float32 backprop, the baseline). Datasets: iris, digits, mnist-sample, idx:DIR[:train|:t10k],
+csv:FILE[:LABEL_COLUMN].
+
+Models: mlp:256, mlp:512x256, mlp:256bnx128 (bn: BatchNorm); cnn (= cnn:16c5s2-32c5s2-100), tokens joined by
+'-': <ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn] convolution, dw<k>[s<stride>][bn] depthwise
+convolution, ap<k> / mp<k> average / max pooling, gap global average pooling, <units>[bn] dense (e.g. a
+depthwise-separable net: cnn:16c3s2bn-dw3bn-32c1bn-dw3s2bn-64c1bn-gap); resnet:16-32-64 (a small residual CNN,
+16x2 = two blocks per stage); or FILE.py:FUNCTION, your own torch model: FUNCTION(input_shape, num_classes)
+returns an nn.Module whose Linear/Conv2d layers are made ternary per --method. Loading FILE.py runs its code:
+that is trusted by design (it is yours); no data file ternkit reads is ever executed.
 
 example: ternkit train --dataset mnist-sample --model mlp:256 --epochs 30 --compare float --out model.tern"""
 
@@ -37,7 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=d.dataset, help=f"dataset spec (default: {d.dataset})")
     p.add_argument("--test", default=None, metavar="SPEC",
                    help="external test set, e.g. idx:DIR (reported, never trained on)")
-    p.add_argument("--model", default=d.model, help=f"model spec (default: {d.model})")
+    p.add_argument("--model", default=d.model, help=f"model spec or FILE.py:FUNCTION (default: {d.model}; see above)")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"),
+                   help="train on a CUDA device when torch sees one (auto, the default), or force cpu/cuda; the "
+                   "artifact is the same either way")
     p.add_argument("--method", default=d.method, choices=METHODS, help="training method (default: conntra)")
     p.add_argument("--mode", default=d.mode, choices=MODES, help="CoNNTrA mode (default: gradient)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
@@ -82,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
     return TrainConfig(dataset=args.dataset, model=args.model, method=method or args.method, mode=args.mode,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       seed=args.seed,
+                       seed=args.seed, device=args.device,
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
                        exact_block=args.exact_block, exact_coords=args.exact_coords,
