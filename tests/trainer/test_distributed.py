@@ -6,8 +6,10 @@ one slow test goes through `ternkit train --nproc 2`, which runs torchrun itself
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +40,9 @@ CONFIGS = [dict(IRIS, method="float", epochs=4), dict(IRIS, method="ste", epochs
 def _rendezvous() -> str:
     """A file:// rendezvous in a fresh directory: the ranks meet through a file, so there is no free port to
     pick (binding port 0, closing it and handing the number on races with everything else on the machine)."""
-    return "file://" + os.path.join(tempfile.mkdtemp(prefix="ternkit-rdzv-"), "store")
+    d = tempfile.mkdtemp(prefix="ternkit-rdzv-")
+    atexit.register(shutil.rmtree, d, True)
+    return "file://" + os.path.join(d, "store")
 
 
 def _ranks(argv: list[str], world: int = 2, **env: str) -> list[subprocess.Popen]:

@@ -90,3 +90,44 @@ def test_a_second_resume_of_a_finished_run_changes_nothing(tmp_path, reference, 
     for _ in range(2):
         assert main(["train", *ARGS, "--out", str(out), "--resume"]) == 0
         _same(load_model(out), reference["conntra"])
+
+
+PIPELINE = """name = "quick"
+[data]
+dataset = "iris"
+[train]
+model = "mlp:4"
+epochs = 2
+baseline = ""
+[simulate]
+backend = "{backend}"
+limit = 40
+[report]
+targets = ["mcu"]
+"""
+
+
+@pytest.mark.parametrize("stage,backend", [("train", "onnx"), ("export-onnx", "onnx"), ("simulate", "onnx"),
+                                           pytest.param("simulate", "lava", marks=pytest.mark.slow)])
+def test_ctrl_c_anywhere_in_the_pipeline_exits_130(tmp_path, stage, backend):
+    """A real SIGINT once the stage has started; then --resume finishes the run."""
+    import signal
+    import time
+
+    (tmp_path / "p.toml").write_text(PIPELINE.format(backend=backend))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    argv = [sys.executable, "-m", "ternkit", "pipeline", str(tmp_path / "p.toml"), "--runs-dir", str(tmp_path)]
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    for line in p.stdout:
+        seen += line
+        if line.startswith(f"[{stage}] ..."):
+            time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 130, seen + out + err
+    assert "interrupted" in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    r = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "quick" / "summary.md").is_file()
