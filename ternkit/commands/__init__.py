@@ -7,7 +7,7 @@ import torch, which takes seconds), and each command's parser uses the same line
 SUMMARIES = {
     "train": "train a ternary (or float) model",
     "eval": "accuracy of a .tern or .onnx model on a dataset",
-    "export": "export a .tern model to ONNX or a Lava process graph",
+    "export": "export a .tern model to ONNX, a Lava process graph or C for microcontrollers",
     "simulate": "run a model on Lava's Loihi 2 simulator or onnxruntime; accuracy, agreement, activity",
     "report": "memory and energy of a model on hardware targets (JSON, Markdown, PNG)",
     "pipeline": "train, export, simulate and report in one run",

@@ -8,7 +8,7 @@ import sys
 
 from ternkit.commands import SUMMARIES
 
-FORMATS = ("onnx", "lava")
+FORMATS = ("onnx", "lava", "c")
 
 
 def _no_format(p: argparse.ArgumentParser) -> int:

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "fixed point by default) or onnxruntime; report accuracy, agreement with the numpy "
                        "reference, samples/s and activity (messages, synaptic ops, neuron updates) per inference.")
     p.add_argument("model", help="a .tern artifact")
-    p.add_argument("--backend", choices=("lava", "onnx"), default="lava")
+    p.add_argument("--backend", choices=("lava", "onnx", "c", "cortex-m4"), default="lava",
+                   help="lava, onnx, c (the C export built with the host cc) or cortex-m4 (cross-built, run in qemu)")
     p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")
     p.add_argument("--limit", type=int, default=None, help="simulate N samples spread evenly over the dataset")
     add_graph_options(p)
@@ -37,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="--backend onnx: run the --nbits export (MatMulNBits, 2-bit weights in RAM) instead of INT2")
     p.add_argument("--json", action="store_true", help="print the activity record as JSON")
     p.add_argument("-o", "--out", metavar="ACTIVITY.json", help="write the activity record here")
+    p.add_argument("--build", metavar="DIR", help="--backend c|cortex-m4: keep the build here (model.c, model.o, "
+                   "firmware.elf, mcu.json with the measured figures; `ternkit report --build DIR` reads it)")
     p.set_defaults(run=run)
 
 
@@ -134,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--graph and --float-sim apply to --backend lava only")
     if args.backend == "lava" and args.nbits:
         raise OptionError("--nbits applies to --backend onnx only")
+    if args.build and args.backend not in ("c", "cortex-m4"):
+        raise OptionError("--build applies to --backend c and cortex-m4 only")
+    if args.backend in ("c", "cortex-m4"):
+        from ternkit.export.c_build import require_tools
+
+        require_tools(args.backend)  # say how to install a missing compiler or emulator before loading anything
     if args.backend == "lava":
         from ternkit.export.lava_compat import require_lava
 
@@ -142,8 +151,17 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)  # before the simulation, not after
     data = _data(model, args.dataset, args.limit)
-    record = simulate_lava(model, data, args) if args.backend == "lava" else simulate_onnx(model, data, args)
+    if args.backend in ("c", "cortex-m4"):
+        from ternkit.commands.export_c import simulate_c_args
+
+        record = simulate_c_args(model, data, args)
+    else:
+        record = simulate_lava(model, data, args) if args.backend == "lava" else simulate_onnx(model, data, args)
     if args.out:
         write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(json.dumps(record) if args.json else table(record))
+    if not args.json and args.backend in ("c", "cortex-m4"):
+        from ternkit.commands.export_c import c_summary
+
+        print(c_summary(record))
     return 0

@@ -1,0 +1,361 @@
+"""One handler per operation kind for the C export: its fixed-point gains, its numpy emulation (the twin of
+its C kernel in `c_kernels`, bit for bit) and the C that declares its parameters and calls the kernel.
+
+Handlers are looked up by `op.kind` (`HANDLERS`); an operation without an integer form has no entry and is
+refused with one line by `ternkit.core.ops.handler`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ternkit.core.ops import im2col
+from ternkit.core.packing import pack_ints
+
+from .c_fixed import Requant, finish, store, term
+
+__all__ = ["Step", "HANDLERS", "Terms", "c_array"]
+
+# (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
+Terms = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
+
+
+@dataclass(eq=False)
+class Step:
+    """One kernel call of tk_predict: computes the value of model node `node` from the values `inputs`."""
+
+    kind: str
+    node: str
+    op: Any
+    inputs: list[str]
+    in_shapes: list[tuple[int, ...]]
+    out_shape: tuple[int, ...]
+    scale: float = 1.0  # real value of one output LSB
+    scores: bool = False  # writes the int32 scores instead of an int8 buffer
+    lo: int = -128  # 0 when a ReLU is fused into the step
+    rqs: list[Requant] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
+def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
+    flat = np.asarray(values).reshape(-1)
+    if ctype == "uint8_t":
+        items = [f"0x{int(v):02x}" for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    items = items or ["0"]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+
+
+def _rq_data(sym: str, rq: Requant) -> str:
+    return (c_array("int32_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e)
+            + c_array("int32_t", f"{sym}_b", rq.b))
+
+
+def _rq_init(sym: str, rq: Requant) -> str:
+    return f"{{{sym}_m, {sym}_e, {sym}_b, {rq.sh}, {rq.lo}, {rq.hi}}}"
+
+
+def _out(step: Step, y: str) -> tuple[str, str]:
+    return ("0", "scores") if step.scores else (y, "0")
+
+
+def _requant(v: np.ndarray, rq: Requant, k: int, channel_axis: int | None) -> np.ndarray:
+    """term of input k with per-channel (channel_axis) or per-tensor parameters."""
+    if channel_axis is None:
+        return term(v, rq.m[k, 0], rq.e[k, 0])
+    shape = [1] * v.ndim
+    shape[channel_axis] = -1
+    return term(v, rq.m[k].reshape(shape), rq.e[k].reshape(shape))
+
+
+def _bias(rq: Requant, ndim: int, channel_axis: int | None) -> np.ndarray:
+    if channel_axis is None:
+        return rq.b[0]
+    shape = [1] * ndim
+    shape[channel_axis] = -1
+    return rq.b.reshape(shape)
+
+
+def _rows_packed(q: np.ndarray) -> tuple[np.ndarray, int]:
+    """Trits (rows, n) packed per row, each row padded to whole bytes: (bytes (rows, row_bytes), row_bytes)."""
+    rows, n = q.shape
+    pad = (-n) % 4
+    qp = np.concatenate([q.astype(np.int8), np.zeros((rows, pad), np.int8)], axis=1)
+    packed = pack_ints(qp, 2).reshape(rows, -1)
+    return packed, packed.shape[1]
+
+
+def _trit_bound(q: np.ndarray) -> np.ndarray:
+    """Static bound of |accumulator| per output: 128 per non-zero trit."""
+    return 128 * (q.reshape(q.shape[0], -1) != 0).sum(1).astype(np.int64)
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer product through float64 BLAS: exact while every partial sum stays below 2^53 (here < 2^31)."""
+    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+
+
+class Dense:
+    kernel = "dense"
+    requantises = True
+
+    def terms(self, op, in_scales: list[float], in_shapes) -> list[Terms]:
+        return [([op.channel_scale().astype(np.float64) * in_scales[0]], [_trit_bound(op.weight)],
+                 op.bias.astype(np.float64))]
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        rq = step.rqs[0]
+        acc = _exact_matmul(xs[0].reshape(len(xs[0]), -1), step.op.weight.T)
+        return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 2, 1), rq.sh), rq)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        packed, row_bytes = _rows_packed(step.op.weight)
+        rq = step.rqs[0]
+        init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {_rq_init(sym, rq)}}}"
+        decl = f"static const tk_dense_t {sym} = {init};\n"
+        return c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq) + decl
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        y8, y32 = _out(step, y)
+        return f"tk_dense(&{sym}, {xs[0]}, {y8}, {y32});"
+
+
+def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per kernel offset: [lo, hi) of the output positions whose input through that offset is real."""
+    lo, hi = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    pos = np.arange(out) * stride - pad
+    for j in range(k):
+        ok = np.nonzero((pos + j >= 0) & (pos + j < size))[0]
+        lo[j], hi[j] = (ok[0], ok[-1] + 1) if ok.size else (0, 0)
+    return lo, hi
+
+
+def conv_int(x: np.ndarray, w: np.ndarray, stride, padding, groups: int) -> np.ndarray:
+    """Exact integer cross-correlation, (N, C, H, W) x (Cout, Cin/g, kH, kW) -> (N, Cout, OH, OW) int64."""
+    n = len(x)
+    cout, cin_g, kh, kw = w.shape
+    cols = im2col(x.astype(np.float64), (kh, kw), tuple(stride), tuple(padding))  # (n, c, oh, ow, kh, kw)
+    oh, ow = cols.shape[2], cols.shape[3]
+    cols = cols.reshape(n, groups, cin_g, oh, ow, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6).reshape(
+        n, groups, oh * ow, cin_g * kh * kw)
+    wm = w.astype(np.float64).reshape(groups, cout // groups, cin_g * kh * kw)
+    y = np.rint(cols @ wm.transpose(0, 2, 1)).astype(np.int64)  # (n, g, oh*ow, cout_g)
+    return y.transpose(0, 1, 3, 2).reshape(n, cout, oh, ow)
+
+
+class Conv:
+    kernel = "conv2d"
+    requantises = True
+    terms = Dense.terms
+
+    def scratch(self, step: Step) -> int:
+        return 4 * int(np.prod(step.out_shape[1:]))
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        op, rq = step.op, step.rqs[0]
+        acc = conv_int(xs[0], op.weight, op.stride, op.padding, op.groups)
+        return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 4, 1), rq.sh), rq)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        op, rq = step.op, step.rqs[0]
+        cin, h, w = step.in_shapes[0]
+        cout, oh, ow = step.out_shape
+        kh, kw = op.kernel
+        packed, kbytes = _rows_packed(op.weight.reshape(cout, -1))
+        ylo, yhi = _valid_range(h, oh, kh, op.stride[0], op.padding[0])
+        xlo, xhi = _valid_range(w, ow, kw, op.stride[1], op.padding[1])
+        return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
+                + "".join(c_array("int16_t", f"{sym}_{n}", a) for n, a in
+                          (("ylo", ylo), ("yhi", yhi), ("xlo", xlo), ("xhi", xhi)))
+                + f"static const tk_conv_t {sym} = {{{sym}_w, {cout}, {cin // op.groups}, {cout // op.groups}, "
+                  f"{kh}, {kw}, {kbytes}, {h}, {w}, {oh}, {ow}, {op.stride[0]}, {op.stride[1]}, {op.padding[0]}, "
+                  f"{op.padding[1]}, {sym}_ylo, {sym}_yhi, {sym}_xlo, {sym}_xhi, {_rq_init(sym, rq)}}};\n")
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        y8, y32 = _out(step, y)
+        return f"tk_conv(&{sym}, {xs[0]}, {scratch}, {y8}, {y32});"
+
+
+class _Pool:
+    kernel = "pool"
+    is_max = False
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def c_data(self, step: Step, sym: str) -> str:
+        op = step.op
+        c, h, w = step.in_shapes[0]
+        _, oh, ow = step.out_shape
+        rq = step.rqs[0] if step.rqs else None
+        init = _rq_init(sym, rq) if rq else f"{{0, 0, 0, 0, {step.lo}, 127}}"
+        return ((_rq_data(sym, rq) if rq else "")
+                + f"static const tk_pool_t {sym} = {{{c}, {h}, {w}, {oh}, {ow}, {op.kernel[0]}, {op.kernel[1]}, "
+                  f"{op.stride[0]}, {op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {init}}};\n")
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        y8, y32 = _out(step, y)
+        return f"tk_pool(&{sym}, {int(self.is_max)}, {xs[0]}, {y8}, {y32});"
+
+
+class AvgPool(_Pool):
+    requantises = True
+
+    def terms(self, op, in_scales: list[float], in_shapes) -> list[Terms]:
+        k = op.kernel[0] * op.kernel[1]
+        return [([np.array([in_scales[0] / k])], [np.array([128 * k])], np.zeros(1))]
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        op, rq = step.op, step.rqs[0]
+        acc = im2col(xs[0].astype(np.int64), op.kernel, op.stride, op.padding, 0).sum((4, 5))
+        return store(finish(_requant(acc, rq, 0, None) + rq.b[0], rq.sh), rq)
+
+
+class MaxPool(_Pool):
+    requantises = False
+    is_max = True
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        op = step.op
+        m = im2col(xs[0].astype(np.int64), op.kernel, op.stride, op.padding, -(1 << 40)).max((4, 5))
+        return np.clip(np.maximum(m, -128), step.lo, 127)
+
+
+class Affine:
+    kernel = "affine"
+    requantises = True
+
+    def terms(self, op, in_scales: list[float], in_shapes) -> list[Terms]:
+        return [([op.scale.astype(np.float64) * in_scales[0]], [np.array([128])], op.bias.astype(np.float64))]
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        rq, x = step.rqs[0], xs[0]
+        return store(finish(_requant(x, rq, 0, 1) + _bias(rq, x.ndim, 1), rq.sh), rq)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        rq = step.rqs[0]
+        c = step.out_shape[0]
+        inner = int(np.prod(step.out_shape[1:]))
+        return _rq_data(sym, rq) + f"static const tk_affine_t {sym} = {{{c}, {inner}, {_rq_init(sym, rq)}}};\n"
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        y8, y32 = _out(step, y)
+        return f"tk_affine(&{sym}, {xs[0]}, {y8}, {y32});"
+
+
+class Add:
+    kernel = "add"
+    requantises = True
+
+    def terms(self, op, in_scales: list[float], in_shapes) -> list[Terms]:
+        return [([np.array([s]) for s in in_scales], [np.array([128])] * len(in_scales), np.zeros(1))]
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        rq = step.rqs[0]
+        t = sum(_requant(x, rq, k, None) for k, x in enumerate(xs)) + rq.b[0]
+        return store(finish(t, rq.sh), rq)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        rq = step.rqs[0]
+        return _rq_data(sym, rq) + (f"static const tk_add_t {sym} = {{{len(step.inputs)}, {step.size}, "
+                                    f"{_rq_init(sym, rq)}}};\n")
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        y8, y32 = _out(step, y)
+        return f"{{ const int8_t *const in[{len(xs)}] = {{{', '.join(xs)}}}; tk_add(&{sym}, in, {y8}, {y32}); }}"
+
+
+class Concat:
+    kernel = "rescale"
+    requantises = True
+
+    def terms(self, op, in_scales: list[float], in_shapes) -> list[Terms]:
+        return [([np.array([s])], [np.array([128])], np.zeros(1)) for s in in_scales]
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([store(finish(_requant(x, rq, 0, None) + rq.b[0], rq.sh), rq)
+                               for x, rq in zip(xs, step.rqs, strict=True)], axis=1)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        out = []
+        for k, (rq, shape) in enumerate(zip(step.rqs, step.in_shapes, strict=True)):
+            out.append(_rq_data(f"{sym}_{k}", rq) + f"static const tk_rescale_t {sym}_{k} = "
+                       f"{{{int(np.prod(shape))}, {_rq_init(f'{sym}_{k}', rq)}}};\n")
+        return "".join(out)
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        calls, off = [], 0
+        for k, shape in enumerate(step.in_shapes):
+            y8, y32 = ("0", f"scores + {off}") if step.scores else (f"{y} + {off}", "0")
+            calls.append(f"tk_rescale(&{sym}_{k}, {xs[k]}, {y8}, {y32});")
+            off += int(np.prod(shape))
+        return " ".join(calls)
+
+
+class Relu:
+    kernel = "relu"
+    requantises = False
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        return np.maximum(xs[0], 0)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        return ""
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        return f"tk_relu({step.size}, {xs[0]}, {y});"
+
+
+class Widen:
+    """Not an operation of the model: the last value, when no requantising kernel produced it, copied into
+    the int32 scores."""
+
+    kernel = "widen"
+    requantises = False
+
+    def scratch(self, step: Step) -> int:
+        return 0
+
+    def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
+        return xs[0].reshape(len(xs[0]), -1).astype(np.int64)
+
+    def c_data(self, step: Step, sym: str) -> str:
+        return ""
+
+    def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
+        return f"tk_widen({step.size}, {xs[0]}, scores);"
+
+
+class Alias:
+    """flatten: a C-order buffer read as a vector -- no code, no memory, the scale passes."""
+
+    alias = True
+
+
+HANDLERS: dict[str, Any] = {"dense": Dense(), "conv2d": Conv(), "avgpool2d": AvgPool(), "maxpool2d": MaxPool(),
+                            "affine": Affine(), "add": Add(), "concat": Concat(), "relu": Relu(), "flatten": Alias()}
+WIDEN = Widen()
+FUSES_RELU = ("dense", "conv2d", "avgpool2d", "maxpool2d", "affine", "add", "concat")

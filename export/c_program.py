@@ -1,0 +1,231 @@
+"""A ternary model as an integer program: the kernel calls of `tk_predict`, their fixed-point parameters
+(calibrated on data), the input quantisation and the one static activation arena -- what `c_emit` writes
+as C and what `emulate` runs in numpy, bit-identical to the C.
+
+Calibration (as the Lava export does): every value the program stores gets one real scale per tensor,
+max |activation| / 127 over the calibration data, from `TernaryModel.activations`; the test data never
+touches it. Planning folds what costs nothing: a ReLU that is the only reader of a requantising op is its
+lower clamp, a flatten is a view of its input. The last value is written as int32 scores whose scale keeps
+the full precision of the last layer's sums. The arena is laid out from the liveness of the values: a
+buffer occupies its bytes from the step that writes it to the last step that reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ternkit.core.errors import OptionError, UnsupportedError
+from ternkit.core.model import INPUT, TernaryModel
+from ternkit.core.ops import handler
+
+from .c_fixed import QMAX, choose, scores_scale
+from .c_ops import FUSES_RELU, HANDLERS, WIDEN, Step
+
+__all__ = ["CProgram", "InputQuant", "build_program", "quantize", "emulate", "predict", "check_supported"]
+
+SCORES = "scores"
+CALIBRATION_BATCH = 500
+
+
+@dataclass
+class InputQuant:
+    """q = round((raw * a[c]) + b[c]) clamped to +-127, float32 arithmetic; c = flat index // inner."""
+
+    a: np.ndarray
+    b: np.ndarray
+    inner: int
+    scale: float
+
+
+@dataclass
+class CProgram:
+    steps: list[Step]
+    input: InputQuant
+    input_shape: tuple[int, ...]
+    labels: list[str]
+    offsets: dict[str, int]  # int8 buffer of a step's value -> arena byte offset
+    scratch: dict[str, int]  # int32 scratch of a step -> arena byte offset
+    arena_bytes: int
+    fingerprint: str
+    source: str | None = None
+    calibration_samples: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def classes(self) -> int:
+        return len(self.labels)
+
+
+def check_supported(model: TernaryModel) -> None:
+    """Refuse (one line) what the C export cannot express, before any calibration work."""
+    model.validate()
+    if model.kind != "ternary":
+        raise UnsupportedError("the C export takes ternary models (this one holds float weights: no trits to "
+                               "add and subtract)")
+    if model.levels != 1:
+        raise UnsupportedError(f"the C export takes ternary weights (levels 1); this model has levels "
+                               f"{model.levels}")
+    for n in model.nodes:
+        handler(HANDLERS, n.op, "C", where=f"node {n.name}")
+
+
+def _max_abs(model: TernaryModel, x: np.ndarray) -> dict[str, float]:
+    """max |value| of the normalised input and of every node over the calibration data, in batches."""
+    out = {INPUT: 0.0} | {n.name: 0.0 for n in model.nodes}
+    for i in range(0, len(x), CALIBRATION_BATCH):
+        xb = model.input.normalise(np.asarray(x[i:i + CALIBRATION_BATCH], np.float32))
+        out[INPUT] = max(out[INPUT], float(np.abs(xb).max()))
+        for n, a in zip(model.nodes, model.activations(xb, normalised=True), strict=True):
+            out[n.name] = max(out[n.name], float(np.abs(a).max()) if a.size else 0.0)
+    return out
+
+
+def _scale(max_abs: float) -> float:
+    return max_abs / QMAX if max_abs > 0 and np.isfinite(max_abs) else 1.0 / QMAX
+
+
+def _input_quant(model: TernaryModel, s_in: float) -> InputQuant:
+    shape = tuple(model.input.shape)
+    mean = np.broadcast_to(np.asarray(model.input.mean, np.float64), shape).reshape(shape[0], -1)
+    std = np.broadcast_to(np.asarray(model.input.std, np.float64), shape).reshape(shape[0], -1)
+    if np.all(mean == mean[:, :1]) and np.all(std == std[:, :1]):  # per channel (images) or per feature
+        mean, std, inner = mean[:, 0], std[:, 0], int(np.prod(shape[1:]))
+    else:
+        mean, std, inner = mean.reshape(-1), std.reshape(-1), 1
+    return InputQuant((1.0 / (std * s_in)).astype(np.float32), (-mean / (std * s_in)).astype(np.float32),
+                      inner, s_in)
+
+
+def _final_chain(model: TernaryModel) -> tuple[str, set[str]]:
+    """The node whose value the output is (the last node, seen through flattens), and the flattens between."""
+    by_name = {n.name: n for n in model.nodes}
+    name, chain = model.nodes[-1].name, set()
+    while by_name[name].op.kind == "flatten" and by_name[name].inputs[0] != INPUT:
+        chain.add(name)
+        name = by_name[name].inputs[0]
+    return name, chain
+
+
+def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None = None) -> CProgram:
+    """Plan, calibrate and lay out the integer program of `model` (raw calibration samples, as the dataset
+    gives them)."""
+    check_supported(model)
+    calib_x = np.asarray(calib_x, np.float32)
+    if calib_x.ndim < 2 or len(calib_x) == 0 or calib_x.shape[1:] != tuple(model.input.shape):
+        raise OptionError(f"calibration data must be a non-empty batch of samples of shape "
+                          f"{tuple(model.input.shape)}, got {calib_x.shape}")
+    shapes, consumers = model.shape_map(), model.consumers()
+    kinds = {n.name: n.op.kind for n in model.nodes}
+    final, chain = _final_chain(model)
+    maxabs = _max_abs(model, calib_x)
+    inq = _input_quant(model, _scale(maxabs[INPUT]))
+    value, scale = {INPUT: INPUT}, {INPUT: inq.scale}
+    steps: list[Step] = []
+    fused: set[str] = set()
+    for n in model.nodes:
+        if n.name in fused:
+            continue
+        h = HANDLERS[n.op.kind]
+        ins = [value[i] for i in n.inputs]
+        if getattr(h, "alias", False):
+            value[n.name] = ins[0]
+            continue
+        out, lo, cons = n.name, -128, consumers[n.name]
+        if n.op.kind in FUSES_RELU and len(cons) == 1 and kinds[cons[0]] == "relu" and cons[0] != final:
+            out, lo = cons[0], 0
+            fused.add(out)
+        step = Step(n.op.kind, out, n.op, ins, [tuple(shapes[i]) for i in n.inputs], tuple(shapes[n.name]), lo=lo)
+        if h.requantises:
+            groups = h.terms(n.op, [scale[v] for v in ins], step.in_shapes)
+            step.scores = out == final and set(consumers[out]) <= chain
+            s_out = max(scores_scale(*g) for g in groups) if step.scores else _scale(maxabs[out])
+            step.rqs = [choose(*g, s_out, lo=lo, scores=step.scores, where=f"node {n.name} ({n.op.kind})")
+                        for g in groups]
+            step.scale = s_out
+        else:
+            step.scale = scale[ins[0]]
+        value[n.name] = value[out] = out
+        scale[out] = step.scale
+        steps.append(step)
+    last = value[model.nodes[-1].name]
+    if not (steps and steps[-1].node == last and steps[-1].scores):
+        steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
+                          (model.num_classes,), scale=scale[last], scores=True))
+    offsets, scratch, arena = _layout(steps)
+    return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
+                    model.fingerprint(), source, int(len(calib_x)))
+
+
+def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
+    """First-fit offsets (4-byte aligned) for every int8 value and int32 scratch, from their lifetimes."""
+    last_read: dict[str, int] = {}
+    for k, st in enumerate(steps):
+        for v in st.inputs:
+            last_read[v] = k
+    blocks: list[tuple[str, str, int, int, int]] = []  # (kind, name, size, first step, last step)
+    for k, st in enumerate(steps):
+        if not st.scores:
+            blocks.append(("value", st.node, st.size, k, max(k, last_read.get(st.node, k))))
+        need = _handler(st).scratch(st)
+        if need:
+            blocks.append(("scratch", st.node, need, k, k))
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    offsets: dict[str, int] = {}
+    scratch: dict[str, int] = {}
+    for kind, name, size, first, lastk in blocks:
+        busy = sorted((o, e) for o, e, f, la in placed if not (la < first or f > lastk))
+        off = 0
+        for o, e in busy:
+            if off + size <= o:
+                break
+            off = max(off, -(-e // 4) * 4)
+        placed.append((off, off + size, first, lastk))
+        (offsets if kind == "value" else scratch)[name] = off
+    arena = max((e for _, e, _, _ in placed), default=0)
+    return offsets, scratch, -(-arena // 4) * 4
+
+
+def _handler(step: Step) -> Any:
+    return WIDEN if step.kind == "widen" else HANDLERS[step.kind]
+
+
+def quantize(prog: CProgram, x_raw: np.ndarray) -> np.ndarray:
+    """tk_quantize in numpy: float32 multiply, float32 add, clamp, round half away from zero."""
+    x = np.asarray(x_raw, np.float32)
+    if x.shape[1:] != prog.input_shape:
+        raise OptionError(f"samples have shape {x.shape[1:]}, the program expects {prog.input_shape}")
+    inq = prog.input
+    xr = x.reshape(len(x), -1, inq.inner)
+    v = xr * inq.a.reshape(1, -1, 1)
+    v = v + inq.b.reshape(1, -1, 1)
+    v = np.where(v > np.float32(-127), v, np.float32(-127))
+    v = np.minimum(v, np.float32(127))
+    half = np.float32(0.5)
+    q = np.where(v >= 0, np.trunc(v + half), -np.trunc(half - v))
+    return q.astype(np.int64).reshape(x.shape)
+
+
+def emulate(prog: CProgram, x_raw: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """The int32 scores tk_predict writes, for a batch of raw samples: (N, classes) int64."""
+    out = []
+    for i in range(0, len(x_raw), batch):
+        q = quantize(prog, x_raw[i:i + batch])
+        n = len(q)
+        vals = {INPUT: q}
+        for st in prog.steps:
+            xs = [vals[v].reshape((n,) + tuple(s)) for v, s in zip(st.inputs, st.in_shapes, strict=True)]
+            vals[st.node] = _handler(st).emulate(st, xs)
+        out.append(vals[prog.steps[-1].node].reshape(n, -1))
+    return np.concatenate(out) if out else np.zeros((0, prog.classes), np.int64)
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """tk_predict's return value: the first index of the largest score (as numpy's argmax)."""
+    return np.asarray(scores).argmax(1)

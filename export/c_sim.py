@@ -1,0 +1,127 @@
+"""Run a C export on data and say how it did: `simulate_c` builds the C for the host (`c`) or a Cortex-M4
+in qemu (`cortex-m4`), runs every sample through tk_quantize + tk_predict, checks the scores against the
+numpy emulation (bit for bit) and the predictions against `TernaryModel.forward`, and returns an activity
+record. The Cortex-M4 record carries what the build measured: flash and RAM of the model's object
+(arm-none-eabi-size), the stack high-water mark of tk_predict, and instructions per inference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ternkit.core.atomic import atomic_dir
+from ternkit.core.model import TernaryModel
+
+from .activity import activations_activity, activity_record
+from .c_build import (
+    M4_CFLAGS,
+    build_host,
+    build_m4,
+    instructions_per_tick,
+    object_sizes,
+    require_tools,
+    run_host,
+    run_m4,
+    undefined_symbols,
+)
+from .c_emit import FILES, check_out_dir, render
+from .c_program import CProgram, build_program, emulate
+
+__all__ = ["simulate_c", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures"]
+
+BACKENDS = ("c", "cortex-m4")
+MEASURED_FILE = "mcu.json"
+BUILD_FILES = (*FILES, "model.o", "firmware.elf", "tk_host", "input.bin", "output.bin", MEASURED_FILE)
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions: np.ndarray | None,
+                calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The measured flash / RAM of a Cortex-M4 build (what `ternkit report --target mcu` reads)."""
+    sec = object_sizes(obj)
+    fig: dict[str, Any] = {
+        "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
+        "ram_bytes": sec["data"] + sec["bss"] + (stack_bytes or 0),
+        "static_ram_bytes": sec["data"] + sec["bss"], "stack_bytes": stack_bytes,
+        "arena_bytes": prog.arena_bytes, "sections": sec,
+        "caller_buffers_bytes": prog.inputs + 4 * prog.classes,
+        "library_symbols": undefined_symbols(obj),
+        "measured": ["flash_bytes", "static_ram_bytes"] + (["stack_bytes", "ram_bytes"] if stack_bytes is not None
+                                                           else []),
+        "cflags": M4_CFLAGS, "compiler": _version(["arm-none-eabi-gcc", "--version"]),
+    }
+    if instructions is not None and instructions.size:
+        fig.update(instructions_per_inference=float(instructions.mean()),
+                   instructions_min=int(instructions.min()), instructions_max=int(instructions.max()),
+                   instruction_counter=f"qemu -icount shift=3 (8 ns of virtual time per instruction), SysTick at "
+                   f"25 MHz read around tk_predict: {instructions_per_tick():g} instructions per tick",
+                   emulator=_version(["qemu-system-arm", "--version"]))
+        fig["measured"].append("instructions_per_inference")
+    if calibration:
+        fig["timer_check"] = calibration
+    return fig
+
+
+def simulate_c(model: TernaryModel, x: np.ndarray, y: np.ndarray | None, backend: str, calib_x: np.ndarray, *,
+               source: str | None = None, model_path: str = "", dataset: str = "",
+               build_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export, build, run and check; `build_dir` keeps the build (sources, objects, measured figures)."""
+    if backend not in BACKENDS:
+        raise ValueError(backend)
+    require_tools(backend)  # before any work: says how to install what is missing
+    if build_dir is not None:
+        check_out_dir(build_dir, BUILD_FILES)
+    x = np.asarray(x, np.float32)
+    prog = build_program(model, calib_x, source)
+    header, c_source = render(prog)
+    keep = build_dir is not None
+    ctx = atomic_dir(build_dir, replaceable=BUILD_FILES) if keep else tempfile.TemporaryDirectory(prefix="ternkit-c-")
+    with ctx as where:
+        work = Path(where)
+        (work / "model.h").write_text(header)
+        (work / "model.c").write_text(c_source)
+        record = _build_and_run(prog, model, x, y, backend, work, model_path, dataset)
+        if keep:
+            (work / MEASURED_FILE).write_text(json.dumps(record.get("mcu", {}), indent=1) + "\n")
+    return record
+
+
+def _build_and_run(prog: CProgram, model: TernaryModel, x: np.ndarray, y: np.ndarray | None, backend: str,
+                   work: Path, model_path: str, dataset: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if backend == "c":
+        run = build_host(work, work)
+        run = run_host(run, x, prog.classes, work)
+    else:
+        art = build_m4(work, work)
+        run = run_m4(art["elf"], x, prog.classes, work)
+        insns = run.ticks * instructions_per_tick()
+        extra["mcu"] = mcu_figures(prog, art["object"], int(run.stack.max()), insns, run.calibration)
+    em = emulate(prog, x)
+    same = np.all(run.scores.astype(np.int64) == em, axis=1)
+    ref = model.predict(x)
+    layers, macs = activations_activity(model, x)
+    return activity_record(
+        backend=backend, neuron=None, timesteps=1, samples=len(x),
+        accuracy=float((run.predicted == y).mean()) if y is not None else None,
+        agreement=float((run.predicted == ref).mean()), samples_per_second=len(x) / max(run.seconds, 1e-9),
+        layers=layers, dense_macs=macs, model=str(model_path), model_fingerprint=model.fingerprint(),
+        dataset=dataset, calibration=prog.source, calibration_samples=prog.calibration_samples,
+        emulation_identical=bool(same.all()), emulation_mismatches=int((~same).sum()),
+        predicted_equals_argmax=bool(np.array_equal(run.predicted, run.scores.argmax(1))),
+        reference_accuracy=float((ref == y).mean()) if y is not None else None,
+        arena_bytes=prog.arena_bytes, **extra)

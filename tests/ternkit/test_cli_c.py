@@ -1,0 +1,78 @@
+"""`ternkit export c` and `ternkit simulate --backend c` from the command line (host cc), and bad input: an
+unsupported model, a busy output directory, missing tools -- one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import random_mlp
+
+from ternkit.cli import main
+from ternkit.core import Flatten, InputSpec, load_dataset, save_model
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
+
+
+@pytest.fixture(scope="module")
+def tern(tmp_path_factory):
+    """A hand-built ternary 64-24-10 MLP for digits (1, 8, 8) that names its dataset, as trained models do."""
+    data = load_dataset("digits")
+    model = random_mlp((64, 24, 10), seed=5)
+    model.layers = [Flatten(), *model.layers]
+    model.input = InputSpec((1, 8, 8), np.full((1, 1, 1), data.x.mean(), np.float32),
+                            np.full((1, 1, 1), data.x.std(), np.float32))
+    model.provenance = {"dataset": "digits", "seed": 0, "config": {"seed": 0, "val_fraction": 0.2}}
+    path = tmp_path_factory.mktemp("m") / "digits.tern"
+    save_model(model, path)
+    return path
+
+
+def _fail(capsys, argv, match):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert match in err, err
+    return err
+
+
+def test_export_c_writes_header_and_source(tern, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["export", "c", str(tern), "-o", str(out)]) == 0
+    assert "calibrated on" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["model.c", "model.h"]
+    header = (out / "model.h").read_text()
+    for needle in ("#define TK_INPUTS 64", "#define TK_CLASSES 10", "void tk_quantize(const float *raw, int8_t *q);",
+                   "int tk_predict(const int8_t *q, int32_t *scores);"):
+        assert needle in header
+    assert "digits@train:0:0.2" in (out / "model.c").read_text()  # the calibration data it names
+
+
+def test_simulate_c_reports_identity_and_agreement(tern, tmp_path, capsys):
+    act = tmp_path / "run.json"
+    assert main(["simulate", str(tern), "--backend", "c", "--dataset", "digits", "--limit", "300",
+                 "-o", str(act), "--build", str(tmp_path / "build")]) == 0
+    out = capsys.readouterr().out
+    assert "bit-identical to the numpy emulation on every sample" in out
+    rec = json.loads(act.read_text())
+    assert rec["backend"] == "c" and rec["samples"] == 300 and rec["emulation_identical"]
+    assert rec["agreement"] >= 0.95  # a random (untrained) model: int8 rounding flips only near-ties
+    assert {"model.c", "model.h", "tk_host"} <= {p.name for p in (tmp_path / "build").iterdir()}
+
+
+def test_bad_input_is_one_line(tern, tmp_path, capsys, monkeypatch):
+    flt = tmp_path / "float.tern"
+    save_model(random_mlp((64, 8, 10), kind="float"), flt)
+    _fail(capsys, ["export", "c", str(flt), "-o", str(tmp_path / "f")], "ternary")
+    assert not (tmp_path / "f").exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    _fail(capsys, ["export", "c", str(tern), "-o", str(busy)], "holds other files")
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    _fail(capsys, ["simulate", str(tern), "--backend", "cortex-m4", "--dataset", "digits"], "make mcu-tools")
+    _fail(capsys, ["simulate", str(tern), "--backend", "onnx", "--build", str(tmp_path / "b")], "--build")
