@@ -377,10 +377,14 @@ def to_artifact(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] 
         body = getattr(model, "body", None)
         strip = "body." if isinstance(body, nn.Module) else ""
         nodes = _as_chain_names(trace_graph(model, shape, strip))
-        with torch.no_grad():
-            probe = torch.randn((4, *shape), generator=torch.Generator().manual_seed(0))
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            ref = model(probe.to(device)).float().cpu().numpy()
+        probe = torch.randn((4, *shape), generator=torch.Generator().manual_seed(0))
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        try:
+            with torch.no_grad():
+                ref = model(probe.to(device)).float().cpu().numpy()
+        except Exception as e:  # the user's forward on input of the declared shape
+            raise UnsupportedError(f"the model fails on input of shape {shape}: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}"[:300]) from None
     finally:
         model.train(was_training)
     if ref.ndim != 2:

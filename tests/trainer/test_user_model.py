@@ -189,3 +189,10 @@ def test_examples_run_end_to_end(tmp_path, script):
     data = ternkit.load_dataset("digits")
     agree = (OnnxModel(tmp_path / "model.onnx").predict(data.x) == model.predict(data.x)).mean()
     assert agree >= 0.999
+
+
+def test_example_input_of_the_wrong_shape_is_one_clear_error():
+    model = ternarize(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)))
+    with pytest.raises(UnsupportedError, match="conv2d does not fit its input") as e:
+        ternkit.to_artifact(model, torch.zeros(2, 3, 8, 8))
+    assert "\n" not in str(e.value)
