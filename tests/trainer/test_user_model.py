@@ -196,3 +196,14 @@ def test_example_input_of_the_wrong_shape_is_one_clear_error():
     with pytest.raises(UnsupportedError, match="conv2d does not fit its input") as e:
         ternkit.to_artifact(model, torch.zeros(2, 3, 8, 8))
     assert "\n" not in str(e.value)
+
+
+def test_device_option(tmp_path, capsys):
+    args = ["train", "--dataset", "iris", "--model", "mlp:4", "--epochs", "1", "--quiet", "--out"]
+    assert main([*args, str(tmp_path / "cpu.tern"), "--device", "cpu"]) == 0
+    assert main([*args, str(tmp_path / "auto.tern")]) == 0
+    assert load_model(tmp_path / "cpu.tern").fingerprint() == load_model(tmp_path / "auto.tern").fingerprint()
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main([*args, str(tmp_path / "gpu.tern"), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
