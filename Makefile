@@ -12,7 +12,7 @@ CORE_STAMP := $(CORE)/.installed
 # the wheel's dependencies, downloaded at set-up so that the install test itself needs no network
 WHEELHOUSE := $(CORE)/wheelhouse
 
-.PHONY: setup setup-core test test-core test-install test-slow lint demo bench clean
+.PHONY: setup setup-core test test-core test-install test-slow mcu-tools test-mcu lint demo bench clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,15 @@ test-install: $(CORE_STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the Cortex-M4 tools of the C export (docs/mcu.md): cross-compiler, newlib, qemu; as root, or through sudo
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+mcu-tools:
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+
+# the C export cross-built for a Cortex-M4 and run in qemu (needs `make mcu-tools`)
+test-mcu: $(STAMP)
+	$(BIN)/python -m pytest -q -m mcu
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
