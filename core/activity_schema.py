@@ -22,7 +22,7 @@ __all__ = ["FORMAT", "VERSION", "FINGERPRINT_KEY", "BACKENDS", "ENTRY_FIELDS", "
 FORMAT = "ternkit-activity"
 VERSION = 1
 FINGERPRINT_KEY = "model_fingerprint"  # TernaryModel.fingerprint() of the model the record was measured on
-BACKENDS = ("lava", "onnx")
+BACKENDS = ("lava", "onnx", "c", "cortex-m4")
 ENTRY_FIELDS = ("neurons", "fan_out", "messages_per_inference", "synaptic_ops_per_inference",
                 "neuron_updates_per_inference", "input_activation_sparsity")
 TOTAL_FIELDS = ("synaptic_ops_per_inference", "neuron_updates_per_inference", "dense_macs_per_inference")
@@ -88,7 +88,8 @@ def parse(data: Any, where: str) -> dict[str, Any]:
     data = check_header(data, where)
     backend = data.get("backend")
     if backend not in BACKENDS:
-        raise ArtifactError(f"activity record {where}: backend must be 'lava' or 'onnx', got {backend!r:.40}")
+        raise ArtifactError(f"activity record {where}: backend must be one of {', '.join(BACKENDS)}, "
+                            f"got {backend!r:.40}")
     samples = data.get("samples")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ArtifactError(f"activity record {where}: samples must be a positive integer, got {samples!r:.40}")

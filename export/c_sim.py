@@ -34,7 +34,8 @@ from .c_build import (
 from .c_emit import FILES, check_out_dir, render
 from .c_program import CProgram, build_program, emulate
 
-__all__ = ["simulate_c", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures"]
+__all__ = ["simulate_c", "run_backend", "c_summary", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
+           "build_figures"]
 
 BACKENDS = ("c", "cortex-m4")
 MEASURED_FILE = "mcu.json"
@@ -54,7 +55,7 @@ def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions
     """The measured flash / RAM of a Cortex-M4 build (what `ternkit report --target mcu` reads)."""
     sec = object_sizes(obj)
     fig: dict[str, Any] = {
-        "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
+        "model_fingerprint": prog.fingerprint, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
         "ram_bytes": sec["data"] + sec["bss"] + (stack_bytes or 0),
         "static_ram_bytes": sec["data"] + sec["bss"], "stack_bytes": stack_bytes,
         "arena_bytes": prog.arena_bytes, "sections": sec,
@@ -74,6 +75,27 @@ def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions
     if calibration:
         fig["timer_check"] = calibration
     return fig
+
+
+def build_figures(build_dir: str | os.PathLike) -> dict[str, Any]:
+    """A kept Cortex-M4 build: flash and static RAM measured now from its model.o (arm-none-eabi-size); the
+    stack high-water mark and instruction counts its run recorded in mcu.json."""
+    from ternkit.core.errors import ArtifactError
+    from ternkit.core.readers import read_json
+
+    d = Path(build_dir)
+    obj, rec = d / "model.o", d / MEASURED_FILE
+    if not obj.is_file() or not rec.is_file():
+        raise ArtifactError(f"{d} holds no Cortex-M4 build (model.o and {MEASURED_FILE}): make one with "
+                            f"`ternkit simulate MODEL --backend cortex-m4 --build {d}`")
+    data = read_json(rec, "measured figures JSON", ArtifactError)
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{rec}: not a JSON object")
+    sec = object_sizes(obj)
+    stack = data.get("stack_bytes") if isinstance(data.get("stack_bytes"), int) else None
+    return {**data, "sections": sec, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
+            "static_ram_bytes": sec["data"] + sec["bss"],
+            "ram_bytes": sec["data"] + sec["bss"] + (stack or 0) if stack is not None else None}
 
 
 def simulate_c(model: TernaryModel, x: np.ndarray, y: np.ndarray | None, backend: str, calib_x: np.ndarray, *,
@@ -125,3 +147,30 @@ def _build_and_run(prog: CProgram, model: TernaryModel, x: np.ndarray, y: np.nda
         predicted_equals_argmax=bool(np.array_equal(run.predicted, run.scores.argmax(1))),
         reference_accuracy=float((ref == y).mean()) if y is not None else None,
         arena_bytes=prog.arena_bytes, **extra)
+
+
+def run_backend(backend: str, model: TernaryModel, data: Any, *, calibrate: str | None = None,
+                build: str | os.PathLike | None = None, where: str = "the model") -> dict[str, Any]:
+    """The `c` / `cortex-m4` entry of `export.simulate.BACKENDS`: calibrate as `ternkit export c` does (the
+    model's own training data unless `calibrate` names a dataset), then `simulate_c`."""
+    from .calibration import calibration_data
+
+    if build is not None:
+        check_out_dir(build, BUILD_FILES)  # before calibration
+    x, _, spec = calibration_data(model, calibrate, where=where)
+    return simulate_c(model, data.x, data.y, backend, x, source=spec, model_path=where, build_dir=build)
+
+
+def c_summary(r: dict[str, Any]) -> str:
+    """The lines `ternkit simulate --backend c|cortex-m4` adds to the activity table."""
+    same = ("bit-identical to the numpy emulation on every sample" if r["emulation_identical"] else
+            f"DIFFERS from the numpy emulation on {r['emulation_mismatches']} samples")
+    lines = [f"C scores {same}; activation arena {r['arena_bytes']} bytes"]
+    m = r.get("mcu")
+    if m:
+        lines.append(f"Cortex-M4 (qemu mps2-an386): {m['instructions_per_inference']:,.0f} instructions per inference "
+                     f"(measured, {m['instructions_min']:,}..{m['instructions_max']:,}); model flash "
+                     f"{m['flash_bytes']:,} B (text {m['sections']['text']:,} + rodata {m['sections']['rodata']:,} + "
+                     f"data {m['sections']['data']:,}); RAM {m['ram_bytes']:,} B (data + bss {m['static_ram_bytes']:,} "
+                     f"+ stack high-water {m['stack_bytes']:,}), measured with arm-none-eabi-size and a painted stack")
+    return "\n".join(lines)

@@ -15,6 +15,8 @@ from typing import Any
 
 from ternkit.core.atomic import atomic_dir
 
+from .measured import measured_lines
+
 __all__ = ["write_report", "markdown", "FILES"]
 
 FILES = ("report.json", "report.md", "memory.png", "energy.png")
@@ -156,6 +158,7 @@ def markdown(r: dict[str, Any]) -> str:
                     f"weight memory ({_pct(f['weight_memory_used'])}); peak activations "
                     f"{_bytes(f['peak_activation_bytes'])} of {_bytes(f['activation_memory_bytes'])} "
                     f"({_pct(f['activation_memory_used'])}): {'fits' if f['fits'] else 'does NOT fit'}."]
+        out += measured_lines(t)
         out += ["", "Assumptions:", ""] + [f"- {a}" for a in t["assumptions"]]
         out += ["", "| constant | value | unit | source |", "| --- | ---: | --- | --- |"]
         out += [f"| {k} | {_num(c['value'])} | {c['unit']} | {c['source']} |" for k, c in spec["constants"].items()]

@@ -15,6 +15,7 @@ from ternkit.core.model import TernaryModel
 
 from .activity import Activity
 from .energy import dense_alternative, estimate, float_baseline
+from .measured import measured_fit
 from .memory import fit, model_memory
 from .ops import count_ops, totals
 from .spec import Target, load_target
@@ -44,7 +45,7 @@ NEUROBENCH_NOTES = [
 
 def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | None = None,
                  activity: Activity | None = None, model_path: str = "", dataset: str | None = None,
-                 baseline: Target | None = None) -> dict[str, Any]:
+                 baseline: Target | None = None, measured: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a reader needs to trust (or redo) the estimates: counts, constants, sources, assumptions."""
     model.validate()
     if activity is not None and len(activity.layers) != len(synaptic_nodes(model)):
@@ -72,6 +73,8 @@ def build_report(model: TernaryModel, targets: list[Target], *, x: np.ndarray | 
         e["dense_alternative"] = dense_alternative(t, model, ops)
         rows.append({"name": t.name, "description": t.description, "kind": t.kind, "fit": fit(t, model, memory, ops),
                      "energy": e, "assumptions": list(t.assumptions), "spec": t.as_dict()})
+        if measured is not None and t.kind == "mcu":  # a real build's flash/RAM beside the estimate
+            rows[-1]["measured"] = measured_fit(t, rows[-1]["fit"], measured)
     return {
         "format": FORMAT, "version": VERSION, "units": UNITS, "warnings": warnings,
         "model": {"path": model_path, "kind": model.kind, "levels": model.levels,

@@ -25,10 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def calibration(model, spec: str | None, where: str):
     """(calibration samples, the spec they came from): the same data the Lava export calibrates on."""
-    try:
-        from ternkit.export.calibration import calibration_data
-    except ImportError:  # until it moves out of the lava command
-        from ternkit.commands.export_lava import calibration_data
+    from ternkit.export.calibration import calibration_data
+
     x, _, used = calibration_data(model, spec, where=where)
     return x, used
 
@@ -48,30 +46,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+
+# The committed `ternkit simulate` (before export/simulate.py's backend table lands) calls these two; the table
+# entries for c and cortex-m4 call `ternkit.export.c_sim.run_backend` directly. Remove once the table is in.
 def simulate_c_args(model, data, args: argparse.Namespace) -> dict:
-    """`ternkit simulate --backend c|cortex-m4`: calibrate as the export does, build, run, check."""
-    from ternkit.export.c_sim import simulate_c
+    from ternkit.export.c_sim import run_backend
 
-    if args.build:
-        from ternkit.export.c_emit import check_out_dir
-        from ternkit.export.c_sim import BUILD_FILES
-
-        check_out_dir(args.build, BUILD_FILES)  # before calibration
-    x, spec = calibration(model, args.calibrate, str(args.model))
-    return simulate_c(model, data.x, data.y, args.backend, x, source=spec, model_path=str(args.model),
-                      dataset=args.dataset, build_dir=args.build)
+    return run_backend(args.backend, model, data, calibrate=args.calibrate, build=args.build, where=str(args.model))
 
 
-def c_summary(r: dict) -> str:
-    """The lines `simulate --backend c|cortex-m4` adds to the activity table."""
-    same = ("bit-identical to the numpy emulation on every sample" if r["emulation_identical"] else
-            f"DIFFERS from the numpy emulation on {r['emulation_mismatches']} samples")
-    lines = [f"C scores {same}; activation arena {r['arena_bytes']} bytes"]
-    m = r.get("mcu")
-    if m:
-        lines.append(f"Cortex-M4 (qemu mps2-an386): {m['instructions_per_inference']:,.0f} instructions per inference "
-                     f"(measured, {m['instructions_min']:,}..{m['instructions_max']:,}); model flash "
-                     f"{m['flash_bytes']:,} B (text {m['sections']['text']:,} + rodata {m['sections']['rodata']:,} + "
-                     f"data {m['sections']['data']:,}); RAM {m['ram_bytes']:,} B (data + bss {m['static_ram_bytes']:,} "
-                     f"+ stack high-water {m['stack_bytes']:,}), measured with arm-none-eabi-size and a painted stack")
-    return "\n".join(lines)
+def c_summary(record: dict) -> str:
+    from ternkit.export.c_sim import c_summary as summary
+
+    return summary(record)

@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", action="append", metavar="NAME|FILE.toml",
                    help="a shipped target or a TOML spec; repeat for several (default: all shipped targets)")
     p.add_argument("--activity", metavar="RUN.json", help="activity record written by `ternkit simulate`")
+    p.add_argument("--build", metavar="DIR", help="a Cortex-M4 build (`ternkit simulate --backend cortex-m4 --build "
+                   "DIR`): the mcu target reports its measured flash and RAM")
     p.add_argument("--dataset", metavar="SPEC", help="data to measure activation sparsity on (default: the "
                    "model's training dataset if it is a bundled one: iris, digits, mnist-sample)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
@@ -45,6 +47,19 @@ def _samples(spec: str, limit: int, shape: tuple[int, ...]) -> np.ndarray:
     if data.shape != shape:
         raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {shape}")
     return data.spread(limit).x
+
+
+def _measured(args: argparse.Namespace, model) -> dict | None:
+    """Measured figures of a Cortex-M4 build: from --build DIR (sizes read from its model.o) or the record."""
+    from ternkit.targets.measured import measured_from_record, parse_measured
+
+    if args.build:
+        from ternkit.export.c_sim import build_figures
+
+        return parse_measured(build_figures(args.build), args.build, model.fingerprint(), args.model)
+    if args.activity:
+        return measured_from_record(args.activity, model.fingerprint(), args.model)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     elif activity is None:
         hint = f" (the model was trained on {named[:200]!r})" if named else ""
         raise OptionError(f"give --dataset SPEC to measure activation sparsity{hint}, or --activity RUN.json")
-    report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec)
+    measured = _measured(args, model)
+    report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec,
+                          measured=measured)
     paths = write_report(report, args.out)
     for w in report["warnings"]:
         print(f"ternkit report: warning: {w}", file=sys.stderr)
@@ -81,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
         e = t["energy"]
         print(f"{t['name']:<10} {'yes' if t['fit']['fits'] else 'no':<5} {e['per_inference_pj'] / 1e3:>14.2f} nJ "
               f"{e['float_baseline_pj'] / 1e3:>9.2f} nJ {e['ratio_vs_float']:>8.3g}")
+    for t in report["targets"]:
+        if t.get("measured"):
+            mm = t["measured"]
+            print(f"{t['name']}: measured flash {mm['flash_bytes']:,.0f} B, RAM {mm['ram_bytes']:,.0f} B"
+                  + (f", {mm['instructions_per_inference']:,.0f} instructions per inference"
+                     if mm.get("instructions_per_inference") is not None else "")
+                  + f" ({mm['source']}); energy estimated")
     m = report["memory"]
     print(f"parameters {m['parameter_bytes']:,} B as stored ({m['bits_per_learned_parameter']:.3f} bits per weight; "
           f"float32 {m['float32_parameter_bytes']:,} B)")

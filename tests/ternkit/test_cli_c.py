@@ -11,7 +11,7 @@ import pytest
 from conftest import random_mlp
 
 from ternkit.cli import main
-from ternkit.core import Flatten, InputSpec, load_dataset, save_model
+from ternkit.core import Flatten, InputSpec, load_dataset, load_model, save_model
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
 
@@ -76,3 +76,38 @@ def test_bad_input_is_one_line(tern, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
     _fail(capsys, ["simulate", str(tern), "--backend", "cortex-m4", "--dataset", "digits"], "make mcu-tools")
     _fail(capsys, ["simulate", str(tern), "--backend", "onnx", "--build", str(tmp_path / "b")], "--build")
+
+
+def test_report_reads_a_c_record_without_measured_sizes(tern, tmp_path, capsys):
+    """A host (`c`) run measured no microcontroller: the report takes its activity and estimates the rest."""
+    act = tmp_path / "run.json"
+    assert main(["simulate", str(tern), "--backend", "c", "--dataset", "digits", "--limit", "50", "-o", str(act)]) == 0
+    assert main(["report", str(tern), "--target", "mcu", "--activity", str(act), "-o", str(tmp_path / "r")]) == 0
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["activity"]["backend"] == "c" and "measured" not in rep["targets"][0]
+
+
+@pytest.mark.mcu
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (`make mcu-tools`)")
+def test_report_uses_the_measured_build(tern, tmp_path, capsys):
+    build, act = tmp_path / "build", tmp_path / "run.json"
+    assert main(["simulate", str(tern), "--backend", "cortex-m4", "--dataset", "digits", "--limit", "20",
+                 "--build", str(build), "-o", str(act)]) == 0
+    assert "instructions per inference (measured" in capsys.readouterr().out
+    figures = json.loads((build / "mcu.json").read_text())
+    for source in (["--build", str(build)], ["--activity", str(act)]):
+        out = tmp_path / ("r" + source[0])
+        assert main(["report", str(tern), "--target", "mcu", *source, "-o", str(out)]) == 0
+        m = json.loads((out / "report.json").read_text())["targets"][0]["measured"]
+        assert m["flash_bytes"] == figures["flash_bytes"] and m["ram_bytes"] == figures["ram_bytes"]
+        assert {"flash_bytes", "stack_bytes", "ram_bytes", "instructions_per_inference"} <= set(m["measured"])
+        assert m["estimated"] == ["energy"]
+        assert "Measured on a build" in (out / "report.md").read_text()
+    other, changed = tmp_path / "other.tern", load_model(tern)
+    changed.nodes[1].op.bias = changed.nodes[1].op.bias + np.float32(1)
+    save_model(changed, other)
+    _fail(capsys, ["report", str(other), "--target", "mcu", "--dataset", "digits", "--build", str(build),
+                   "-o", str(tmp_path / "x")], "another model")
+    _fail(capsys, ["report", str(tern), "--target", "mcu", "--build", str(tmp_path), "-o", str(tmp_path / "y")],
+          "holds no Cortex-M4 build")
