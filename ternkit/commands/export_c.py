@@ -25,8 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def calibration(model, spec: str | None, where: str):
     """(calibration samples, the spec they came from): the same data the Lava export calibrates on."""
-    from ternkit.export.calibration import calibration_data
-
+    try:
+        from ternkit.export.calibration import calibration_data
+    except ImportError:  # before the move out of the lava command has landed
+        from ternkit.commands.export_lava import calibration_data
     x, _, used = calibration_data(model, spec, where=where)
     return x, used
 
@@ -50,9 +52,14 @@ def run(args: argparse.Namespace) -> int:
 # The committed `ternkit simulate` (before export/simulate.py's backend table lands) calls these two; the table
 # entries for c and cortex-m4 call `ternkit.export.c_sim.run_backend` directly. Remove once the table is in.
 def simulate_c_args(model, data, args: argparse.Namespace) -> dict:
-    from ternkit.export.c_sim import run_backend
+    from ternkit.export.c_emit import check_out_dir
+    from ternkit.export.c_sim import BUILD_FILES, simulate_c
 
-    return run_backend(args.backend, model, data, calibrate=args.calibrate, build=args.build, where=str(args.model))
+    if args.build:
+        check_out_dir(args.build, BUILD_FILES)  # before calibration
+    x, spec = calibration(model, args.calibrate, str(args.model))
+    return simulate_c(model, data.x, data.y, args.backend, x, source=spec, model_path=str(args.model),
+                      dataset=args.dataset, build_dir=args.build)
 
 
 def c_summary(record: dict) -> str:
