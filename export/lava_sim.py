@@ -4,7 +4,7 @@ Why one run per chunk of samples: Lava's compile + start-up costs ~0.3-1 s, so s
 one compiled network, one every `graph["window"]` timesteps and pipelined across layers (each population
 resets after the last step of its current sample), so a chunk of N samples takes N * window + latency steps.
 Outputs are read once at the end from the readout's (samples, classes) record and the neurons'
-message counters -- never through `Monitor`, which is the slow path (LAVA_NOTES.md).
+message counters -- never through `Monitor`, which is the slow path.
 """
 
 from __future__ import annotations
@@ -47,51 +47,61 @@ class LavaRun:
 
 
 def _build(graph: dict[str, Any], data: np.ndarray, fixed: bool):
+    """Lava processes for every population and synapse group of the graph, connected; returns the source,
+    the neuron populations (not the readout) and the readout."""
     import_lava()
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
 
-    from .lava_procs.processes import IntegrateFire, Readout, SampleSource, SigmaDeltaReset
+    from .lava_procs.processes import ActivationMode, IntegrateFire, Readout, SampleSource, SigmaDeltaReset
 
     window, inp = graph["window"], graph["input"]
     dtype = np.int64 if fixed else np.float64
     src = SampleSource(data=data.astype(np.int32 if fixed else np.float64), window=window,
                        mode=inp["encoding"], timesteps=graph["timesteps"], rate_den=int(inp.get("rate_den", 1)))
-    port, neurons, readout = src.s_out, [], None
-    for layer in graph["layers"]:
-        syn, nr = layer["synapse"], layer["neuron"]
-        w = np.asarray(syn["weights"], dtype=np.int32 if fixed else np.float64)
-        if layer["op"] == "conv":
-            conn = Conv(weight=w, input_shape=tuple(syn["input_shape"]), stride=tuple(syn["stride"]),
-                        padding=tuple(syn["padding"]), weight_exp=syn["weight_exp"],
-                        num_weight_bits=syn["num_weight_bits"] or 8, num_message_bits=syn["num_message_bits"])
-        else:
-            kw = {"num_weight_bits": syn["num_weight_bits"], "weight_exp": syn["weight_exp"]} if fixed else {}
-            conn = Dense(weights=w, num_message_bits=syn["num_message_bits"], **kw)
-        if tuple(port.shape) != tuple(conn.s_in.shape):
-            port = port.reshape(conn.s_in.shape)
-        port.connect(conn.s_in)
-        shape = tuple(nr["shape"])
-        bias = np.asarray(nr["bias_mantissa"], dtype=dtype)
-        bias = (bias * (1 << nr["bias_exp"]) if fixed else bias)
+    ports, neurons, readout = [src.s_out], [], None
+    for pop in graph["populations"]:
+        shape = tuple(pop["shape"])
+        bias = np.asarray(pop["bias_mantissa"], dtype=dtype)
+        bias = (bias * (1 << pop["bias_exp"]) if fixed else bias)
         bias = np.broadcast_to(bias.reshape(shape) if bias.size == int(np.prod(shape)) else bias, shape).copy()
-        if nr["kind"] == "readout":
+        if pop["kind"] == "readout":
             readout = Readout(shape=(int(np.prod(shape)),), samples=len(data), window=window,
                               phase=graph["latency"], bias=bias.reshape(-1))
-            out = conn.a_out if len(shape) == 1 else conn.a_out.reshape((int(np.prod(shape)),))
-            out.connect(readout.a_in)
-            break
-        if nr["kind"] == "sigma-delta":
-            neuron = SigmaDeltaReset(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
-                                     window=window, in_shift=nr["in_shift"], fixed=fixed, phase=nr["phase"],
-                                     samples=len(data))
+            target = readout.a_in
+        elif pop["kind"] == "sigma-delta":
+            mode = ActivationMode.RELU if pop["activation"] == "relu" else ActivationMode.UNIT
+            target_proc = SigmaDeltaReset(shape=shape, vth=pop["vth"], bias=bias.astype(np.int32) if fixed else bias,
+                                          window=window, in_shift=pop["in_shift"], fixed=fixed, phase=pop["phase"],
+                                          samples=len(data), act_mode=mode)
+            target = target_proc.a_in
         else:
-            neuron = IntegrateFire(shape=shape, vth=nr["vth"], bias=bias.astype(np.int32) if fixed else bias,
-                                   window=window, phase=nr["phase"], samples=len(data),
-                                   in_shift=nr["in_shift"])
-        conn.a_out.connect(neuron.a_in)
-        neurons.append(neuron)
-        port = neuron.s_out
+            target_proc = IntegrateFire(shape=shape, vth=pop["vth"], bias=bias.astype(np.int32) if fixed else bias,
+                                        window=window, phase=pop["phase"], samples=len(data),
+                                        in_shift=pop["in_shift"])
+            target = target_proc.a_in
+        for syn in pop["synapses"]:  # several synapse processes into one InPort: Lava sums them
+            w = np.asarray(syn["weights"], dtype=np.int32 if fixed else np.float64)
+            if syn["op"] == "conv":
+                conn = Conv(weight=w, input_shape=tuple(syn["input_shape"]), stride=tuple(syn["stride"]),
+                            padding=tuple(syn["padding"]), groups=int(syn.get("groups", 1)),
+                            weight_exp=syn["weight_exp"], num_weight_bits=syn["num_weight_bits"] or 8,
+                            num_message_bits=syn["num_message_bits"])
+            else:
+                kw = {"num_weight_bits": syn["num_weight_bits"], "weight_exp": syn["weight_exp"]} if fixed else {}
+                conn = Dense(weights=w, num_message_bits=syn["num_message_bits"], **kw)
+            port = ports[syn["source"]]
+            if tuple(port.shape) != tuple(conn.s_in.shape):
+                port = port.reshape(conn.s_in.shape)
+            port.connect(conn.s_in)
+            out = conn.a_out
+            if tuple(out.shape) != tuple(target.shape):
+                out = out.reshape(target.shape)
+            out.connect(target)
+        if pop["kind"] == "readout":
+            break
+        neurons.append(target_proc)
+        ports.append(target_proc.s_out)
     return src, neurons, readout
 
 
@@ -155,14 +165,31 @@ def _sent_by_source(graph: dict[str, Any], data: np.ndarray) -> np.ndarray:
 
 
 def lava_activity(graph: dict[str, Any], run: LavaRun) -> list[dict[str, Any]]:
-    """Activity entries (one per weight layer, see `activity.layer_entry`) from a Lava run's counters."""
-    from .activity import layer_entry
+    """Activity entries of a Lava run's counters (or `emulate`'s): one per model node with connections
+    (`graph["entries"]`), summing the synapse groups that serve it. A group's messages are those its source
+    sent; its synaptic ops skip zero weights (message x that input's non-zero fan-out); a population's
+    neuron updates (neurons x timesteps) go to the entry of its last group's node."""
+    from ternkit.core.activity_schema import entry
 
-    entries, window, T = [], graph["window"], graph["timesteps"]
-    for k, layer in enumerate(graph["layers"]):
-        msgs = run.messages[k]
-        neurons = int(np.prod(layer["neuron"]["shape"]))
-        entries.append(layer_entry(layer["index"], layer["op"] if layer["op"] == "dense" else "conv2d", neurons,
-                                   np.asarray(layer["fan_out"]), msgs, run.samples, neurons * window,
-                                   msgs.size * T))
-    return entries
+    window, T, n = graph["window"], graph["timesteps"], run.samples
+    acc = {e["index"]: {"messages": 0.0, "synops": 0.0, "updates": 0.0, "slots": 0.0, "fan": 0.0, "inputs": 0}
+           for e in graph["entries"]}
+    for pop in graph["populations"]:
+        acc[pop["index"]]["updates"] += int(np.prod(pop["shape"])) * window
+        for syn in pop["synapses"]:
+            msgs = np.asarray(run.messages[syn["source"]], np.float64).reshape(-1)
+            fan = np.asarray(syn["fan_out"], np.float64).reshape(-1)
+            a = acc[syn["index"]]
+            a["messages"] += float(msgs.sum()) / n
+            a["synops"] += float(msgs @ fan) / n
+            a["slots"] += msgs.size * T
+            a["fan"] += float(fan.sum())
+            a["inputs"] += msgs.size
+    out = []
+    for e in graph["entries"]:
+        a = acc[e["index"]]
+        out.append(entry(e["index"], e["kind"], neurons=e["neurons"], fan_out=a["fan"] / max(a["inputs"], 1),
+                         messages=a["messages"], synaptic_ops=a["synops"], neuron_updates=a["updates"],
+                         input_activation_sparsity=1 - a["messages"] / a["slots"] if a["slots"] else 0.0,
+                         node=e.get("node")))
+    return out

@@ -91,8 +91,8 @@ class _SigmaDeltaReset(AbstractSigmaDeltaModel, _ResetCount):
         if rel is None:  # before the first sample reaches this layer: stay at rest (do not send relu(bias))
             self.s_out.send(np.zeros_like(a_in))
             return
-        if p["in_shift"]:
-            a_in = np.right_shift(a_in, p["in_shift"])
+        if np.any(p["in_shift"]):  # one shift, or one per neuron (per channel: the last axis)
+            a_in = np.right_shift(a_in, np.asarray(p["in_shift"], a_in.dtype))
         s_out = self.dynamics(a_in)
         if p["fixed"]:
             s_out = np.right_shift(s_out, self.state_exp)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import random_cnn, random_mlp
 
-from ternkit.core import ArtifactError, Dense, Flatten, InputSpec, OptionError, ReLU, load_dataset
+from ternkit.core import ArtifactError, Dense, Flatten, InputSpec, OptionError, ReLU, UnsupportedError, load_dataset
 from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_graph
 
 
@@ -41,10 +41,10 @@ def test_fixed_graph_is_integer_and_close(make):
     model = make()
     x = _x(model, 200)
     g = build_graph(model, x)
-    for layer in g["layers"]:
-        w = np.asarray(layer["synapse"]["weights"])
+    for pop in g["populations"]:
+        w = np.asarray(pop["synapses"][0]["weights"])
         assert np.all(w == np.round(w))
-        assert np.abs(layer["neuron"]["bias_mantissa"]).max() < 2 ** 13 or layer["neuron"]["kind"] == "readout"
+        assert np.abs(pop["bias_mantissa"]).max() < 2 ** 13 or pop["kind"] == "readout"
     out, _ = emulate(g, x)
     ref = model.forward(x)
     assert np.all(out == np.round(out))
@@ -58,7 +58,7 @@ def test_per_layer_scale_keeps_two_bit_weights():
     for layer in model.weight_layers:
         layer.scale = np.full(1, 0.125, np.float32)
     g = build_graph(model, _x(model))
-    syn = g["layers"][0]["synapse"]
+    syn = g["populations"][0]["synapses"][0]
     assert syn["num_weight_bits"] == 2
     assert set(np.unique(syn["weights"])) <= {-128, 0, 128}
     assert syn["weight_exp"] <= -7  # undoes the 2^7 (plus any range shift)
@@ -67,12 +67,14 @@ def test_per_layer_scale_keeps_two_bit_weights():
 def test_per_channel_scale_uses_mantissa_rows():
     model = random_mlp((6, 12, 3), seed=3)
     g = build_graph(model, _x(model))
-    layer = g["layers"][0]
-    assert layer["synapse"]["num_weight_bits"] == 8
-    m = np.asarray(layer["weight_mantissa"])
-    assert m.max() == 127 and m.min() > 0
+    syn = g["populations"][0]["synapses"][0]
+    assert syn["num_weight_bits"] == 8
+    m = np.asarray(syn["weight_mantissa"])
+    assert m.max() == 127 and m.min() >= 64  # per-row mantissas: 7 bits for every row, the neuron's shift undoes
     q = model.weight_layers[0].weight
-    np.testing.assert_array_equal(np.asarray(layer["synapse"]["weights"]), 2 * q * m[:, None])
+    np.testing.assert_array_equal(np.asarray(syn["weights"]), 2 * q * m[:, None])
+    s = model.weight_layers[0].scale
+    np.testing.assert_allclose(m * 2.0 ** -np.asarray(g["populations"][0]["in_shift"]) / 127, s / s.max(), rtol=0.01)
 
 
 def test_if_graph_rate_coding_agrees_at_large_T():
@@ -104,31 +106,36 @@ def test_round_trip_and_validation(tmp_path):
 
     broken(lambda d: d.update(version=99), "version 99")
     broken(lambda d: d.update(format="x"), "not a ternkit-lava-graph")
-    broken(lambda d: d["layers"][1]["synapse"].update(weights=[[1.5]]), "integers|shape")
-    broken(lambda d: d["layers"][1]["synapse"].update(shape=[3, 3]), "declared shape")
-    broken(lambda d: d["layers"][0]["neuron"].update(phase=5), "phase")
-    broken(lambda d: d["layers"].pop(), "latency|readout")
+    broken(lambda d: d["populations"][1]["synapses"][0].update(weights=[[1.5]]), "integers|shape")
+    broken(lambda d: d["populations"][1]["synapses"][0].update(shape=[3, 3]), "declared shape")
+    broken(lambda d: d["populations"][0].update(phase=5), "phase")
+    broken(lambda d: d["populations"].pop(), "position")  # the last population must be the readout
+    broken(lambda d: d["populations"][1]["synapses"][0].update(source=2), "earlier population")
     broken(lambda d: d["input"].update(std=[0.0]), "std")
     (tmp_path / "junk.lava.json").write_bytes(b"\x00{not json")
-    with pytest.raises(ArtifactError, match="not a readable JSON"):
+    with pytest.raises(ArtifactError, match="not (a readable|valid) JSON"):
         load_graph(tmp_path / "junk.lava.json")
     with pytest.raises(ArtifactError, match="no such file"):
         load_graph(tmp_path / "missing.lava.json")
 
 
-def test_unmappable_models_are_refused():
-    model = random_mlp((4, 8, 3))
-    model.layers = [layer for layer in model.layers if not isinstance(layer, ReLU)]  # hidden layer now linear
-    with pytest.raises(ArtifactError, match="without ReLU"):
-        build_graph(model, _x(model))
-    model = random_mlp((4, 8, 3))
-    model.layers = [*model.layers, ReLU()]
-    with pytest.raises(ArtifactError, match="output layer must be linear"):
-        build_graph(model, _x(model))
-    model = random_mlp((4, 8, 3))
-    model.layers = [ReLU(), *model.layers]
-    with pytest.raises(ArtifactError, match="ReLU must directly follow"):
-        build_graph(model, _x(model))
+def test_signed_hidden_values_map_to_linear_sigma_delta_and_are_refused_for_if():
+    """A hidden weight layer without ReLU, a final ReLU and a ReLU on the input are all mappable with
+    sigma-delta neurons (a linear population, an identity synapse into the readout, a ReLU population of the
+    input); integrate-and-fire neurons send unit spikes, so a signed hidden value is refused in one line."""
+    linear = random_mlp((4, 8, 3))
+    linear.layers = [layer for layer in linear.layers if not isinstance(layer, ReLU)]  # hidden layer now linear
+    final = random_mlp((4, 8, 3))
+    final.layers = [*final.layers, ReLU()]
+    first = random_mlp((4, 8, 3))
+    first.layers = [ReLU(), *first.layers]
+    for model in (linear, final, first):
+        x = _x(model, 300)
+        out, _ = emulate(build_graph(model, x), x)
+        assert (out.argmax(1) == model.predict(x)).mean() >= 0.99
+    assert [p["activation"] for p in build_graph(linear, _x(linear))["populations"]] == ["linear", None]
+    with pytest.raises(UnsupportedError, match="without ReLU.*sigma-delta"):
+        build_graph(linear, _x(linear), neuron="if")
     fm = random_mlp((4, 8, 3), kind="float")
     with pytest.raises(ArtifactError, match="float model"):
         build_graph(fm, _x(fm))
@@ -137,6 +144,26 @@ def test_unmappable_models_are_refused():
     with pytest.raises(OptionError, match="calibration"):
         build_graph(random_mlp(), np.zeros((3, 5), np.float32))
     assert isinstance(random_mlp().layers[0], Dense)
+
+
+def test_version_1_graph_still_loads(tmp_path):
+    """A graph written by the chain-only exporter (version 1) loads as the equal version-2 graph."""
+    model = random_cnn()
+    x = _x(model, 50)
+    g = build_graph(model, x)
+    v1 = {k: v for k, v in g.items() if k not in ("populations", "entries", "model_fingerprint")}
+    v1["version"] = 1
+    v1["layers"] = [{"index": e["index"], "op": p["synapses"][0]["op"], "fan_out": p["synapses"][0]["fan_out"],
+                     "dense_macs": e["connections"], "weight_mantissa": p["synapses"][0]["weight_mantissa"],
+                     "synapse": {k: v for k, v in p["synapses"][0].items()
+                                 if k not in ("op", "source", "fan_out", "role", "index", "node", "groups",
+                                              "weight_mantissa")},
+                     "neuron": {k: v for k, v in p.items() if k not in ("synapses", "node", "index", "activation")}}
+                    for p, e in zip(g["populations"], g["entries"], strict=True)]
+    (tmp_path / "v1.lava.json").write_text(json.dumps(v1))
+    loaded = load_graph(tmp_path / "v1.lava.json")
+    assert loaded["version"] == 2
+    np.testing.assert_array_equal(emulate(loaded, x)[0], emulate(g, x)[0])
 
 
 def test_choose_percentile_scores_on_held_out_data():
