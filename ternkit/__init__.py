@@ -20,7 +20,7 @@ __all__ = [
     # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
     "train", "TrainConfig", "ternarize", "to_artifact", "nn", "optim",
     # deployment (ternkit.export)
-    "export_onnx", "OnnxModel", "write_bundle",
+    "export_onnx", "OnnxModel", "write_bundle", "calibration_data", "lava_graph_for", "simulate", "simulation_data",
 ]
 
 _WHERE = {
@@ -29,6 +29,8 @@ _WHERE = {
     "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
+    "calibration_data": "ternkit.export", "lava_graph_for": "ternkit.export", "simulate": "ternkit.export",
+    "simulation_data": "ternkit.export",
 }
 
 

@@ -2,8 +2,9 @@
 
 Every stage's settings come from one TOML file (see examples/pipeline.toml); with none, defaults on
 mnist-sample. Stages record their results in `runs/<name>/pipeline.json` as they finish, so a failed stage
-stops the run with its message, the finished stages are kept, and `--resume` skips them. The export, simulate
-and report stages run the same subcommands a user would type, so the pipeline's figures are the CLI's figures.
+stops the run with its message, the finished stages are kept, and `--resume` skips them. The Lava export and
+the simulation call the public API (`ternkit.export.lava_graph_for`, `ternkit.export.simulate`), the functions
+behind `ternkit export lava` and `ternkit simulate`, so the pipeline's figures are the CLI's figures.
 """
 
 from __future__ import annotations
@@ -145,19 +146,27 @@ def _eval(cfg: PipelineConfig, run: Path, state: dict) -> dict:
 
 
 def _export_lava(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    _cli(["export", "lava", str(run / "model.tern"), "-o", str(run / "model.lava.json"), "--calibrate",
-          cfg.calibration_spec])
+    from ternkit.core import load_model
+    from ternkit.export import lava_graph_for, save_graph
+
+    model = load_model(run / "model.tern")
+    save_graph(lava_graph_for(model, calibrate=cfg.calibration_spec, where=str(run / "model.tern")),
+               run / "model.lava.json")
     return {"artifact": "model.lava.json"}
 
 
 def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    argv = ["simulate", str(run / "model.tern"), "--backend", cfg.backend, "--dataset", cfg.eval_spec,
-            "--limit", str(cfg.limit), "-o", str(run / "activity.json")]
+    from ternkit.core import load_model
+    from ternkit.export import simulate, simulation_data
+
+    model = load_model(run / "model.tern")
+    options: dict[str, Any] = {}
     if cfg.backend == "lava":
-        argv += ["--neuron", cfg.neuron, "--calibrate", cfg.calibration_spec]
-        argv += ["--timesteps", str(cfg.timesteps)] if cfg.timesteps else []
-    _cli(argv)
-    act = json.loads((run / "activity.json").read_text())
+        options = {"neuron": cfg.neuron, "calibrate": cfg.calibration_spec, "where": str(run / "model.tern")}
+        options.update({"timesteps": cfg.timesteps} if cfg.timesteps else {})
+    act = simulate(model, simulation_data(model, cfg.eval_spec, cfg.limit), cfg.backend,
+                   model_path=str(run / "model.tern"), dataset=cfg.eval_spec, **options)
+    write_text(run / "activity.json", json.dumps(act, indent=1) + "\n")
     return {"artifact": "activity.json", **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
                                                                        "accuracy", "agreement", "samples_per_second",
                                                                        "synaptic_ops_per_inference",

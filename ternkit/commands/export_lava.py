@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from ternkit.core import ArtifactError, OptionError, TernaryModel, load_dataset, load_model
+from ternkit.core import OptionError, TernaryModel, load_model
 from ternkit.core.atomic import check_writable
-from ternkit.core.data import is_builtin
-
-CALIBRATION_SAMPLES = 2000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,61 +36,17 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                    "(default 100: the maximum), or 'auto': the best of 100..95 on held-out calibration data")
 
 
-def _provenance_number(value, field: str, where: str, integer: bool) -> float:
-    """A training setting from a model's provenance, which is data from the model's author: checked."""
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or abs(value) > 2**63 or not np.isfinite(float(value)):
-        raise ArtifactError(f"{where}: provenance field {field} must be {'an integer' if integer else 'a number'}, "
-                            f"got {str(value)[:40]!r}")
-    return value
-
-
-def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION_SAMPLES,
-                     held_out: int = 0, where: str = "the model") -> tuple[np.ndarray, np.ndarray, str]:
-    if spec is None:
-        # provenance is data, never a file to follow: only a bundled training set is used without --calibrate
-        prov = model.provenance if isinstance(model.provenance, dict) else {}
-        cfg = prov.get("config") if isinstance(prov.get("config"), dict) else {}
-        named = prov.get("dataset")
-        if not isinstance(named, str):
-            raise OptionError(f"{where} does not name its training dataset; give --calibrate DATASET")
-        if not is_builtin(named):
-            raise OptionError(f"give --calibrate DATASET: {where} was trained on {named[:200]!r}, which is not a "
-                              "bundled dataset, and a model never makes ternkit read a file")
-        fraction = float(_provenance_number(cfg.get("val_fraction", 0.2), "config.val_fraction", where, False))
-        seed = int(_provenance_number(cfg.get("seed", prov.get("seed", 0)) or 0, "config.seed", where, True))
-        if not 0 <= fraction < 1 or not 0 <= seed < 2**32:
-            raise ArtifactError(f"{where}: provenance seed {seed} / val_fraction {fraction} out of range")
-        spec = f"{named}@train:{seed}:{fraction}" if fraction > 0 else named  # 0: all trained on
-    data = load_dataset(spec)
-    if data.shape != tuple(model.input.shape):
-        raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
-                          f"{tuple(model.input.shape)}")
-    perm = np.random.default_rng(0).permutation(len(data))
-    if held_out:  # keep at least a quarter of the data for calibration
-        n = min(n, max(1, len(data) - held_out, 3 * len(data) // 4))
-    return data.x[np.sort(perm[:n])], data.x[np.sort(perm[n:n + held_out])], spec
-
-
 def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
-    from ternkit.export.lava_graph import build_graph, choose_percentile
+    """The graph the options describe (`ternkit.export.lava_export.lava_graph_for`)."""
+    from ternkit.export.lava_export import lava_graph_for
 
-    auto = args.percentile == "auto"
-    try:
-        percentile = 100.0 if auto else float(args.percentile)
-    except ValueError:
-        raise OptionError(f"--percentile must be a number in (0, 100] or 'auto', got {args.percentile!r}") from None
-    if not 0 < percentile <= 100:
-        raise OptionError(f"--percentile must be in (0, 100], got {args.percentile}")
-    x, held_out, spec = calibration_data(model, args.calibrate, held_out=1000 if auto else 0,
-                                         where=str(getattr(args, "model", "the model")))
-    kw = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim}
-    if auto and args.neuron == "if":
-        percentile = choose_percentile(model, x, held_out, args.timesteps, fixed=not args.float_sim)
-    return build_graph(model, x, percentile=percentile, source=spec, **kw)
+    return lava_graph_for(model, neuron=args.neuron, timesteps=args.timesteps, fixed=not args.float_sim,
+                          calibrate=args.calibrate, percentile=args.percentile,
+                          where=str(getattr(args, "model", "the model")))
 
 
 def run(args: argparse.Namespace) -> int:
+    from ternkit.export.lava_export import weight_bits
     from ternkit.export.lava_graph import save_graph
 
     if not args.out.endswith(".json"):
@@ -104,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out)  # before calibration, not after
     graph = graph_for(model, args)
     save_graph(graph, args.out)
-    bits = sorted({layer["synapse"]["num_weight_bits"] for layer in graph["layers"]} - {None})
-    print(f"wrote {args.out} ({graph['numerics']}, {graph['neuron']} neurons, {len(graph['layers'])} layers, "
+    bits = sorted(set(weight_bits(graph)) - {None})
+    print(f"wrote {args.out} ({graph['numerics']}, {graph['neuron']} neurons, {len(graph['populations'])} "
+          f"populations, {sum(len(p['synapses']) for p in graph['populations'])} synapse groups, "
           f"{graph['window']} timesteps per sample (+{graph['latency']} latency), "
           f"weight bits {bits or 'float'}; calibrated on {graph['source']})")
     return 0

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
-from pathlib import Path
-
-import numpy as np
 
 from ternkit.commands import SUMMARIES
-from ternkit.commands.export_lava import add_graph_options, graph_for
-from ternkit.core import ArtifactError, Dataset, OptionError, TernaryModel, load_dataset, load_model
+from ternkit.commands.export_lava import add_graph_options
+from ternkit.core import OptionError, load_model
 from ternkit.core.atomic import check_writable, write_text
+
+
+def _backends() -> tuple[str, ...]:
+    from ternkit.export.simulate import BACKENDS
+
+    return tuple(BACKENDS)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,77 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _data(model: TernaryModel, spec: str, limit: int | None) -> Dataset:
-    data = load_dataset(spec)
-    if limit is not None:
-        if limit < 1:
-            raise OptionError(f"--limit must be at least 1, got {limit}")
-        data = data.spread(limit)
-    if data.shape != tuple(model.input.shape):
-        raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {tuple(model.input.shape)}")
-    if len(data.labels) > model.num_classes:
-        raise OptionError(f"{spec} has {len(data.labels)} classes, the model only {model.num_classes}")
-    return data
-
-
-def simulate_lava(model: TernaryModel, data: Dataset, args: argparse.Namespace) -> dict:
-    from ternkit.export.activity import activity_record
-    from ternkit.export.lava_compat import lava_version
-    from ternkit.export.lava_graph import load_graph
-    from ternkit.export.lava_sim import lava_activity, simulate_graph
-
-    if args.graph:
-        graph = load_graph(args.graph)
-        if (graph["numerics"] == "floating_pt") != args.float_sim:
-            raise OptionError(f"{args.graph} holds a {graph['numerics']} graph: "
-                              f"{'add' if graph['numerics'] == 'floating_pt' else 'drop'} --float-sim")
-        if graph["labels"] != list(model.labels) or graph["input"]["shape"] != list(model.input.shape):
-            raise ArtifactError(f"{args.graph} was not exported from {args.model} (labels or input shape differ)")
-        if [layer["index"] for layer in graph["layers"]] != [i for i, layer in enumerate(model.layers)
-                                                              if layer.kind in ("dense", "conv2d")]:
-            raise ArtifactError(f"{args.graph} does not match the layers of {args.model}")
-    else:
-        graph = graph_for(model, args)
-    run_ = simulate_graph(graph, data.x)
-    pred = run_.readout.argmax(1)
-    ref = model.predict(data.x)
-    return activity_record(
-        backend="lava", neuron=graph["neuron"], timesteps=graph["window"], samples=run_.samples,
-        accuracy=float((pred == data.y).mean()), agreement=float((pred == ref).mean()),
-        samples_per_second=run_.samples_per_second, layers=lava_activity(graph, run_),
-        dense_macs=sum(layer["dense_macs"] for layer in graph["layers"]),
-        coding_timesteps=graph["timesteps"], numerics=graph["numerics"], model=str(args.model),
-        model_fingerprint=model.fingerprint(),
-        dataset=args.dataset, steady_samples_per_second=run_.steady_samples_per_second,
-        startup_seconds=run_.startup_seconds, run_seconds=run_.run_seconds, chunks=run_.chunks,
-        calibration=graph.get("source"), lava_version=lava_version(),
-        weight_bits=[layer["synapse"]["num_weight_bits"] for layer in graph["layers"]])
-
-
-def simulate_onnx(model: TernaryModel, data: Dataset, args: argparse.Namespace) -> dict:
-    from ternkit.export.activity import activations_activity, activity_record
-    from ternkit.export.onnx import export_onnx
-    from ternkit.export.onnx_infer import OnnxModel
-
-    with tempfile.TemporaryDirectory(prefix="ternkit-sim-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        written = export_onnx(model, path, "nbits" if args.nbits else "int2").format
-        onnx = OnnxModel(path)
-        onnx.forward(data.x[:1])  # warm-up: session start-up is not per-sample cost
-        t0 = time.perf_counter()
-        logits = np.concatenate([onnx.forward(data.x[i:i + 1]) for i in range(len(data))])
-        t1 = time.perf_counter()
-        onnx.predict(data.x)
-        t2 = time.perf_counter()
-    pred, ref = logits.argmax(1), model.predict(data.x)
-    layers, macs = activations_activity(model, data.x)
-    return activity_record(
-        backend="onnx", neuron=None, timesteps=1, samples=len(data), accuracy=float((pred == data.y).mean()),
-        agreement=float((pred == ref).mean()), samples_per_second=len(data) / max(t1 - t0, 1e-9), layers=layers,
-        dense_macs=macs, model=str(args.model), model_fingerprint=model.fingerprint(), dataset=args.dataset,
-        batched_samples_per_second=len(data) / max(t2 - t1, 1e-9), weights=written)
-
-
 def table(r: dict) -> str:
     head = (f"{r['backend']}{' ' + r['neuron'] if r['neuron'] else ''}"
             f"{' (' + r['numerics'] + ')' if 'numerics' in r else ''} on {r['dataset']}: {r['samples']} samples, "
@@ -131,37 +61,37 @@ def table(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ternkit.export.simulate import simulate, simulation_data
+
     if args.out and not args.out.endswith(".json"):
         raise OptionError(f"-o {args.out}: the activity file name must end in .json")
-    if args.backend == "onnx" and (args.graph or args.float_sim):
+    if args.backend != "lava" and (args.graph or args.float_sim):
         raise OptionError("--graph and --float-sim apply to --backend lava only")
-    if args.backend == "lava" and args.nbits:
-        raise OptionError("--nbits applies to --backend onnx only")
-    if args.build and args.backend not in ("c", "cortex-m4"):
-        raise OptionError("--build applies to --backend c and cortex-m4 only")
-    if args.backend in ("c", "cortex-m4"):
-        from ternkit.export.c_build import require_tools
-
-        require_tools(args.backend)  # say how to install a missing compiler or emulator before loading anything
+    options = {}
     if args.backend == "lava":
         from ternkit.export.lava_compat import require_lava
 
         require_lava()  # lava-nc is optional: say how to install it before loading anything
+        options = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim,
+                   "calibrate": args.calibrate, "percentile": args.percentile, "where": str(args.model)}
+    if args.build and args.backend not in ("c", "cortex-m4"):
+        raise OptionError("--build applies to --backend c and cortex-m4 only")
+    if args.backend in ("c", "cortex-m4"):
+        options = {"calibrate": args.calibrate, "build": args.build, "where": str(args.model)}
     model = load_model(args.model)
     if args.out:
         check_writable(args.out)  # before the simulation, not after
-    data = _data(model, args.dataset, args.limit)
-    if args.backend in ("c", "cortex-m4"):
-        from ternkit.commands.export_c import simulate_c_args
+    if args.graph:
+        from ternkit.export.lava_graph import load_graph
 
-        record = simulate_c_args(model, data, args)
-    else:
-        record = simulate_lava(model, data, args) if args.backend == "lava" else simulate_onnx(model, data, args)
+        options.update(graph=load_graph(args.graph), graph_where=str(args.graph))
+    data = simulation_data(model, args.dataset, args.limit)
+    record = simulate(model, data, args.backend, model_path=str(args.model), dataset=args.dataset, **options)
     if args.out:
         write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(json.dumps(record) if args.json else table(record))
     if not args.json and args.backend in ("c", "cortex-m4"):
-        from ternkit.commands.export_c import c_summary
+        from ternkit.export.c_sim import c_summary
 
         print(c_summary(record))
     return 0

@@ -43,9 +43,9 @@ def test_export_lava_writes_a_reloadable_graph(tern, tmp_path, capsys):
     assert main(["export", "lava", str(tern), "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     g = json.loads(out.read_text())
-    assert g["format"] == "ternkit-lava-graph" and g["version"] == 1 and g["numerics"] == "fixed_pt"
+    assert g["format"] == "ternkit-lava-graph" and g["version"] == 2 and g["numerics"] == "fixed_pt"
     assert g["source"] == "digits@train:0:0.2"
-    assert [layer["synapse"]["process"].rsplit(".", 1)[1] for layer in g["layers"]] == ["Dense", "Dense"]
+    assert [p["synapses"][0]["process"].rsplit(".", 1)[1] for p in g["populations"]] == ["Dense", "Dense"]
     assert main(["export", "lava", str(tern), "-o", str(tmp_path / "if.lava.json"), "--neuron", "if",
                  "--timesteps", "16", "--float"]) == 0
     g = json.loads((tmp_path / "if.lava.json").read_text())
@@ -101,7 +101,7 @@ def test_bad_input(tern, tmp_path, capsys):
     assert not out.exists()
     corrupt = tmp_path / "corrupt.lava.json"
     corrupt.write_text('{"format": "ternkit-lava-graph", "version": 1, "layers": "no"')
-    _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "--graph", str(corrupt)], "not a readable JSON")
+    _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "--graph", str(corrupt)], "not valid JSON")
     corrupt.write_text(json.dumps({"format": "ternkit-lava-graph", "version": 1, "numerics": "fixed_pt"}))
     _fail(capsys, ["simulate", str(tern), "--dataset", "digits", "--graph", str(corrupt)], "corrupt.lava.json")
     _fail(capsys, ["simulate", str(tern), "--dataset", "iris"], "shape")
@@ -116,8 +116,8 @@ def test_unmappable_and_float_models(tmp_path, capsys):
     linear = random_mlp((4, 6, 3))
     linear.layers = [layer for layer in linear.layers if not isinstance(layer, ReLU)]
     save_model(linear, tmp_path / "linear.tern")
-    _fail(capsys, ["simulate", str(tmp_path / "linear.tern"), "--dataset", "iris", "--calibrate", "iris"],
-          "without ReLU")
+    _fail(capsys, ["simulate", str(tmp_path / "linear.tern"), "--dataset", "iris", "--calibrate", "iris",
+                   "--neuron", "if"], "without ReLU")
     save_model(random_mlp((4, 6, 3), kind="float"), tmp_path / "float.tern")
     _fail(capsys, ["export", "lava", str(tmp_path / "float.tern"), "-o", str(tmp_path / "f.lava.json"),
                    "--calibrate", "iris"], "float model")

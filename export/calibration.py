@@ -1,0 +1,53 @@
+"""Calibration data for exports that set units from data (Lava graphs; fixed-point C): which samples, and
+where they come from. Never the test set: by default the training part of the model's own (bundled) dataset,
+as its provenance records it -- provenance is data from the model's author, checked, never a file to follow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ternkit.core import ArtifactError, OptionError, TernaryModel, load_dataset
+from ternkit.core.data import is_builtin
+
+__all__ = ["calibration_data", "CALIBRATION_SAMPLES"]
+
+CALIBRATION_SAMPLES = 2000
+
+
+def _provenance_number(value, field: str, where: str, integer: bool) -> float:
+    """A training setting from a model's provenance, which is data from the model's author: checked."""
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not np.isfinite(value):
+        raise ArtifactError(f"{where}: provenance field {field} must be {'an integer' if integer else 'a number'}, "
+                            f"got {str(value)[:40]!r}")
+    return value
+
+
+def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION_SAMPLES,
+                     held_out: int = 0, where: str = "the model") -> tuple[np.ndarray, np.ndarray, str]:
+    """(n calibration samples, `held_out` further samples for choosing settings, the dataset spec used).
+    `spec` None: the training split the model's provenance names (bundled datasets only)."""
+    if spec is None:
+        # provenance is data, never a file to follow: only a bundled training set is used without --calibrate
+        prov = model.provenance if isinstance(model.provenance, dict) else {}
+        cfg = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+        named = prov.get("dataset")
+        if not isinstance(named, str):
+            raise OptionError(f"{where} does not name its training dataset; give --calibrate DATASET")
+        if not is_builtin(named):
+            raise OptionError(f"give --calibrate DATASET: {where} was trained on {named[:200]!r}, which is not a "
+                              "bundled dataset, and a model never makes ternkit read a file")
+        fraction = float(_provenance_number(cfg.get("val_fraction", 0.2), "config.val_fraction", where, False))
+        seed = int(_provenance_number(cfg.get("seed", prov.get("seed", 0)) or 0, "config.seed", where, True))
+        if not 0 <= fraction < 1 or not 0 <= seed < 2**32:
+            raise ArtifactError(f"{where}: provenance seed {seed} / val_fraction {fraction} out of range")
+        spec = f"{named}@train:{seed}:{fraction}" if fraction > 0 else named  # 0: all trained on
+    data = load_dataset(spec)
+    if data.shape != tuple(model.input.shape):
+        raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
+                          f"{tuple(model.input.shape)}")
+    perm = np.random.default_rng(0).permutation(len(data))
+    if held_out:  # keep at least a quarter of the data for calibration
+        n = min(n, max(1, len(data) - held_out, 3 * len(data) // 4))
+    return data.x[np.sort(perm[:n])], data.x[np.sort(perm[n:n + held_out])], spec
