@@ -146,3 +146,21 @@ def test_calibration_defaults_to_all_data_when_trained_without_validation(tern, 
     out = tmp_path / "all.lava.json"
     assert main(["export", "lava", str(tmp_path / "all.tern"), "-o", str(out)]) == 0
     assert json.loads(out.read_text())["source"] == "digits"
+
+
+def test_simulate_api_backend_table(tern):
+    """`ternkit.simulate` is the function behind the command: a backend is a table entry, and an option a
+    backend does not take is refused in one line."""
+    import ternkit
+    from ternkit.core import OptionError, load_model
+    from ternkit.export.simulate import BACKENDS
+
+    model = load_model(tern)
+    data = ternkit.simulation_data(model, "digits", 10)
+    r = ternkit.simulate(model, data, "onnx", dataset="digits")
+    assert r["backend"] == "onnx" and r["samples"] == 10 and r["agreement"] == 1.0
+    assert r["model_fingerprint"] == model.fingerprint() and set(BACKENDS) >= {"onnx", "lava"}
+    with pytest.raises(OptionError, match="neuron do not apply to backend onnx"):
+        ternkit.simulate(model, data, "onnx", neuron="if")
+    with pytest.raises(OptionError, match="unknown backend"):
+        ternkit.simulate(model, data, "fpga")
