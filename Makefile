@@ -41,7 +41,7 @@ test: $(STAMP)
 
 # every test that does not need lava, next to numpy 2 (the lava ones report SKIPPED with the reason)
 test-core: $(CORE_STAMP)
-	$(CORE_BIN)/python -m pytest -q -rs
+	$(CORE_BIN)/python -m pytest -q -rfEs
 
 # build the wheel, install it in a fresh venv from the wheelhouse only (--no-index), run it outside the checkout
 test-install: $(CORE_STAMP)

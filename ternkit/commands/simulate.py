@@ -69,9 +69,6 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--graph and --float-sim apply to --backend lava only")
     options = {}
     if args.backend == "lava":
-        from ternkit.export.lava_compat import require_lava
-
-        require_lava()  # lava-nc is optional: say how to install it before loading anything
         options = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim,
                    "calibrate": args.calibrate, "percentile": args.percentile, "where": str(args.model)}
     if args.build and args.backend not in ("c", "cortex-m4"):
@@ -85,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         from ternkit.export.lava_graph import load_graph
 
         options.update(graph=load_graph(args.graph), graph_where=str(args.graph))
+    if args.backend == "lava":  # lava-nc is optional: say how to install it (after the input checks, before any work)
+        from ternkit.export.lava_compat import require_lava
+
+        require_lava()
     data = simulation_data(model, args.dataset, args.limit)
     record = simulate(model, data, args.backend, model_path=str(args.model), dataset=args.dataset, **options)
     if args.out:
