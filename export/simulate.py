@@ -110,8 +110,9 @@ def _lava(model: TernaryModel, data: Dataset, *, graph: dict[str, Any] | None = 
 
 
 # ---------------------------------------------------------------------------------------------- onnx
-def _onnx(model: TernaryModel, data: Dataset) -> dict[str, Any]:
-    """onnxruntime at batch 1 (and batched); activity counted from the reference activations."""
+def _onnx(model: TernaryModel, data: Dataset, *, nbits: bool = False) -> dict[str, Any]:
+    """onnxruntime at batch 1 (and batched); activity counted from the reference activations. `nbits`: the
+    MatMulNBits export (2-bit weights in RAM) instead of INT2."""
     from ternkit.core.metrics import operation_totals
 
     from .activity import activations_activity
@@ -120,7 +121,7 @@ def _onnx(model: TernaryModel, data: Dataset) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="ternkit-sim-") as tmp:
         path = Path(tmp) / "model.onnx"
-        export_onnx(model, path, "float" if model.kind == "float" else "int2")
+        written = export_onnx(model, path, "nbits" if nbits else "int2").format
         onnx = OnnxModel(path)
         onnx.forward(data.x[:1])  # warm-up: session start-up is not per-sample cost
         t0 = time.perf_counter()
@@ -134,10 +135,10 @@ def _onnx(model: TernaryModel, data: Dataset) -> dict[str, Any]:
         samples_per_second=len(data) / max(t1 - t0, 1e-9), layers=layers,
         dense_macs=operation_totals(model)["connections"],
         batched_samples_per_second=len(data) / max(t2 - t1, 1e-9),
-        weights="int2" if model.kind != "float" else "float")
+        weights=written)
 
 
-register_backend("onnx", Backend(_onnx))
+register_backend("onnx", Backend(_onnx, options=frozenset({"nbits"})))
 register_backend("lava", Backend(_lava, _require_lava, frozenset(
     {"graph", "neuron", "timesteps", "fixed", "calibrate", "percentile", "where", "graph_where"})))
 

@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"-o {args.out}: the activity file name must end in .json")
     if args.backend != "lava" and (args.graph or args.float_sim):
         raise OptionError("--graph and --float-sim apply to --backend lava only")
-    options = {}
+    if args.backend == "lava" and args.nbits:
+        raise OptionError("--nbits applies to --backend onnx only")
+    options = {"nbits": args.nbits} if args.backend == "onnx" else {}
     if args.backend == "lava":
         options = {"neuron": args.neuron, "timesteps": args.timesteps, "fixed": not args.float_sim,
                    "calibrate": args.calibrate, "percentile": args.percentile, "where": str(args.model)}
