@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -73,16 +74,23 @@ def test_wheel_installs_next_to_numpy2_and_runs_outside_the_checkout(tmp_path):
     if not house or not Path(house).is_dir():
         pytest.skip("needs TERNKIT_WHEELHOUSE, a folder with torch==2.13.0 and ternkit's dependencies "
                     "(`make test-install` downloads it at set-up)")
-    # 1. the wheel, built from the checkout without network (build isolation would fetch setuptools)
+    # 1. the wheel, built without network (build isolation would fetch setuptools) from a copy of the checkout, so
+    # that no build/ or egg-info is left in it (and no stale build/lib from an earlier build gets in)
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "dist", "runs", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".ruff_cache"))
     dist = tmp_path / "dist"
     _ok([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(dist), str(ROOT)], tmp_path)
+         "-w", str(dist), str(src)], tmp_path)
     (wheel,) = dist.glob("ternkit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    specs = {f"ternkit/targets/specs/{p.name}" for p in (ROOT / "targets" / "specs").glob("*.toml")}
-    assert specs and specs <= names, sorted(specs - names)
-    # every module of the checkout's packages (pyproject's package-dir folders, subpackages included) is in it
+    # the package data (target TOMLs, ...): every file that pyproject's patterns match in the checkout
     dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    data = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / dirs[pkg])}"
+            for pkg, patterns in PYPROJECT["tool"]["setuptools"]["package-data"].items()
+            for pattern in patterns for f in (ROOT / dirs[pkg]).glob(pattern) if f.is_file()}
+    assert "ternkit/targets/specs/mcu.toml" in data and data <= names, sorted(data - names)
+    # every module of the checkout's packages (pyproject's package-dir folders, subpackages included) is in it
     modules = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / src)}" for pkg, src in dirs.items()
                for f in (ROOT / src).rglob("*.py") if (f.parent / "__init__.py").exists()}
     assert "ternkit/cli.py" in modules and "ternkit/core/model.py" in modules
