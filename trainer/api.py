@@ -21,6 +21,7 @@ from ternkit.core.version import ternkit_version
 
 from .config import TrainConfig
 from .conntra import ConntraRule, ExactConntraRule
+from .defaults import resolve_defaults
 from .loop import Hooks, accuracy, fit
 from .network import Network, build_network, to_artifact
 from .rules import AdamRule, UpdateRule
@@ -82,6 +83,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     config.validate()
     torch.manual_seed(config.seed)
     split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test)
+    config, schedule = resolve_defaults(config, len(split.train))  # None = not given: measured defaults
     mean, std = normalisation(split.train)
     spec = InputSpec(split.train.shape, mean, std)
     labels = split.train.labels
@@ -108,6 +110,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         "train_cpu_seconds": history["train_cpu_seconds"],
         "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
         "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
+        "schedule": schedule,  # the batch size, rate and epochs used, which of them were defaults, and why
     }
     for t in techniques:
         metrics.update(t.finish(net, config))

@@ -21,9 +21,10 @@ class TrainConfig:
     model: str = "mlp:256"
     method: str = "conntra"
     mode: str = "gradient"  # CoNNTrA only
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3  # Adam: all weights (float, ste) or scales and biases (conntra)
+    # None = not given: `trainer.defaults.resolve_defaults` picks them from the training split's size
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # Adam: all weights (float, ste) or scales and biases (conntra)
     lr_schedule: str = "constant"  # or cosine: from lr to 0 over the run
     seed: int = 0
     val_fraction: float = 0.2
@@ -42,9 +43,10 @@ class TrainConfig:
         checks = [
             (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
             (self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
-            (1 <= self.epochs <= 100_000, f"--epochs must be in 1..100000, got {self.epochs}"),
-            (1 <= self.batch_size <= 1_000_000, f"--batch-size must be positive, got {self.batch_size}"),
-            (0 < self.lr < 10, f"--lr must be in (0, 10), got {self.lr}"),
+            (self.epochs is None or 1 <= self.epochs <= 100_000, f"--epochs must be in 1..100000, got {self.epochs}"),
+            (self.batch_size is None or 1 <= self.batch_size <= 1_000_000,
+             f"--batch-size must be positive, got {self.batch_size}"),
+            (self.lr is None or 0 < self.lr < 10, f"--lr must be in (0, 10), got {self.lr}"),
             (self.lr_schedule in SCHEDULES,
              f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"),
             (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),

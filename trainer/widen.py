@@ -40,6 +40,7 @@ from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryM
 
 from .api import PARAMETRISATION, TrainResult, train
 from .config import METHODS, TrainConfig
+from .defaults import resolve_defaults
 from .layers import QuantLayer
 from .loop import Hooks, fit
 from .network import Network, build_network
@@ -51,6 +52,11 @@ __all__ = ["KEY", "widen_spec", "widen_settings", "teacher_from_model", "Imitati
            "load_float_weights", "go_wide_then_narrow"]
 
 KEY = "widen"  # config.extra[KEY] = {"factor": 4, "teacher": None, "teacher_epochs": .., "imitate_epochs": ..}
+# measured on the MNIST sample (784-32-32-10, CoNNTrA, x4 teacher, 3 seeds; docs/benchmarks.md): a teacher trained
+# for the data's default schedule (10 epochs there) made a better target than one trained for the fine-tune's
+# 30 epochs, and 3 imitation epochs per block did better than 2. teacher_epochs None = the default schedule's
+# epochs for the training split (`trainer.defaults.resolve_defaults` fills it in).
+IMITATE_EPOCHS = 3
 
 
 def widen_spec(spec: str, factor: int) -> str:
@@ -78,11 +84,13 @@ def widen_settings(config: TrainConfig) -> dict[str, Any] | None:
     raw = config.extra.get(KEY)
     if raw is None:
         return None
-    s = {"factor": 4, "teacher": None, "teacher_epochs": config.epochs, "imitate_epochs": 2,
+    s = {"factor": 4, "teacher": None, "teacher_epochs": None, "imitate_epochs": IMITATE_EPOCHS,
          "teacher_method": config.method, **{k: v for k, v in raw.items() if v is not None}}
     if s["teacher"] is None and not (isinstance(s["factor"], int) and 2 <= s["factor"] <= 64):
         raise OptionError(f"--widen must be an integer in 2..64, got {s['factor']!r}")
     for name in ("teacher_epochs", "imitate_epochs"):
+        if name == "teacher_epochs" and s[name] is None:
+            continue  # not given: resolved from the training split's size
         if not isinstance(s[name], int) or not 1 <= s[name] <= 100_000:
             raise OptionError(f"--{name.replace('_', '-')} must be in 1..100000, got {s[name]!r}")
     if s["teacher_method"] not in METHODS:
@@ -349,10 +357,12 @@ def go_wide_then_narrow(config: TrainConfig, *, out: str | Path | None = None, p
     """Teacher (trained wide or loaded) -> layerwise imitation -> merge -> fine-tune `config.model` with
     `config.method` for `config.epochs`. Returns the fine-tuned thin model; metrics carry each stage's time."""
     config.validate()
-    settings = widen_settings(config)
-    if settings is None:
+    if widen_settings(config) is None:
         raise OptionError("go wide then narrow needs --widen K or --teacher MODEL")
     split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test)
+    # the stages need concrete values; the fine-tune's train() resolves `config` alike and records the defaults
+    resolved, _ = resolve_defaults(config, len(split.train))
+    settings = resolved.extra[KEY]
     mean, std = normalisation(split.train)
     spec = InputSpec(split.train.shape, mean, std)
     n_classes = len(split.train.labels)
@@ -385,7 +395,8 @@ def go_wide_then_narrow(config: TrainConfig, *, out: str | Path | None = None, p
     train_t = (torch.from_numpy(spec.normalise(split.train.x)), torch.from_numpy(split.train.y))
     val_t = (torch.from_numpy(spec.normalise(split.val.x)), torch.from_numpy(split.val.y))
     report["imitation"] = imitate(imitation, train_t, val_t, epochs=settings["imitate_epochs"],
-                                  batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress)
+                                  batch_size=resolved.batch_size, lr=resolved.lr, seed=config.seed,
+                                  progress=progress)
     report["imitation_seconds"] = time.perf_counter() - t0
 
     thin = build_network(config.model, spec.shape, n_classes, PARAMETRISATION[config.method], seed=config.seed,

@@ -50,9 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "artifact is the same either way")
     p.add_argument("--method", default=d.method, choices=METHODS, help="training method (default: conntra)")
     p.add_argument("--mode", default=d.mode, choices=MODES, help="CoNNTrA mode (default: gradient)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default: {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default: at least 10, and at least 600 steps on a small dataset)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size (default: from the training samples: 8 below 400, 16 below 2,400, else 64)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: 1e-2 below 400 training samples, 3e-3 below 2,400, else 1e-3)")
     p.add_argument("--lr-schedule", default=d.lr_schedule, choices=SCHEDULES,
                    help="constant (default) or cosine: from --lr down to 0 over the run")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for split, init and batch order (default: 0)")
@@ -201,7 +204,9 @@ def _train_here(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results if args.compare else results[config.method]))
         return 0
-    print(f"dataset {config.dataset}, model {config.model}, {config.epochs} epochs, seed {config.seed}")
+    sched = results[config.method]["schedule"]
+    print(f"dataset {config.dataset}, model {config.model}, {sched['epochs']} epochs, batch {sched['batch_size']}, "
+          f"lr {sched['lr']:g}, seed {config.seed}" + (f" (defaults: {sched['why']})" if sched["defaults"] else ""))
     print(f"{'method':<10} {'train%':>6} {'val%':>6} {'test%':>6} {'params KiB':>9} {'bits':>5} {'train s':>8}"
           "   (error rates)")
     for name, m in results.items():

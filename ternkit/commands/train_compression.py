@@ -26,9 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("smaller models (docs/compression.md)")
     g.add_argument("--penalty", default=None, choices=KINDS,
                    help="sparsity penalty: halo (learned per-weight shrinkage) or l1")
-    g.add_argument("--halo-xi", type=float, default=None, metavar="XI", help="HALO: weight of sum |w|/lambda^2")
-    g.add_argument("--halo-psi", type=float, default=None, metavar="PSI", help="HALO: weight of sum |lambda|")
-    g.add_argument("--l1", type=float, default=None, metavar="S", help="L1: strength (with --penalty l1)")
+    g.add_argument("--halo-xi", type=float, default=None, metavar="XI",
+                   help="HALO: weight of sum |w|/lambda^2 (default: 1e-4 for float and ste, 3e-4 for conntra)")
+    g.add_argument("--halo-psi", type=float, default=None, metavar="PSI",
+                   help="HALO: weight of sum |lambda| (default: 1e-5 for float and ste, 3e-5 for conntra)")
+    g.add_argument("--l1", type=float, default=None, metavar="S", help="L1: strength (with --penalty l1; default 3e-4)")
     g.add_argument("--prune", type=float, default=None, metavar="FRACTION",
                    help="after training, zero exactly this share of the weights (global magnitude threshold)")
     g.add_argument("--prune-method", default=None, choices=PRUNE_METHODS,
@@ -38,9 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--teacher", default=None, metavar="MODEL",
                    help="go wide then narrow with this trained model as the teacher (instead of --widen)")
     g.add_argument("--teacher-epochs", type=int, default=None, metavar="N",
-                   help="--widen: epochs of the wide teacher (default: --epochs)")
+                   help="--widen: epochs of the wide teacher (default: the data's default number of epochs, "
+                   "not --epochs: 10 on the MNIST sample)")
     g.add_argument("--imitate-epochs", type=int, default=None, metavar="N",
-                   help="--widen/--teacher: imitation epochs per hidden block (default: 2)")
+                   help="--widen/--teacher: imitation epochs per hidden block (default: 3)")
 
 
 def compression_extra(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def compression_extra(args: argparse.Namespace) -> dict[str, Any]:
     if args.widen is None and args.teacher is None and (args.teacher_epochs or args.imitate_epochs):
         raise OptionError("--teacher-epochs and --imitate-epochs need --widen K or --teacher MODEL")
     if args.widen is not None or args.teacher is not None:
+        if getattr(args, "resume", False):  # said before anything else (e.g. the note on a missing checkpoint)
+            raise OptionError("--resume is not supported with --widen/--teacher (the stages restart)")
         if args.teacher is not None and args.teacher_epochs is not None:
             raise OptionError("--teacher-epochs trains a wide teacher; it does not apply to --teacher MODEL")
         extra[WIDEN_KEY] = {"factor": args.widen, "teacher": None if args.teacher is None else str(
