@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from ternkit.trainer import conntra, loop, rules
+from ternkit.trainer import conntra, loop, optim, rules
 
 
 def main() -> int:
@@ -46,12 +46,15 @@ def main() -> int:
             return real(*a, **k)
         setattr(owner, name, wrapped)
 
+    # Adam's step: UpdateRule.step_continuous (float, ste); CoNNTrA's optimizer has its own (conntra)
     if point == "backward":
         before(rules.UpdateRule, "step_continuous")
+        before(optim.CoNNTrA, "_step_continuous")
     elif point == "continuous":
         after(rules.UpdateRule, "step_continuous")
+        after(optim.CoNNTrA, "_step_continuous")
     elif point == "moves":
-        after(conntra.ConntraRule, "_move")
+        after(optim.CoNNTrA, "_move")
     elif point == "step-end":
         after(conntra.ConntraRule, "step")
         after(rules.AdamRule, "step")
