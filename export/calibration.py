@@ -5,6 +5,8 @@ as its provenance records it -- provenance is data from the model's author, chec
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ternkit.core import ArtifactError, OptionError, TernaryModel, load_dataset
@@ -18,7 +20,8 @@ CALIBRATION_SAMPLES = 2000
 def _provenance_number(value, field: str, where: str, integer: bool) -> float:
     """A training setting from a model's provenance, which is data from the model's author: checked."""
     ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or not np.isfinite(value):
+    # ints beyond float64 (JSON allows them) are refused as out of range, not by an overflow deep in numpy
+    if isinstance(value, bool) or not ok or abs(value) > 2**53 or not math.isfinite(value):
         raise ArtifactError(f"{where}: provenance field {field} must be {'an integer' if integer else 'a number'}, "
                             f"got {str(value)[:40]!r}")
     return value
