@@ -16,15 +16,7 @@ import numpy as np
 from .model import TernaryModel
 from .ops import Op, handler, im2col
 
-__all__ = ["float32_bytes", "compression", "parameter_memory", "operation_totals", "effective_inputs", "synaptic_nodes"]
-
-
-def float32_bytes(op: Op) -> int:
-    """One operation's parameters as a float32 model stores them (weights and biases -- a float model has no
-    separate scale -- or the affine parameters); `TernaryModel.float32_bytes` is their sum."""
-    if op.has_weights:
-        return 4 * int(op.weight.size + op.bias.size)
-    return int(sum(4 * a.size for a in op.arrays("float", 32).values()))
+__all__ = ["compression", "parameter_memory", "operation_totals", "effective_inputs", "synaptic_nodes"]
 
 
 def compression(model: TernaryModel, reference_bits: int = 32) -> float:

@@ -168,13 +168,7 @@ class TernaryModel:
 
     def float32_bytes(self) -> int:
         """The same parameters as a float32 model would store them (weights, biases, affine parameters)."""
-        total = 0
-        for op in self.layers:
-            if op.has_weights:
-                total += 4 * (op.weight.size + op.bias.size)
-            else:
-                total += sum(a.size * 4 for a in op.arrays("float", 32).values())
-        return int(total)
+        return int(sum(op.float32_bytes() for op in self.layers))
 
     def fingerprint(self) -> str:
         """sha256 of the structure and parameters (not of provenance or metrics): ties activity records and

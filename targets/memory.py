@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ternkit.core import INPUT
-from ternkit.core.metrics import compression, float32_bytes
+from ternkit.core.metrics import compression
 from ternkit.core.model import TernaryModel
 from ternkit.core.ops import Op
 
@@ -80,7 +80,7 @@ def _node_row(o: NodeOps, op: Op, kind: str, bits: int, buffer: int) -> dict[str
         "bias_bytes": int(arrays["bias"].nbytes) if "bias" in arrays else 0,
         "stored_bytes": op.stored_bytes(kind, bits),
         "parameters": int(sum(a.size for k, a in arrays.items() if k != "weight")) + o.weights,
-        "float32_bytes": float32_bytes(op),
+        "float32_bytes": op.float32_bytes(),
         "output_elements": o.neurons, "activation_buffer_elements": buffer,
     }
     if o.weights and kind == "ternary":

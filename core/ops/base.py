@@ -86,6 +86,10 @@ class Op:
     def stored_bytes(self, kind: str = "ternary", bits: int = 2) -> int:
         return sum(a.nbytes for a in self.arrays(kind, bits).values())
 
+    def float32_bytes(self) -> int:
+        """The parameters as a float32 model stores them: the reference every compression ratio divides."""
+        return sum(4 * a.size for a in self.arrays("float", 32).values())
+
     # (de)serialisation: attributes go to the JSON header, arrays to safetensors under "<node>.<name>"
     def attrs(self) -> dict[str, Any]:
         return {}
@@ -125,6 +129,9 @@ class WeightOp(Op):
 
     def nonzero_weights(self) -> int:
         return int(np.count_nonzero(self.weight))
+
+    def float32_bytes(self) -> int:
+        return 4 * int(self.weight.size + self.bias.size)  # a float layer has no separate scale
 
     def attrs(self) -> dict[str, Any]:
         return {"shape": list(self.weight.shape)}
