@@ -46,17 +46,34 @@ def hwm():
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 base = hwm()
 path, mode, shape = sys.argv[1], sys.argv[2], tuple(int(d) for d in sys.argv[3].split(","))
+opts = set(sys.argv[6].split(",")) if len(sys.argv) > 6 else set()
+dt = 0.0
 if path != "-":
     so = ort.SessionOptions(); so.log_severity_level = 3
     if mode == "exact":
         so.add_session_config_entry("session.disable_quant_qdq", "1")
+    if "no-arena" in opts:
+        so.enable_cpu_mem_arena = False
+    if "no-prepacking" in opts:
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    if "device-allocator" in opts:
+        so.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
     so.intra_op_num_threads = int(sys.argv[4])
-    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    src = path
+    if "bytes" in opts:  # read the file ourselves, hand onnxruntime the bytes, free them after
+        with open(path, "rb") as f:
+            src = f.read()
+    s = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    del src
     batch = int(sys.argv[5]) if len(sys.argv) > 5 else 256
     x = np.random.default_rng(0).normal(size=(batch, *shape)).astype(np.float32)
-    for _ in range(20):
+    import time
+    for i in range(20):
+        if i == 5:
+            t = time.perf_counter()
         s.run(None, {s.get_inputs()[0].name: x})
-print(base, hwm())
+    dt = (time.perf_counter() - t) / 15
+print(base, hwm(), dt)
 """
 
 
@@ -123,12 +140,15 @@ def timing(sessions: dict, shape: tuple[int, ...], calls: int, batches: int = 40
                 "throughput_per_s": statistics.median(thr[k]), "throughput_batches": len(thr[k])} for k in sessions}
 
 
-def peak_rss(path: str, mode: str, shape: tuple[int, ...], threads: int, batch: int = 256) -> tuple[int, int]:
+def peak_rss(path: str, mode: str, shape: tuple[int, ...], threads: int, batch: int = 256,
+             opts: str = "", timed: bool = False):
+    """(VmHWM after importing onnxruntime, VmHWM at the end) in KiB of a fresh process that loads `path` and runs
+    20 batches (`opts`: comma-separated session variants, see MEM_SCRIPT); with `timed`, also seconds per call."""
     p = subprocess.run([sys.executable, "-c", MEM_SCRIPT, path, mode, ",".join(map(str, shape)), str(threads),
-                        str(batch)],
+                        str(batch), opts],
                        capture_output=True, text=True, check=True, cwd=OUT)
-    base, peak = map(int, p.stdout.split())
-    return base, peak
+    base, peak, dt = p.stdout.split()
+    return (int(base), int(peak), float(dt)) if timed else (int(base), int(peak))
 
 
 def bench_model(name: str, tern: Path, test, calls: int, threads: int) -> dict:
@@ -198,16 +218,26 @@ def round_robin(sessions: dict, x: np.ndarray, budget_s: float = 1.5, most: int 
     return {k: (statistics.median(v), len(v)) for k, v in ts.items()}
 
 
-NBITS_FORMS = {"nbits": ("nbits", "conv"), "int2": ("int2", "conv"), "float": ("float", "conv")}
+# form -> (format, conv form, nbits_min_weights); nbits/all = every dense layer as MatMulNBits (no per-layer rule)
+NBITS_FORMS = {"nbits": ("nbits", "conv", None), "nbits/all": ("nbits", "conv", 0), "int2": ("int2", "conv", None),
+               "float": ("float", "conv", None)}
+
+
+def _nbits_data(model, fmt: str, conv_form: str, min_weights: int | None) -> bytes:
+    kw = {} if min_weights is None else {"nbits_min_weights": min_weights}
+    return onnx_bytes(model, fmt, conv_form=conv_form, **kw)[0]
 
 
 def bench_nbits_speed(name: str, model, threads_list: list[int], batches=(1, 16, 256),
-                      forms: dict = NBITS_FORMS, session: str = "exact") -> list[dict]:
+                      forms: dict = NBITS_FORMS, session: str = "exact", variant=None) -> list[dict]:
     shape = tuple(model.input.shape)
-    data = {f: onnx_bytes(model, fmt, conv_form=cf)[0] for f, (fmt, cf) in forms.items()}
+    data = {f: _nbits_data(model, *spec) for f, spec in forms.items()}
     rows = []
     for threads in threads_list:
         sessions = {f: make_session(d, session, threads) for f, d in data.items()}
+        if variant is not None:
+            sessions = {f: ort.InferenceSession(d, variant(threads), providers=["CPUExecutionProvider"])
+                        for f, d in data.items()}
         for batch in batches:
             x = np.random.default_rng(0).normal(size=(batch, *shape)).astype(np.float32)
             t = round_robin(sessions, x)
@@ -215,6 +245,36 @@ def bench_nbits_speed(name: str, model, threads_list: list[int], batches=(1, 16,
                 rows.append({"model": name, "form": f, "session": session, "threads": threads, "batch": batch,
                              "bytes": len(data[f]), "seconds": t[f][0], "calls": t[f][1],
                              "samples_per_s": batch / t[f][0], "x_float": t["float"][0] / t[f][0]})
+    return rows
+
+
+def _variant(name: str):
+    """Session options to try against per-call overhead, on top of `exact`; each is used for every form."""
+    def make(threads: int):
+        so = session_options("exact", threads)
+        if name == "no-spinning":
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        elif name == "extended":
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        elif name == "basic":
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        elif name == "no-mem-pattern":
+            so.enable_mem_pattern = False
+        return so
+    return make
+
+
+SESSION_VARIANTS = ("exact", "no-spinning", "extended", "basic", "no-mem-pattern")
+
+
+def bench_session_options(models: dict) -> list[dict]:
+    """nbits vs float32 at batch 1, one thread, under each SESSION_VARIANTS entry (the same options for both)."""
+    rows = []
+    forms = {"nbits": NBITS_FORMS["nbits"], "float": NBITS_FORMS["float"]}
+    for name, model in models.items():
+        for v in SESSION_VARIANTS:
+            for r in bench_nbits_speed(name, model, [1], batches=(1,), forms=forms, variant=_variant(v)):
+                rows.append({**r, "session": v})
     return rows
 
 
@@ -235,20 +295,37 @@ def nbits_parity(name: str, model, test) -> dict:
 
 
 def nbits_memory(name: str, model, threads: int) -> list[dict]:
+    """Peak RSS minus two baselines: a process that only imports onnxruntime (`model_rss_kib`), and one that also
+    loads and runs a trivial model, 784-16-10 as float32 (`model_rss_session_kib`): onnxruntime's own session
+    state and the code pages a run touches, which every model pays whatever its size."""
     shape = tuple(model.input.shape)
     base = peak_rss("-", "exact", shape, threads)[1]
+    tiny = OUT / "onnx_tiny_float.onnx"
+    tiny.write_bytes(onnx_bytes(random_mlp((shape[0], 16, 10)), "float")[0])
+    session_base = {b: peak_rss(str(tiny), "exact", shape, threads, b)[1] for b in (1, 256)}
+    tiny.unlink()
     rows = []
     for form in ("nbits", "int2", "float"):
         path = OUT / f"onnx_{name}_{form}.onnx"
         path.write_bytes(onnx_bytes(model, form)[0])
         for batch in (1, 256):
             peak = peak_rss(str(path), "exact", shape, threads, batch)[1]
-            rows.append({"model": name, "form": form, "batch": batch, "bytes": path.stat().st_size,
-                         "peak_rss_kib": peak, "runtime_only_rss_kib": base, "model_rss_kib": peak - base})
+            rows.append({"model": name, "form": form, "options": "", "batch": batch, "bytes": path.stat().st_size,
+                         "peak_rss_kib": peak, "runtime_only_rss_kib": base, "model_rss_kib": peak - base,
+                         "session_only_rss_kib": session_base[batch],
+                         "model_rss_session_kib": peak - session_base[batch]})
+        if form == "nbits":  # the session variants that might cut the load-time copies (batch 1, timed)
+            for opts in ("", "bytes", "no-arena", "device-allocator", "no-prepacking", "no-arena,device-allocator"):
+                _, peak, dt = peak_rss(str(path), "exact", shape, threads, 1, opts, timed=True)
+                rows.append({"model": name, "form": form, "options": opts or "default (path)", "batch": 1,
+                             "bytes": path.stat().st_size, "peak_rss_kib": peak, "runtime_only_rss_kib": base,
+                             "model_rss_kib": peak - base, "session_only_rss_kib": session_base[1],
+                             "model_rss_session_kib": peak - session_base[1], "seconds_per_call": dt})
         path.unlink()
     for r in rows:
-        r["vs_float"] = r["model_rss_kib"] / next(x["model_rss_kib"] for x in rows
-                                                  if x["form"] == "float" and x["batch"] == r["batch"])
+        f32 = next(x for x in rows if x["form"] == "float" and x["batch"] == r["batch"])
+        r["vs_float"] = r["model_rss_kib"] / f32["model_rss_kib"]
+        r["vs_float_session"] = r["model_rss_session_kib"] / f32["model_rss_session_kib"]
     return rows
 
 
@@ -265,26 +342,36 @@ def run_nbits(args, mlp: Path, cnn: Path, test) -> dict:
         speed += bench_nbits_speed(name, model, threads)
         print(f"  measured {name}", flush=True)
     conv = bench_nbits_speed("cnn 8c5s2-16c5s2-64", trained["cnn 8c5s2-16c5s2-64"], [1],
-                             forms={"nbits": ("nbits", "conv"), "nbits/im2col": ("nbits", "im2col"),
-                                    "float": ("float", "conv")})
+                             forms={"nbits": ("nbits", "conv", 0), "nbits/im2col": ("nbits", "im2col", 0),
+                                    "float": ("float", "conv", None)})
+    options = bench_session_options(trained)
     parity = [nbits_parity(n.split()[0], m, test) for n, m in trained.items()]
     memory = nbits_memory("mlp4096", models["mlp 784-4096-4096-10 (random)"], 1)
     res = {"onnxruntime": ort.__version__, "command": " ".join([Path(sys.executable).name, *sys.argv]),
-           "cpu_count": all_threads, "session": "exact", "speed": speed, "conv_forms": conv, "parity": parity,
+           "cpu_count": all_threads, "session": "exact", "speed": speed, "conv_forms": conv,
+           "session_options": options, "parity": parity,
            "memory": memory}
     (OUT / "onnx_nbits.json").write_text(json.dumps(res, indent=1))
     print(f"\n--nbits vs INT2 vs float32, onnxruntime {ort.__version__}, `exact` session for all; median seconds per "
           "call, round-robin; x f32 = float32 time / this form's time (> 1 = faster)")
-    print(f"{'model':32} {'thr':>3} {'batch':>5} {'nbits us':>10} {'int2 us':>10} {'float us':>10} {'nbits x f32':>11} "
-          f"{'int2 x f32':>10}")
+    print(f"{'model':32} {'thr':>3} {'batch':>5} {'nbits us':>10} {'all us':>10} {'int2 us':>10} {'float us':>10} "
+          f"{'nbits x f32':>11} {'all x f32':>9} {'int2 x f32':>10}")
     for r in speed:
         if r["form"] != "float":
             continue
         row = {x["form"]: x for x in speed if (x["model"], x["threads"], x["batch"]) == (r["model"], r["threads"],
                                                                                           r["batch"])}
         print(f"{r['model']:32} {r['threads']:3d} {r['batch']:5d} {row['nbits']['seconds'] * 1e6:10.1f} "
-              f"{row['int2']['seconds'] * 1e6:10.1f} {r['seconds'] * 1e6:10.1f} {row['nbits']['x_float']:11.2f} "
+              f"{row['nbits/all']['seconds'] * 1e6:10.1f} {row['int2']['seconds'] * 1e6:10.1f} "
+              f"{r['seconds'] * 1e6:10.1f} {row['nbits']['x_float']:11.2f} {row['nbits/all']['x_float']:9.2f} "
               f"{row['int2']['x_float']:10.2f}")
+    print("\nsession options (batch 1, one thread, the same options for nbits and float32):")
+    for r in options:
+        if r["form"] == "nbits":
+            f32 = next(x for x in options
+                       if (x["model"], x["session"], x["form"]) == (r["model"], r["session"], "float"))
+            print(f"  {r['model']:24} {r['session']:15} nbits {r['seconds'] * 1e6:7.1f} us  float32 "
+                  f"{f32['seconds'] * 1e6:7.1f} us  nbits x f32 {r['x_float']:.2f}")
     print("\nconvolution forms (cnn, 1 thread): " + "; ".join(
         f"batch {r['batch']} {r['form']} {r['seconds'] * 1e6:.0f} us" for r in conv))
     for p in parity:
@@ -293,9 +380,11 @@ def run_nbits(args, mlp: Path, cnn: Path, test) -> dict:
               f"{p['max_abs_logit']:.1f}); accuracy {100 * p['accuracy']:.2f} % vs reference "
               f"{100 * p['reference_accuracy']:.2f} %")
     for m in memory:
-        print(f"memory {m['model']} {m['form']:6} batch {m['batch']:3d} file {m['bytes'] / 2**20:7.1f} MiB, peak RSS "
-              f"{m['peak_rss_kib'] / 1024:7.1f} MiB, minus onnxruntime alone {m['model_rss_kib'] / 1024:7.1f} MiB "
-              f"= {m['vs_float']:.3f} of float32")
+        t = f", {m['seconds_per_call'] * 1e6:.0f} us/call" if "seconds_per_call" in m else ""
+        print(f"memory {m['model']} {m['form']:6} {m['options'] or '':26} batch {m['batch']:3d} file "
+              f"{m['bytes'] / 2**20:5.1f} MiB, peak {m['peak_rss_kib'] / 1024:6.1f} MiB; minus import-only "
+              f"{m['model_rss_kib'] / 1024:6.1f} MiB = {m['vs_float']:.3f} of f32; minus trivial session "
+              f"{m['model_rss_session_kib'] / 1024:6.1f} MiB = {m['vs_float_session']:.3f} of f32{t}")
     print(f"wrote {OUT / 'onnx_nbits.json'}")
     return res
 

@@ -19,7 +19,7 @@ from ternkit.core.atomic import write_bytes
 from ternkit.core.errors import ArtifactError, TernkitError
 from ternkit.core.model import TernaryModel
 
-from .onnx_graph import FORMATS, NBITS_BLOCK, build_graph, resolve_format, weight_format
+from .onnx_graph import FORMATS, NBITS_BLOCK, NBITS_MIN_WEIGHTS, build_graph, resolve_format, weight_format
 from .onnx_infer import make_session
 
 __all__ = ["OnnxExport", "export_onnx", "onnx_bytes", "check_runtime", "readable", "FORMATS"]
@@ -53,9 +53,9 @@ def readable(path: str | os.PathLike, executable: bool = False) -> None:
 
 
 def onnx_bytes(model: TernaryModel, fmt: str = "int2", nbits_block: int = NBITS_BLOCK,
-               conv_form: str = "conv") -> tuple[bytes, str]:
+               conv_form: str = "conv", nbits_min_weights: int = NBITS_MIN_WEIGHTS) -> tuple[bytes, str]:
     """Serialised, fully checked ONNX model and the weight format actually used."""
-    m = build_graph(model, fmt, nbits_block=nbits_block, conv_form=conv_form)
+    m = build_graph(model, fmt, nbits_block=nbits_block, conv_form=conv_form, nbits_min_weights=nbits_min_weights)
     try:
         onnx.checker.check_model(m, full_check=True)
     except onnx.checker.ValidationError as e:  # a bug in the builder, but say it in one line
@@ -83,7 +83,10 @@ def check_runtime(model: TernaryModel, data: bytes, fmt: str) -> float:
     to have come from the int8 2-bit kernel (this onnxruntime fell back to its slow float path)."""
     import onnxruntime as ort
 
-    nbits = fmt.endswith("-nbits")
+    # the int8-activation tolerance and the slow-path test apply where a MatMulNBits kernel runs; an nbits
+    # file whose dense layers are all below NBITS_MIN_WEIGHTS is float at load and must be exact
+    nbits = fmt.endswith("-nbits") and any(n.op_type == "MatMulNBits" for n in
+                                           onnx.load_from_string(data).graph.node)
     x = _probe(model, _NBITS_PROBE if nbits else 32)
     ref = model.forward(x)
     scale = max(1.0, float(np.abs(ref).max()))
@@ -97,7 +100,7 @@ def check_runtime(model: TernaryModel, data: bytes, fmt: str) -> float:
         except Exception as e:
             hint = ("; export with --int8 for older runtimes" if fmt in ("int2", "int4") else
                     "; MatMulNBits is an onnxruntime contrib operator: use the default INT2 export elsewhere"
-                    if nbits else "")
+                    if fmt.endswith("-nbits") else "")
             raise TernkitError(f"the installed onnxruntime {ort.__version__} cannot run the {fmt} export "
                                f"({_first_line(e)}){hint}") from None
         diffs[mode] = float(np.abs(out - ref).max())
@@ -118,19 +121,21 @@ def check_runtime(model: TernaryModel, data: bytes, fmt: str) -> float:
 
 
 def export_onnx(model: TernaryModel, path: str | os.PathLike | None, fmt: str = "int2",
-                check: bool = True, nbits_block: int = NBITS_BLOCK) -> OnnxExport:
+                check: bool = True, nbits_block: int = NBITS_BLOCK,
+                nbits_min_weights: int = NBITS_MIN_WEIGHTS) -> OnnxExport:
     """Write `model` as ONNX to `path` (atomically; nothing is written if any step fails).
 
     `fmt` is one of FORMATS; a float artifact always exports as float. With `check`, the installed
     onnxruntime must load and run the file and agree with `TernaryModel.forward` first (for `nbits`: within
-    the int8-activation tolerance, and the int8 2-bit kernel must be the one that ran).
+    the int8-activation tolerance, and the int8 2-bit kernel must be the one that ran; dense layers with fewer
+    than `nbits_min_weights` weights are written in the `int2-cast` form, see onnx_graph.NBITS_MIN_WEIGHTS).
     `path=None` runs every step but writes nothing (used by the bundle and benchmarks)."""
     import onnxruntime as ort
 
     if fmt not in FORMATS:
         raise ArtifactError(f"unknown ONNX weight format {fmt!r}; use one of {', '.join(FORMATS)}")
     resolve_format(model, fmt)
-    data, written = onnx_bytes(model, fmt, nbits_block)
+    data, written = onnx_bytes(model, fmt, nbits_block, nbits_min_weights=nbits_min_weights)
     diff = check_runtime(model, data, written) if check else None
     if path is not None:
         if Path(path).is_dir():

@@ -9,8 +9,11 @@ Weight formats (how a weight operation's integer weights reach its `Gemm`/`Conv`
 - `float`: float32 weights (scale folded in), IR 7 / opset 13: the size and speed baseline.
 - `nbits`: dense layers as onnxruntime's contrib operator `com.microsoft.MatMulNBits` (bits=2, zero point 2,
   per-row scale, `accuracy_level=4`): the weights stay 2-bit in memory and the kernel computes on them, so
-  it is faster than float and holds 1/16 of the bytes. Convolutions use the `int2-cast` form (measured
-  faster than im2col + MatMulNBits for the convolutions these models have, see docs/onnx.md).
+  it is faster than float and holds 1/16 of the bytes. Only layers with at least `NBITS_MIN_WEIGHTS`
+  weights: below that, quantising the activations to int8 costs more than the 2-bit kernel saves (measured,
+  docs/onnx.md), so small layers (e.g. a 10-wide output layer) use the `int2-cast` form (2-bit on disk, float
+  at load). Convolutions use the `int2-cast` form too (measured faster than im2col + MatMulNBits for the
+  convolutions these models have).
 
 Dense layers are never written as `DequantizeLinear -> MatMul`: onnxruntime 1.32 rewrites that (default
 optimisations) into `MatMulNBits` and returns wrong logits for INT2 weights (docs/onnx.md has a
@@ -33,14 +36,20 @@ from ternkit.core.model import Node, TernaryModel
 from ternkit.core.ops import handler
 from ternkit.core.packing import pack_ints
 
-__all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "NBITS_BLOCK", "NBITS_OPS", "build_graph", "resolve_format",
-           "weight_format", "nbits_pack"]
+__all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "NBITS_BLOCK", "NBITS_MIN_WEIGHTS", "NBITS_OPS", "build_graph",
+           "resolve_format", "weight_format", "nbits_pack", "nbits_kernel"]
 
 FORMATS = ("int2", "int2-cast", "int8", "float", "nbits")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 NBITS_BLOCK = 128  # MatMulNBits block along K (one int8 activation scale per block at accuracy_level 4)
 NBITS_OPS = ["com.microsoft.MatMulNBits"]
+# A dense layer becomes MatMulNBits only from this many weights (K*N) up. Measured with onnxruntime 1.32, one
+# thread, batch 1/16/256, one layer alone against its float Gemm: every layer below 2^17 weights (784x64,
+# 784x128, 256x256, 512x128, 4096x10, ...) was at best even and mostly slower (0.7-1.0x, the int8 activation
+# quantisation costs about K per row whatever N is); from 2^17 up (784x256, 512x256, 1024x128, 2048x64) it
+# was faster at every batch. `benchmarks/onnx.py --part nbits` measures the whole models with and without it.
+NBITS_MIN_WEIGHTS = 1 << 17
 CONV_FORMS = ("conv", "im2col")  # nbits: Cast*scale -> Conv (default), or im2col -> MatMulNBits (groups=1)
 _OPSET = {"int2": (25, 11), "int2-cast": (25, 11), "int8": (13, 7), "float": (13, 7), "nbits": (25, 11)}
 
@@ -58,6 +67,11 @@ def weight_format(model: TernaryModel, fmt: str) -> str:
     if fmt == "nbits":
         return f"int{_nbits_bits(model.levels)}-nbits"
     return fmt.replace("int2", "int4") if fmt.startswith("int2") and model.levels > 1 else fmt
+
+
+def nbits_kernel(op, min_weights: int = NBITS_MIN_WEIGHTS) -> bool:
+    """Whether the nbits format writes this dense operation as MatMulNBits (large enough to gain from it)."""
+    return op.kind == "dense" and op.weight.size >= min_weights
 
 
 def _nbits_bits(levels: int) -> int:
@@ -119,8 +133,10 @@ def _scale_dq(op) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, model: TernaryModel, fmt: str, nbits_block: int, conv_form: str) -> None:
+    def __init__(self, model: TernaryModel, fmt: str, nbits_block: int, conv_form: str,
+                 nbits_min_weights: int = NBITS_MIN_WEIGHTS) -> None:
         self.model, self.fmt, self.nbits_block, self.conv_form = model, fmt, nbits_block, conv_form
+        self.nbits_min_weights = nbits_min_weights
         self.shapes = model.shape_map()
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[TensorProto] = []
@@ -204,7 +220,7 @@ def matmul_nbits(b: _Builder, n: Node, x: str, weight: np.ndarray) -> str:
 
 
 def _dense(b: _Builder, n: Node, xs: list[str]) -> str:
-    if b.fmt == "nbits":
+    if b.fmt == "nbits" and nbits_kernel(n.op, b.nbits_min_weights):
         return matmul_nbits(b, n, xs[0], n.op.weight)
     return b.node("Gemm", [xs[0], b.weight(n), b.bias(n)], f"{n.name}_dense", transB=1)
 
@@ -285,8 +301,10 @@ HANDLERS: dict[str, Callable[[_Builder, Node, list[str]], str]] = {
 
 
 def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str] | None = None,
-                nbits_block: int = NBITS_BLOCK, conv_form: str = "conv") -> onnx.ModelProto:
-    """The ONNX model for `model` (validated first). `fmt` is resolved with `resolve_format`."""
+                nbits_block: int = NBITS_BLOCK, conv_form: str = "conv",
+                nbits_min_weights: int = NBITS_MIN_WEIGHTS) -> onnx.ModelProto:
+    """The ONNX model for `model` (validated first). `fmt` is resolved with `resolve_format`; for `nbits`,
+    dense layers with fewer than `nbits_min_weights` weights keep the `int2-cast` form (0: none do)."""
     model.validate()
     fmt = resolve_format(model, fmt)
     if nbits_block < 16 or nbits_block & (nbits_block - 1):
@@ -294,7 +312,7 @@ def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str]
     handlers = [handler(HANDLERS, n.op, "ONNX", where=f"node {n.name}") for n in model.nodes]  # refuse first
     if conv_form not in CONV_FORMS:
         raise ArtifactError(f"unknown conv form {conv_form!r}; use one of {', '.join(CONV_FORMS)}")
-    b = _Builder(model, fmt, nbits_block, conv_form)
+    b = _Builder(model, fmt, nbits_block, conv_form, nbits_min_weights)
     shape = tuple(int(d) for d in model.input.shape)
     mean, std = _compact(model.input.mean), _compact(model.input.std)
     # same float32 operations as InputSpec.normalise, so the graph's first activation matches the reference

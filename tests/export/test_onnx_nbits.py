@@ -12,7 +12,7 @@ from conftest import random_cnn, random_mlp
 from ternkit.core import TernkitError
 from ternkit.export import OnnxModel, export_onnx, write_bundle
 from ternkit.export.onnx import check_runtime, onnx_bytes
-from ternkit.export.onnx_graph import NBITS_OPS, build_graph, nbits_pack
+from ternkit.export.onnx_graph import NBITS_MIN_WEIGHTS, NBITS_OPS, build_graph, nbits_pack
 
 
 def _x(model, n=256, seed=1):
@@ -35,7 +35,9 @@ def test_graph_metadata_and_size():
     model = random_mlp((784, 256, 10))
     m = build_graph(model, "nbits")
     nodes = [n for n in m.graph.node if n.op_type == "MatMulNBits"]
-    assert len(nodes) == 2 and {n.domain for n in nodes} == {"com.microsoft"}
+    # per-layer rule: 784x256 (>= NBITS_MIN_WEIGHTS) in MatMulNBits, the 10-wide output layer as Cast -> Gemm
+    assert len(nodes) == 1 and {n.domain for n in nodes} == {"com.microsoft"}
+    assert [n.op_type for n in m.graph.node].count("Gemm") == 1
     attrs = {a.name: a.i for a in nodes[0].attribute}
     assert attrs == {"K": 784, "N": 256, "bits": 2, "block_size": 128, "accuracy_level": 4}
     inits = {t.name: t for t in m.graph.initializer}
@@ -50,13 +52,27 @@ def test_graph_metadata_and_size():
 @pytest.mark.parametrize("make", [lambda: random_mlp((300, 64, 10), seed=2), random_cnn])
 def test_runs_and_agrees(tmp_path, make):
     model = make()
-    r = export_onnx(model, tmp_path / "m.onnx", "nbits")
+    r = export_onnx(model, tmp_path / "m.onnx", "nbits", nbits_min_weights=0)
     x = _x(model)
     ref, out = model.forward(x), OnnxModel(r.path).forward(x)
     scale = max(1.0, float(np.abs(ref).max()))
     assert 1e-5 * scale < np.abs(out - ref).max() < 5e-2 * scale
     assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.98
     assert 0 < r.max_abs_diff < 5e-2 * scale
+
+
+@pytest.mark.parametrize("min_weights", [NBITS_MIN_WEIGHTS, 0])
+def test_per_layer_rule(min_weights):
+    """Dense layers below the threshold keep the Cast -> Gemm form; the rest, and only they, are MatMulNBits;
+    a model with no layer above it is exact (float at load) and still passes the export check."""
+    model = random_mlp((784, 256, 64, 10), seed=5)  # 200,704 / 16,384 / 640 weights
+    g = build_graph(model, "nbits", nbits_min_weights=min_weights)
+    ks = [next(a.i for a in n.attribute if a.name == "K") for n in g.graph.node if n.op_type == "MatMulNBits"]
+    assert ks == ([784] if min_weights else [784, 256, 64])
+    small = random_mlp((300, 64, 10), seed=2)  # every layer below the threshold
+    data, fmt = onnx_bytes(small, "nbits")
+    assert "MatMulNBits" not in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert check_runtime(small, data, fmt) < 1e-4
 
 
 def test_more_levels_use_4_bits(tmp_path):
@@ -67,7 +83,7 @@ def test_more_levels_use_4_bits(tmp_path):
                   np.zeros(6, np.float32))
     model = TernaryModel([layer], InputSpec((200,), np.zeros(200, np.float32), np.ones(200, np.float32)),
                          list("abcdef"), levels=3)
-    r = export_onnx(model, tmp_path / "m.onnx", "nbits")
+    r = export_onnx(model, tmp_path / "m.onnx", "nbits", nbits_min_weights=0)
     assert r.format == "int4-nbits"
     node = next(n for n in onnx.load(str(r.path)).graph.node if n.op_type == "MatMulNBits")
     assert {a.name: a.i for a in node.attribute}["bits"] == 4
@@ -89,12 +105,12 @@ def _edit(data: bytes, **attrs) -> bytes:
 
 def test_check_refuses_missing_operator_wrong_results_and_slow_fallback():
     model = random_mlp((300, 64, 10), seed=2)
-    data, fmt = onnx_bytes(model, "nbits")
+    data, fmt = onnx_bytes(model, "nbits", nbits_min_weights=0)
     assert check_runtime(model, data, fmt) > 0
     with pytest.raises(TernkitError, match="cannot run the int2-nbits export.*contrib"):
         check_runtime(model, _edit(data, domain="org.example"), fmt)  # a runtime without the operator
     with pytest.raises(TernkitError, match="disagrees"):
-        check_runtime(model, onnx_bytes(random_mlp((300, 64, 10), seed=3), "nbits")[0], fmt)
+        check_runtime(model, onnx_bytes(random_mlp((300, 64, 10), seed=3), "nbits", nbits_min_weights=0)[0], fmt)
     # accuracy_level 0 is onnxruntime's float fallback: what a runtime without the 2-bit int8 kernel runs
     with pytest.raises(TernkitError, match="no int8 kernel"):
         check_runtime(model, _edit(data, accuracy_level=0), fmt)
