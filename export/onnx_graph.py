@@ -45,10 +45,11 @@ OUTPUT_NAME = "logits"
 NBITS_BLOCK = 128  # MatMulNBits block along K (one int8 activation scale per block at accuracy_level 4)
 NBITS_OPS = ["com.microsoft.MatMulNBits"]
 # A dense layer becomes MatMulNBits only from this many weights (K*N) up. Measured with onnxruntime 1.32, one
-# thread, batch 1/16/256, one layer alone against its float Gemm: every layer below 2^17 weights (784x64,
-# 784x128, 256x256, 512x128, 4096x10, ...) was at best even and mostly slower (0.7-1.0x, the int8 activation
-# quantisation costs about K per row whatever N is); from 2^17 up (784x256, 512x256, 1024x128, 2048x64) it
-# was faster at every batch. `benchmarks/onnx.py --part nbits` measures the whole models with and without it.
+# thread, batch 1/16/256, one layer alone against its float Gemm: below 2^17 weights most shapes were slower
+# (0.2-1.0x: 256x10, 784x64, 784x128, 256x256, 64x256; the int8 activation quantisation costs about K per row
+# whatever N is) and the few that gained did so by <= 1.25x (512x128, 1024x64, 2048x32); from 2^17 up every
+# measured shape (784x256, 512x256, 1024x128, 2048x64, ...) was faster at every batch.
+# `benchmarks/onnx.py --part nbits` measures the whole models with and without it.
 NBITS_MIN_WEIGHTS = 1 << 17
 CONV_FORMS = ("conv", "im2col")  # nbits: Cast*scale -> Conv (default), or im2col -> MatMulNBits (groups=1)
 _OPSET = {"int2": (25, 11), "int2-cast": (25, 11), "int8": (13, 7), "float": (13, 7), "nbits": (25, 11)}
