@@ -142,8 +142,9 @@ def test_user_loop_and_cli_give_the_same_artifact(tmp_path, capsys):
     factory = tmp_path / "net.py"
     factory.write_text(f"import sys\nsys.path.insert(0, {str(EXAMPLES)!r})\nfrom kws_dscnn import build as _b\n\n"
                        "def build(shape, k):\n    return _b(shape, k, width=4)\n")
+    # the loop's batch size and rate, given explicitly: on a set this small the CLI would otherwise pick its own
     assert main(["train", "--dataset", "digits", "--model", f"{factory}:build", "--epochs", "1", "--seed", "3",
-                 "--quiet", "--out", str(tmp_path / "m.tern")]) == 0
+                 "--batch-size", "64", "--lr", "0.001", "--quiet", "--out", str(tmp_path / "m.tern")]) == 0
     cli = load_model(tmp_path / "m.tern")
     assert cli.fingerprint() == ours.fingerprint()
 
