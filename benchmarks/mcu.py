@@ -29,7 +29,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np  # noqa: E402
 
-from ternkit.commands.export_c import calibration  # noqa: E402
 from ternkit.core import load_dataset, load_model  # noqa: E402
 from ternkit.export.c_build import (  # noqa: E402
     CFLAGS,
@@ -47,6 +46,7 @@ from ternkit.export.c_build import (  # noqa: E402
 )
 from ternkit.export.c_emit import write_c  # noqa: E402
 from ternkit.export.c_program import build_program, emulate  # noqa: E402
+from ternkit.export.calibration import calibration_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEST = HERE.parent.parent / "shared" / "datasets" / "mnist"
@@ -72,7 +72,7 @@ def _m4_figures(obj: Path, run) -> dict:
 
 def ternkit_row(name: str, path: Path, test, n_m4: int) -> dict:
     model = load_model(path)
-    calib, spec = calibration(model, None, str(path))
+    calib, _, spec = calibration_data(model, None, where=str(path))
     prog = build_program(model, calib, spec)
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         tmp = Path(tmp)

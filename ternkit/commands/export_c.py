@@ -23,46 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def calibration(model, spec: str | None, where: str):
-    """(calibration samples, the spec they came from): the same data the Lava export calibrates on."""
-    try:
-        from ternkit.export.calibration import calibration_data
-    except ImportError:  # before the move out of the lava command has landed
-        from ternkit.commands.export_lava import calibration_data
-    x, _, used = calibration_data(model, spec, where=where)
-    return x, used
-
-
 def run(args: argparse.Namespace) -> int:
     from ternkit.export.c_emit import check_out_dir, export_c
     from ternkit.export.c_program import check_supported
+    from ternkit.export.calibration import calibration_data
 
     model = load_model(args.model)
     check_supported(model)  # an unsupported operation is refused before calibration
     check_out_dir(args.out)
-    x, spec = calibration(model, args.calibrate, str(args.model))
+    x, _, spec = calibration_data(model, args.calibrate, where=str(args.model))  # what export lava uses
     prog = export_c(model, args.out, x, source=spec)
     print(f"wrote {args.out}/model.h and model.c ({len(prog.steps)} kernel calls, activation arena "
           f"{prog.arena_bytes} bytes, TK_INPUTS {prog.inputs}, TK_CLASSES {prog.classes}; calibrated on "
           f"{prog.calibration_samples} samples of {spec})")
     return 0
-
-
-
-# The committed `ternkit simulate` (before export/simulate.py's backend table lands) calls these two; the table
-# entries for c and cortex-m4 call `ternkit.export.c_sim.run_backend` directly. Remove once the table is in.
-def simulate_c_args(model, data, args: argparse.Namespace) -> dict:
-    from ternkit.export.c_emit import check_out_dir
-    from ternkit.export.c_sim import BUILD_FILES, simulate_c
-
-    if args.build:
-        check_out_dir(args.build, BUILD_FILES)  # before calibration
-    x, spec = calibration(model, args.calibrate, str(args.model))
-    return simulate_c(model, data.x, data.y, args.backend, x, source=spec, model_path=str(args.model),
-                      dataset=args.dataset, build_dir=args.build)
-
-
-def c_summary(record: dict) -> str:
-    from ternkit.export.c_sim import c_summary as summary
-
-    return summary(record)
