@@ -8,7 +8,7 @@ record says which values were defaults and why (it becomes `metrics["schedule"]`
 
 Why the schedule adapts: at a fixed batch 64 and rate 1e-3, iris (120 training samples) gets 2 steps per
 epoch, and 10 epochs left it at 53-63 % validation accuracy; batch 8 and rate 1e-2 reach 95.6 % in the same
-10 epochs (3 seeds, every method). Digits (1,437): batch 16, rate 3e-3 -> 96-98 % in 10 epochs vs 90-96 %.
+10 epochs (3 seeds, every method). Digits (1,438): batch 16, rate 3e-3 -> 96-98 % in 10 epochs vs 90-96 %.
 MNIST sample (4,000): batch 64, rate 1e-3 is what every MNIST figure in docs/benchmarks.md was measured with.
 Tier boundaries lie between those sizes (roughly their geometric means). Without `--epochs`, a run gets at
 least MIN_STEPS optimisation steps (about what 10 epochs of the MNIST sample take) and 10 epochs, at most 200.
@@ -26,7 +26,7 @@ __all__ = ["resolve_defaults", "schedule_for", "TIERS", "MIN_STEPS", "MIN_EPOCHS
 # (training samples below, batch size, Adam rate, where it was measured)
 TIERS: tuple[tuple[float, int, float, str], ...] = (
     (400, 8, 1e-2, "fewer than 400 (measured on iris, 120)"),
-    (2400, 16, 3e-3, "fewer than 2,400 (measured on digits, 1,437)"),
+    (2400, 16, 3e-3, "fewer than 2,400 (measured on digits, 1,438)"),
     (float("inf"), 64, 1e-3, "2,400 or more (measured on the MNIST sample, 4,000)"),
 )
 MIN_STEPS = 600  # ~ 10 epochs of the MNIST sample at batch 64 (630 steps)
@@ -50,7 +50,7 @@ def schedule_for(n_samples: int, batch_size: int | None = None, lr: float | None
     defaults = [k for k, v in given.items() if not v]
     why = []
     if not (given["batch_size"] and given["lr"]):
-        why.append(f"batch and rate for {n_samples} training samples, {where}")
+        why.append(f"batch and rate for {n_samples:,} training samples, {where}")
     if not given["epochs"]:
         why.append(f"epochs: at least {MIN_STEPS} steps and {MIN_EPOCHS} epochs")
     return {"batch_size": batch, "lr": rate, "epochs": epochs, "steps": epochs * steps_per_epoch,

@@ -89,7 +89,7 @@ class DataParallel(Technique):
     # -- set-up ---------------------------------------------------------------------------------------------
     def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[torch.nn.Parameter]:
         self._init_group(net)
-        if config.batch_size < self.world:
+        if config.batch_size is not None and config.batch_size < self.world:  # None: train() resolves it first
             raise OptionError(f"--batch-size {config.batch_size} is smaller than the {self.world} processes sharing it")
         self._agree(_fingerprint(config.identity(), net), "were started with different settings or code "
                     "(every process must get the same options)")

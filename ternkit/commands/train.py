@@ -206,7 +206,9 @@ def _train_here(args: argparse.Namespace) -> int:
         return 0
     sched = results[config.method]["schedule"]
     print(f"dataset {config.dataset}, model {config.model}, {sched['epochs']} epochs, batch {sched['batch_size']}, "
-          f"lr {sched['lr']:g}, seed {config.seed}" + (f" (defaults: {sched['why']})" if sched["defaults"] else ""))
+          f"lr {sched['lr']:g}, seed {config.seed}")
+    if sched["defaults"]:
+        print(f"defaults: {sched['why']}")
     print(f"{'method':<10} {'train%':>6} {'val%':>6} {'test%':>6} {'params KiB':>9} {'bits':>5} {'train s':>8}"
           "   (error rates)")
     for name, m in results.items():
