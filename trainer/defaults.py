@@ -49,8 +49,9 @@ def schedule_for(n_samples: int, batch_size: int | None = None, lr: float | None
         epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, -(-MIN_STEPS // steps_per_epoch)))
     defaults = [k for k, v in given.items() if not v]
     why = []
-    if not (given["batch_size"] and given["lr"]):
-        why.append(f"batch and rate for {n_samples:,} training samples, {where}")
+    chosen = " and ".join(name for name, key in (("batch", "batch_size"), ("rate", "lr")) if not given[key])
+    if chosen:
+        why.append(f"{chosen} for {n_samples:,} training samples, {where}")
     if not given["epochs"]:
         why.append(f"epochs: at least {MIN_STEPS} steps and {MIN_EPOCHS} epochs")
     return {"batch_size": batch, "lr": rate, "epochs": epochs, "steps": epochs * steps_per_epoch,

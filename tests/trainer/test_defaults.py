@@ -32,7 +32,7 @@ def test_explicit_values_win():
     assert (s["batch_size"], s["lr"], s["epochs"], s["defaults"]) == (64, 1e-3, 7, [])
     s = schedule_for(120, batch_size=32)  # the rate and epochs still adapt
     assert (s["batch_size"], s["lr"], s["epochs"]) == (32, 1e-2, 150)  # 4 steps per epoch: 600 steps
-    assert s["defaults"] == ["lr", "epochs"]
+    assert s["defaults"] == ["lr", "epochs"] and s["why"].startswith("rate for 120 training samples")
 
 
 def test_batch_and_rate_do_not_depend_on_epochs():
