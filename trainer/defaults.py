@@ -40,7 +40,7 @@ def schedule_for(n_samples: int, batch_size: int | None = None, lr: float | None
 
     Batch and rate depend on the data size only (never on epochs), so a run resumed with more `--epochs`
     resolves to the same batch and rate and its checkpoint identity still matches."""
-    limit, tier_batch, tier_lr, where = next(t for t in TIERS if n_samples < t[0])
+    _, tier_batch, tier_lr, where = next(t for t in TIERS if n_samples < t[0])
     given = {"batch_size": batch_size is not None, "lr": lr is not None, "epochs": epochs is not None}
     batch = tier_batch if batch_size is None else batch_size
     rate = tier_lr if lr is None else lr

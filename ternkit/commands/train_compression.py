@@ -27,9 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--penalty", default=None, choices=KINDS,
                    help="sparsity penalty: halo (learned per-weight shrinkage) or l1")
     g.add_argument("--halo-xi", type=float, default=None, metavar="XI",
-                   help="HALO: weight of sum |w|/lambda^2 (default: 1e-4 for float and ste, 3e-4 for conntra)")
+                   help="HALO: weight of sum |w|/lambda^2 (default: 1e-4 for float, 3e-4 for ste and conntra)")
     g.add_argument("--halo-psi", type=float, default=None, metavar="PSI",
-                   help="HALO: weight of sum |lambda| (default: 1e-5 for float and ste, 3e-5 for conntra)")
+                   help="HALO: weight of sum |lambda| (default: 1e-5 for float, 3e-5 for ste and conntra)")
     g.add_argument("--l1", type=float, default=None, metavar="S", help="L1: strength (with --penalty l1; default 3e-4)")
     g.add_argument("--prune", type=float, default=None, metavar="FRACTION",
                    help="after training, zero exactly this share of the weights (global magnitude threshold)")

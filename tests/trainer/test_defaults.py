@@ -53,7 +53,8 @@ def test_halo_defaults_per_method_and_explicit_strength_wins():
     halo = {"penalty": {"kind": "halo", "xi": None, "psi": None}}
     fl = penalty_settings(TrainConfig(method="float", extra=halo))
     ct = penalty_settings(TrainConfig(method="conntra", extra=halo))
-    assert (fl["xi"], fl["psi"]) == (1e-4, 1e-5) and (ct["xi"], ct["psi"]) == (3e-4, 3e-5)
+    st = penalty_settings(TrainConfig(method="ste", extra=halo))
+    assert (fl["xi"], fl["psi"]) == (1e-4, 1e-5) and (ct["xi"], ct["psi"]) == (3e-4, 3e-5) == (st["xi"], st["psi"])
     mine = penalty_settings(TrainConfig(method="conntra", extra={"penalty": {"kind": "halo", "xi": 2e-6}}))
     assert (mine["xi"], mine["psi"]) == (2e-6, 3e-5)  # the given one kept, the other from the method
     cfg, rec = resolve_defaults(TrainConfig(method="float", extra=halo), 4000)
@@ -135,7 +136,7 @@ def test_cli_prints_the_schedule_and_help_names_the_defaults(tmp_path, capsys):
     assert (s["batch_size"], s["lr"], s["defaults"]) == (32, 0.002, [])
     assert main(["train", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "8 below 400" in help_text and "3e-4 for conntra" in help_text and "(default: 3)" in help_text
+    assert "8 below 400" in help_text and "3e-4 for ste and conntra" in help_text and "(default: 3)" in help_text
 
 
 def test_bad_explicit_values_still_fail():
