@@ -63,8 +63,9 @@ test-mcu: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# one torch thread: the demo's small models gain nothing from a second, and lose 2-3x when another job shares the core
 demo: $(STAMP)
-	$(BIN)/ternkit pipeline
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/ternkit pipeline
 
 clean:
 	rm -rf $(VENV) $(CORE) build dist *.egg-info runs
