@@ -3,6 +3,7 @@
 from .activity import activations_activity, activity_record
 from .bundle import write_bundle
 from .calibration import calibration_data
+from .evaluate import evaluate
 from .lava_compat import LavaUnavailable, import_lava
 from .lava_export import lava_graph_for
 from .lava_graph import build_graph, emulate, load_graph, save_graph
@@ -14,5 +15,5 @@ from .simulate import BACKENDS, Backend, register_backend, simulate, simulation_
 __all__ = ["export_onnx", "OnnxExport", "OnnxModel", "write_bundle",
            "build_graph", "save_graph", "load_graph", "emulate", "simulate_graph", "lava_activity", "LavaRun",
            "import_lava", "LavaUnavailable", "activity_record", "activations_activity",
-           "calibration_data", "lava_graph_for", "simulate", "simulation_data", "BACKENDS", "Backend",
+           "calibration_data", "lava_graph_for", "evaluate", "simulate", "simulation_data", "BACKENDS", "Backend",
            "register_backend"]

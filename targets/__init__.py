@@ -8,6 +8,7 @@ Imports only `ternkit.core`; simulation activity arrives as a JSON record (`read
 
 from .activity import Activity, read_activity
 from .energy import estimate, float_baseline
+from .make import report_model
 from .memory import entropy_bits, fit, model_memory
 from .ops import LayerOps, count_ops, totals
 from .render import markdown, write_report
@@ -20,5 +21,5 @@ __all__ = [
     "LayerOps", "count_ops", "totals",
     "model_memory", "entropy_bits", "fit",
     "estimate", "float_baseline",
-    "build_report", "markdown", "write_report",
+    "build_report", "report_model", "markdown", "write_report",
 ]

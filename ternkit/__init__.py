@@ -21,6 +21,9 @@ __all__ = [
     "train", "TrainConfig", "ternarize", "to_artifact", "nn", "optim",
     # deployment (ternkit.export)
     "export_onnx", "OnnxModel", "write_bundle", "calibration_data", "lava_graph_for", "simulate", "simulation_data",
+    "evaluate",
+    # memory and energy reports (ternkit.targets)
+    "report_model", "write_report",
 ]
 
 _WHERE = {
@@ -30,7 +33,8 @@ _WHERE = {
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
     "calibration_data": "ternkit.export", "lava_graph_for": "ternkit.export", "simulate": "ternkit.export",
-    "simulation_data": "ternkit.export",
+    "simulation_data": "ternkit.export", "evaluate": "ternkit.export",
+    "report_model": "ternkit.targets", "write_report": "ternkit.targets",
 }
 
 

@@ -2,15 +2,13 @@
 
 Every stage's settings come from one TOML file (see examples/pipeline.toml); with none, defaults on
 mnist-sample. Stages record their results in `runs/<name>/pipeline.json` as they finish, so a failed stage
-stops the run with its message, the finished stages are kept, and `--resume` skips them. The Lava export and
-the simulation call the public API (`ternkit.export.lava_graph_for`, `ternkit.export.simulate`), the functions
-behind `ternkit export lava` and `ternkit simulate`, so the pipeline's figures are the CLI's figures.
+stops the run with its message, the finished stages are kept, and `--resume` skips them. Each stage calls the
+public API -- `export_onnx`, `evaluate`, `lava_graph_for`, `simulate`, `report_model` -- the functions behind
+the matching `ternkit` commands, so the pipeline's figures are the CLI's figures.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from collections.abc import Callable
@@ -62,6 +60,9 @@ class PipelineConfig:
         return Path(self.runs_dir) / self.name
 
 
+# [onnx] format -> the export's weight format (the flags of `ternkit export onnx`: --cast, --int8, ...)
+ONNX_FORMATS = {"int2": "int2", "cast": "int2-cast", "int8": "int8", "float": "float", "nbits": "nbits"}
+
 _SECTIONS = {"data": ("dataset", "test"), "train": ("model", "method", "baseline", "epochs", "seed", "val_fraction",
                                                      "batch_size"),
              "onnx": ("format",), "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
@@ -94,24 +95,11 @@ def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = No
         raise OptionError(f"pipeline name {cfg.name!r} must be a plain directory name")
     if cfg.limit < 1:
         raise OptionError(f"simulate limit must be >= 1, got {cfg.limit}")
+    if cfg.onnx_format not in ONNX_FORMATS:
+        raise OptionError(f"onnx format {cfg.onnx_format!r} is not one of {', '.join(ONNX_FORMATS)}")
     if not cfg.targets or not all(isinstance(t, str) for t in cfg.targets):
         raise OptionError("report targets must be a non-empty list of names or TOML paths")
     return cfg
-
-
-def _cli(argv: list[str]) -> str:
-    """Run a ternkit subcommand in this process; a failure becomes a TernkitError carrying its message."""
-    from ternkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    if code == 130:  # Ctrl-C inside the subcommand: the pipeline is interrupted too (exit 130), not failed
-        raise KeyboardInterrupt
-    if code != 0:
-        message = (err.getvalue().strip().splitlines() or [f"exit code {code}"])[-1]
-        raise TernkitError(f"`ternkit {' '.join(argv[:2])}` failed: {message}")
-    return out.getvalue()
 
 
 def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) -> dict:
@@ -131,16 +119,22 @@ def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) ->
 
 
 def _export_onnx(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    _cli(["export", "onnx", str(run / "model.tern"), "-o", str(run / "model.onnx")]
-         + ([f"--{cfg.onnx_format}"] if cfg.onnx_format != "int2" else []))
-    return {"artifact": "model.onnx", "bytes": (run / "model.onnx").stat().st_size}
+    from ternkit.core import load_model
+    from ternkit.export import export_onnx
+
+    model = load_model(run / "model.tern")
+    check_writable(run / "model.onnx")
+    written = export_onnx(model, run / "model.onnx", ONNX_FORMATS[cfg.onnx_format])
+    return {"artifact": "model.onnx", "bytes": written.size}
 
 
 def _eval(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    from ternkit.export import evaluate
+
     results = {}
     for name in ["model.tern", "model.onnx"] + [r["artifact"] for m, r in state["train"]["result"].items()
                                                  if m != cfg.method]:
-        r = json.loads(_cli(["eval", str(run / name), "--dataset", cfg.eval_spec, "--json"]))
+        r = evaluate(run / name, cfg.eval_spec)
         results[name] = {"accuracy": r["accuracy"], "n": r["n"]}
     return {"dataset": cfg.eval_spec, "models": results}
 
@@ -174,10 +168,10 @@ def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
 
 
 def _report(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    argv = ["report", str(run / "model.tern"), "--activity", str(run / "activity.json"), "-o", str(run / "report")]
-    for t in cfg.targets:
-        argv += ["--target", t]
-    _cli(argv)
+    from ternkit.targets import report_model, write_report
+
+    report = report_model(run / "model.tern", cfg.targets, activity=run / "activity.json")
+    write_report(report, run / "report")
     return {"directory": "report", "files": sorted(p.name for p in (run / "report").iterdir())}
 
 
@@ -191,6 +185,18 @@ _STAGE_FUNCS: dict[str, Callable[[PipelineConfig, Path, dict], dict]] = {
     "train": _train, "export-onnx": _export_onnx, "eval": _eval, "export-lava": _export_lava,
     "simulate": _simulate, "report": _report, "summary": _summary,
 }
+
+
+def _interrupted(e: BaseException) -> bool:
+    """True for an error a Ctrl-C turned into: one landing in an import arrives wrapped (a C extension's
+    initialisation raises ImportError, a class body's `__set_name__` RuntimeError), its cause the interrupt."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict:
@@ -218,10 +224,14 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str],
         t0 = time.perf_counter()
         try:
             result = _train(cfg, run, state, resume) if stage == "train" else _STAGE_FUNCS[stage](cfg, run, state)
-        except KeyboardInterrupt:
-            log(f"[{stage}] interrupted; finished stages are kept: rerun with --resume")
-            raise
-        except TernkitError as e:
+        except BaseException as e:
+            if _interrupted(e):  # Ctrl-C: exit 130 (the CLI), not a failed stage
+                log(f"[{stage}] interrupted; finished stages are kept: rerun with --resume")
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                raise KeyboardInterrupt from None
+            if not isinstance(e, TernkitError):
+                raise
             state[stage] = {"status": "failed", "error": str(e), "seconds": time.perf_counter() - t0}
             write_text(state_path, json.dumps(state, indent=2))
             raise TernkitError(f"stage {stage} failed: {e} (finished stages are kept; fix and rerun with "

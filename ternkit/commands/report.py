@@ -3,7 +3,7 @@
 Memory and estimated energy per inference on each target, beside the float32 baseline: report.json,
 report.md, memory.png and energy.png. Activation sparsity comes from the numpy reference run on `--dataset`
 (default: the dataset the model was trained on, if it is a bundled one -- a model never makes ternkit read a
-file); neuromorphic activity from `--activity` when given.
+file); neuromorphic activity from `--activity` when given. The choices are `ternkit.targets.report_model`'s.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from ternkit.commands import SUMMARIES
-from ternkit.core import DataError, OptionError, load_dataset, load_model
-from ternkit.core.data import is_builtin
-from ternkit.core.metrics import synaptic_nodes
-from ternkit.targets import build_report, load_target, read_activity, shipped_targets, write_report
-
-DEFAULT_LIMIT = 1000
+from ternkit.targets import report_model, shipped_targets, write_report
+from ternkit.targets.make import DEFAULT_LIMIT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,51 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _samples(spec: str, limit: int, shape: tuple[int, ...]) -> np.ndarray:
-    data = load_dataset(spec)
-    if data.shape != shape:
-        raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {shape}")
-    return data.spread(limit).x
-
-
-def _measured(args: argparse.Namespace, model) -> dict | None:
-    """Measured figures of a Cortex-M4 build: from --build DIR (sizes read from its model.o) or the record."""
-    from ternkit.targets.measured import measured_from_record, parse_measured
-
-    if args.build:
+def run(args: argparse.Namespace) -> int:
+    build = None
+    if args.build:  # measured figures are data to targets: the build directory is read here, by export
         from ternkit.export.c_sim import build_figures
 
-        return parse_measured(build_figures(args.build), args.build, model.fingerprint(), args.model)
-    if args.activity:
-        return measured_from_record(args.activity, model.fingerprint(), args.model)
-    return None
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise OptionError(f"--limit must be at least 1, got {args.limit}")
-    model = load_model(args.model)
-    names = args.target or shipped_targets()
-    targets = [load_target(n) for n in dict.fromkeys(names)]
-    activity = read_activity(args.activity, len(synaptic_nodes(model)), model.fingerprint(),
-                             args.model) if args.activity else None
-    # the model's provenance is data, never a file to read: only a bundled dataset is used without --dataset
-    named = model.provenance.get("dataset") if isinstance(model.provenance.get("dataset"), str) else None
-    spec = args.dataset or (named if named and is_builtin(named) else None)
-    x = None
-    if spec:
-        try:
-            x = _samples(spec, args.limit, tuple(model.input.shape))
-        except DataError:
-            if args.dataset or activity is None:
-                raise
-            spec = None  # the training data is not here; the activity record still gives measured counts
-    elif activity is None:
-        hint = f" (the model was trained on {named[:200]!r})" if named else ""
-        raise OptionError(f"give --dataset SPEC to measure activation sparsity{hint}, or --activity RUN.json")
-    measured = _measured(args, model)
-    report = build_report(model, targets, x=x, activity=activity, model_path=args.model, dataset=spec,
-                          measured=measured)
+        build = build_figures(args.build)
+    report = report_model(args.model, args.target, dataset=args.dataset, activity=args.activity, limit=args.limit,
+                          build=build, build_where=str(args.build))
     paths = write_report(report, args.out)
     for w in report["warnings"]:
         print(f"ternkit report: warning: {w}", file=sys.stderr)

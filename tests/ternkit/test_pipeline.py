@@ -86,3 +86,18 @@ def test_failed_stage_stops_with_clear_message(tmp_path, capsys):
     assert main(["pipeline", str(cfg), "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "stage train failed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_interrupt_wrapped_by_an_import_is_an_interrupt():
+    """Ctrl-C during a C extension's initialisation surfaces as ImportError caused by KeyboardInterrupt: the
+    pipeline treats it as the interrupt (exit 130), not as a failed stage or a traceback."""
+    from ternkit.pipeline import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as k:
+            raise ImportError("initialization failed") from k
+    except ImportError as e:
+        assert _interrupted(e)
+    assert not _interrupted(ImportError("no module named x")) and not _interrupted(OptionError("bad"))
