@@ -270,10 +270,10 @@ def trace_graph(model: nn.Module, input_shape: tuple[int, ...], strip: str = "")
             if op is _IDENTITY:
                 alias[n] = ins[0]
                 continue
-            if isinstance(op, Add | Concat) and len(ins) < 2:
+            if op.arity is None and len(ins) < 2:
                 raise UnsupportedError(f"{where}: {op.kind} with a constant is not supported (both must be tensors)")
-            if not isinstance(op, Add | Concat) and len(ins) != 1:
-                raise UnsupportedError(f"{where}: {op.kind} must take exactly one tensor")
+            if op.arity is not None and len(ins) != op.arity:
+                raise UnsupportedError(f"{where}: {op.kind} must take exactly {op.arity} tensor(s)")
             alias[n] = add(where, op, ins, where)
             continue
         raise UnsupportedError(f"{where}: {n.op} {n.target} is not supported")

@@ -36,7 +36,8 @@ from torch import nn
 from ternkit.core.data import Split, load_split, normalisation
 from ternkit.core.errors import OptionError
 from ternkit.core.io import load_model
-from ternkit.core.model import Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
+from ternkit.core.model import Conv2d, Dense, InputSpec, TernaryModel
+from ternkit.core.ops import handler
 
 from .api import PARAMETRISATION, TrainResult, train
 from .config import METHODS, TrainConfig
@@ -118,6 +119,25 @@ class _Renormalise(nn.Module):
         return x * self.a + self.b
 
 
+def _float_weights(op: Dense | Conv2d, m: QuantLayer) -> QuantLayer:
+    """The float layer `m` holding the artifact operation's deployed weights scale * q."""
+    w = op.weight.astype(np.float32) * op.scale.astype(np.float32).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(w))
+        m.bias.copy_(torch.from_numpy(op.bias.astype(np.float32)))
+    return m
+
+
+# the teacher's torch layer per artifact operation (a plain chain of these is what go wide then narrow handles)
+_TEACHER_LAYERS: dict[str, Any] = {
+    "dense": lambda op: _float_weights(op, QuantLayer("dense", op.in_features, op.out_features, "float")),
+    "conv2d": lambda op: _float_weights(op, QuantLayer("conv", op.in_channels, op.out_channels, "float",
+                                                       kernel=op.kernel, stride=op.stride, padding=op.padding)),
+    "relu": lambda op: nn.ReLU(),
+    "flatten": lambda op: nn.Flatten(),
+}
+
+
 def teacher_from_model(model: TernaryModel, student: InputSpec) -> Network:
     """A float torch network computing the artifact's function on student-normalised input."""
     if tuple(model.input.shape) != tuple(student.shape):
@@ -127,27 +147,7 @@ def teacher_from_model(model: TernaryModel, student: InputSpec) -> Network:
             getattr(op, "groups", 1) != 1 for op in model.layers):
         raise OptionError("go wide then narrow needs a plain chain of dense/conv2d (groups=1), relu and flatten "
                           f"layers; the teacher has {', '.join(sorted(kinds))}")
-    layers: list[nn.Module] = []
-    for layer in model.layers:
-        if isinstance(layer, (Dense, Conv2d)):
-            w = layer.weight.astype(np.float32) * layer.scale.astype(np.float32).reshape(
-                (-1,) + (1,) * (layer.weight.ndim - 1))
-            if isinstance(layer, Dense):
-                m = QuantLayer("dense", layer.in_features, layer.out_features, "float")
-            else:
-                if layer.stride[0] != layer.stride[1] or layer.padding[0] != layer.padding[1] or (
-                        layer.kernel[0] != layer.kernel[1]):
-                    raise OptionError("teacher: only square kernels, strides and paddings are supported")
-                m = QuantLayer("conv", layer.in_channels, layer.out_channels, "float", kernel=layer.kernel[0],
-                               stride=layer.stride[0], padding=layer.padding[0])
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(w))
-                m.bias.copy_(torch.from_numpy(layer.bias.astype(np.float32)))
-            layers.append(m)
-        elif isinstance(layer, ReLU):
-            layers.append(nn.ReLU())
-        elif isinstance(layer, Flatten):
-            layers.append(nn.Flatten())
+    layers = [handler(_TEACHER_LAYERS, op, "go wide then narrow (teacher)")(op) for op in model.layers]
     net = Network([_Renormalise(student, model.input), *layers], tuple(student.shape))
     return net.requires_grad_(False)
 
