@@ -29,13 +29,14 @@ def train_in_user_loop(build, dataset: str = "mnist-sample", epochs: int = 10, s
     opt = (ternkit.optim.CoNNTrA(model, lr=lr, total_steps=steps) if method == "conntra"
            else torch.optim.Adam(model.parameters(), lr=lr))
     model.train()
-    for epoch in range(epochs):  # ---- the user loop: 6 lines
+    for epoch in range(epochs):  # ---- the user loop
         order = np.random.default_rng([seed, epoch]).permutation(len(x))
         for b in range(0, len(x), batch_size):
             idx = order[b:b + batch_size]
             opt.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+    ternkit.recalibrate_batchnorm(model, x)  # BatchNorm statistics for the final (discrete) weights
     return ternkit.to_artifact(model, x[:1], labels=split.train.labels, normalisation=(mean, std))
 
 

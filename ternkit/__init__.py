@@ -18,7 +18,7 @@ __all__ = [
     # the artifact and data (ternkit.core)
     "TernaryModel", "load_model", "save_model", "load_dataset", "load_split", "TernkitError",
     # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
-    "train", "TrainConfig", "ternarize", "to_artifact", "nn", "optim",
+    "train", "TrainConfig", "ternarize", "to_artifact", "recalibrate_batchnorm", "nn", "optim",
     # deployment (ternkit.export)
     "export_onnx", "OnnxModel", "write_bundle", "calibration_data", "lava_graph_for", "simulate", "simulation_data",
     "evaluate",
@@ -31,6 +31,7 @@ _WHERE = {
     "load_dataset": "ternkit.core", "load_split": "ternkit.core", "TernkitError": "ternkit.core",
     "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
+    "recalibrate_batchnorm": "ternkit.trainer.batchnorm",
     "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
     "calibration_data": "ternkit.export", "lava_graph_for": "ternkit.export", "simulate": "ternkit.export",
     "simulation_data": "ternkit.export", "evaluate": "ternkit.export",

@@ -19,6 +19,7 @@ from ternkit.core.metrics import operation_totals, parameter_memory
 from ternkit.core.model import InputSpec, TernaryModel
 from ternkit.core.version import ternkit_version
 
+from .batchnorm import recalibrate_batchnorm
 from .config import TrainConfig
 from .conntra import ConntraRule, ExactConntraRule
 from .defaults import resolve_defaults
@@ -114,7 +115,8 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     }
     for t in techniques:
         metrics.update(t.finish(net, config))
-    if techniques:  # a technique may have changed the network (pruning): report what is deployed
+    metrics["batchnorm_recalibrated"] = recalibrate_batchnorm(net, train_t[0])
+    if techniques or metrics["batchnorm_recalibrated"]:  # the network changed (pruning, statistics): report it
         metrics["train_error"] = 1 - accuracy(net, *train_t)
         metrics["val_error"] = 1 - accuracy(net, *val_t) if len(val_t[0]) else None
     if split.test is not None:

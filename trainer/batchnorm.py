@@ -1,0 +1,37 @@
+"""BatchNorm statistics re-estimated for the final weights.
+
+During training, BatchNorm's running mean and variance are moving averages over the last ~10 batches of
+*changing* weights. CoNNTrA changes weights in discrete jumps up to the last step, so its averages lag the
+weights it ends with, and the deployed (folded) network normalises with stale statistics: on the MNIST sample
+a depthwise-separable CNN tested 87.6 % with the averages and 93.1 % with statistics recomputed for its final
+weights (float: 91.9 → 92.1 %). One pass over the training data, cumulative averages, nothing trained.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["recalibrate_batchnorm"]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> bool:
+    """Recompute every BatchNorm's running statistics on `x` (normalised inputs) for the current weights.
+    Other modules run in evaluation mode (no dropout). Returns whether the model has any BatchNorm."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return False
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over all batches
+        m.train()
+    for i in range(0, len(x), batch_size):
+        model(x[i:i + batch_size])
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+    return True
