@@ -71,7 +71,7 @@ class CoNNTrA(torch.optim.Optimizer):
                 if isinstance(m, QuantLayer) and m.parametrisation == "discrete":
                     self._owners[id(m.weight)] = m
             params = [p for p in params.parameters() if p.requires_grad]
-        defaults = dict(lr=lr, base_lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
         self.total_steps, self.zero_bonus, self.lr_schedule = max(1, int(total_steps)), zero_bonus, lr_schedule
@@ -82,6 +82,10 @@ class CoNNTrA(torch.optim.Optimizer):
         self.step_index = 0
         self.moves_last_step = 0
         self._samples: dict[int, torch.Tensor] = {}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self.param_groups[-1].setdefault("base_lr", self.param_groups[-1]["lr"])  # each group's own cosine start
 
     # -- schedule -------------------------------------------------------------------------------------------
     def fraction(self) -> float:
