@@ -19,6 +19,7 @@ the collective timeout instead of hanging.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -151,6 +152,7 @@ class DataParallel(Technique):
     def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
         self._agree(_fingerprint({}, net), "ended with different weights (a technique's state is not "
                     "synchronised); the artifact would depend on the rank")
+        _CLEAN["finished"] = True
         return {"data_parallel": {"world_size": self.world, "backend": self.backend, "timeout_s": self.timeout}}
 
     def _agree(self, digest: int, problem: str) -> None:
@@ -165,6 +167,7 @@ class DataParallel(Technique):
         try:
             op()
         except RuntimeError as e:  # gloo/nccl raise DistBackendError (a RuntimeError) for a dead or stalled peer
+            _CLEAN["failed"] = True
             raise DistributedError(f"rank {self.rank} of {self.world}: {what} at step {self._step} failed: another "
                                    f"process died or stalled for over {self.timeout:g} s ({_first_line(e)})") from None
 
@@ -183,6 +186,17 @@ def _first_line(e: BaseException) -> str:
     return line.split(". This is typically")[0][:160]
 
 
+_CLEAN = {"finished": False, "failed": False}  # did this process end its run in step with the others?
+
+
 def _destroy() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """At exit. After a run that ended in step with the others, meet them once more before tearing down: a
+    process that destroyed its group while a peer was still tearing its own down was seen to abort the peer
+    (gloo: "terminate called without an active exception") on a loaded machine. After a failure, no meeting
+    (a dead peer would hold it until the timeout)."""
+    if not dist.is_initialized():
+        return
+    if _CLEAN["finished"] and not _CLEAN["failed"]:
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
+    dist.destroy_process_group()
