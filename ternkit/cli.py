@@ -28,7 +28,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser of `command` (every command's when None); the others only by name and summary, so
     `ternkit --help` or `ternkit eval ...` need not import the commands that load torch."""
     parser = _Parser(prog="ternkit", description="Train ternary neural networks and deploy them "
-                     "(ONNX, Lava) with memory and energy reports.")
+                     "(ONNX, Lava, C for microcontrollers) with memory and energy reports.")
     parser.add_argument("--version", action="version", version=f"ternkit {ternkit_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
