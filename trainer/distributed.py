@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -196,7 +197,13 @@ def _destroy() -> None:
     (a dead peer would hold it until the timeout)."""
     if not dist.is_initialized():
         return
-    if _CLEAN["finished"] and not _CLEAN["failed"]:
+    if _CLEAN["failed"]:
+        # a group with a dead peer aborts in its teardown (gloo: std::terminate), turning the clear error already
+        # printed into a crash: leave without tearing it down, with the failure's exit code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    if _CLEAN["finished"]:
         with contextlib.suppress(RuntimeError):
             dist.barrier()
     dist.destroy_process_group()
