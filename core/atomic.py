@@ -87,6 +87,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def check_output_dir(path: str | os.PathLike, replaceable: tuple[str, ...] = ()) -> None:
+    """Refuse an output directory that is a file, or that holds anything but `replaceable` names (an older
+    output of the same kind): a user's files are never mixed with or deleted by an output."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise OutputError(f"cannot write {path}: it exists and is not a directory")
+    if os.path.isdir(path):
+        others = sorted(set(os.listdir(path)) - set(replaceable))
+        if others:
+            raise OutputError(f"cannot write {path}: the directory holds other files ({', '.join(others[:3])}"
+                              f"{', ...' if len(others) > 3 else ''}); give a new or empty directory")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, replaceable: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; on success it replaces `path` whole, on error it is removed.
@@ -95,13 +107,7 @@ def atomic_dir(path: str | os.PathLike, replaceable: tuple[str, ...] = ()) -> It
     output of the same kind); anything else is refused before work starts, so a user's files are never mixed
     with or deleted by an output. Readers see the old directory or the new one, never a mix."""
     path = Path(path)
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise OutputError(f"cannot write {path}: it exists and is not a directory")
-    if os.path.isdir(path):
-        others = sorted(set(os.listdir(path)) - set(replaceable))
-        if others:
-            raise OutputError(f"cannot write {path}: the directory holds other files ({', '.join(others[:3])}"
-                              f"{', ...' if len(others) > 3 else ''}); give a new or empty directory")
+    check_output_dir(path, replaceable)
     parent = _parent(path, directory=True)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ternkit.core.atomic import OutputError, atomic_dir
+from ternkit.core.atomic import atomic_dir, check_output_dir
 from ternkit.core.model import INPUT
 from ternkit.core.version import ternkit_version
 
@@ -129,14 +129,7 @@ def write_c(prog: CProgram, out_dir: str | os.PathLike) -> None:
 def check_out_dir(out_dir: str | os.PathLike, allowed: tuple[str, ...] = FILES) -> None:
     """Refuse, before calibration, an output that is a file or a directory holding anything but an earlier
     export (the same test `atomic_dir` makes when writing)."""
-    path = str(out_dir)
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise OutputError(f"cannot write {path}: it exists and is not a directory")
-    if os.path.isdir(path):
-        others = sorted(set(os.listdir(path)) - set(allowed))
-        if others:
-            raise OutputError(f"cannot write {path}: the directory holds other files ({', '.join(others[:3])}"
-                              f"{', ...' if len(others) > 3 else ''}); give a new or empty directory")
+    check_output_dir(str(out_dir), allowed)
 
 
 def export_c(model, out_dir: str | os.PathLike, calib_x: np.ndarray, source: str | None = None) -> CProgram:
