@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 
 from ternkit.core import TernaryModel, load_dataset, load_model, save_model  # noqa: E402
 from ternkit.export.activity import activations_activity  # noqa: E402
-from ternkit.export.lava_compat import lava_version  # noqa: E402
-from ternkit.export.lava_graph import build_graph, choose_percentile, emulate  # noqa: E402
-from ternkit.export.lava_sim import lava_activity, simulate_graph  # noqa: E402
+from ternkit.export.lava.compat import lava_version  # noqa: E402
+from ternkit.export.lava.graph import build_graph, choose_percentile, emulate  # noqa: E402
+from ternkit.export.lava.sim import lava_activity, simulate_graph  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -57,8 +57,8 @@ def calibration(model: TernaryModel, n: int = 2000, held_out: int = 1000) -> tup
 def onnx_run(model: TernaryModel, x: np.ndarray) -> dict:
     import tempfile
 
-    from ternkit.export.onnx import export_onnx
-    from ternkit.export.onnx_infer import OnnxModel
+    from ternkit.export.onnx.export import export_onnx
+    from ternkit.export.onnx.infer import OnnxModel
 
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(model, Path(tmp) / "m.onnx", "int2")

@@ -30,7 +30,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np  # noqa: E402
 
 from ternkit.core import load_dataset, load_model  # noqa: E402
-from ternkit.export.c_build import (  # noqa: E402
+from ternkit.export.c.build import (  # noqa: E402
     CFLAGS,
     M4_CFLAGS,
     M4_LDFLAGS,
@@ -44,8 +44,8 @@ from ternkit.export.c_build import (  # noqa: E402
     run_m4,
     undefined_symbols,
 )
-from ternkit.export.c_emit import write_c  # noqa: E402
-from ternkit.export.c_program import build_program, emulate  # noqa: E402
+from ternkit.export.c.emit import write_c  # noqa: E402
+from ternkit.export.c.program import build_program, emulate  # noqa: E402
 from ternkit.export.calibration import calibration_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -85,7 +85,7 @@ def _agreement(model, x: np.ndarray, ref: np.ndarray, lava_sim: int) -> dict:
     res["lava_agreement"] = float((out.argmax(1) == ref).mean())
     res["lava_seconds"] = time.perf_counter() - t0
     if lava_sim:
-        from ternkit.export.lava_sim import simulate_graph
+        from ternkit.export.lava.sim import simulate_graph
 
         run = simulate_graph(g, x[:lava_sim])
         res["lava_sim_samples"] = lava_sim

@@ -34,8 +34,8 @@ from onnx import helper  # noqa: E402
 
 from ternkit.core import Dense, load_dataset, load_model  # noqa: E402
 from ternkit.core.io import pack_ints  # noqa: E402
-from ternkit.export.onnx import onnx_bytes  # noqa: E402
-from ternkit.export.onnx_infer import make_session, session_options  # noqa: E402
+from ternkit.export.onnx.export import onnx_bytes  # noqa: E402
+from ternkit.export.onnx.infer import make_session, session_options  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would inherit this process's peak
@@ -279,8 +279,8 @@ def bench_session_options(models: dict) -> list[dict]:
 
 
 def nbits_parity(name: str, model, test) -> dict:
-    from ternkit.export.onnx import export_onnx
-    from ternkit.export.onnx_infer import OnnxModel
+    from ternkit.export.onnx.export import export_onnx
+    from ternkit.export.onnx.infer import OnnxModel
 
     path = OUT / f"onnx_{name}_nbits.onnx"
     r = export_onnx(model, path, "nbits")

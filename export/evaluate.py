@@ -51,7 +51,7 @@ def predictor(model: str | os.PathLike | TernaryModel
         return list(model.labels), tuple(model.input.shape), model.forward
     path = str(model)
     if Path(path).suffix == ".onnx":
-        from .onnx_infer import OnnxModel
+        from .onnx.infer import OnnxModel
 
         _no_external_data(path)
         m = OnnxModel(path)

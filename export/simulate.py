@@ -77,7 +77,7 @@ def _scores(model: TernaryModel, data: Dataset, pred: np.ndarray) -> dict[str, f
 
 # ---------------------------------------------------------------------------------------------- lava
 def _require_lava() -> None:
-    from .lava_compat import require_lava
+    from .lava.compat import require_lava
 
     require_lava()  # lava-nc is optional: say how to install it before loading anything
 
@@ -86,9 +86,9 @@ def _lava(model: TernaryModel, data: Dataset, *, graph: dict[str, Any] | None = 
           timesteps: int = 32, fixed: bool = True, calibrate: str | None = None, percentile: str | float = 100,
           where: str = "the model", graph_where: str = "the graph") -> dict[str, Any]:
     """`graph`: simulate this (loaded) graph instead of building one; it must come from `model`."""
-    from .lava_compat import lava_version
-    from .lava_export import check_graph_for, lava_graph_for, weight_bits
-    from .lava_sim import lava_activity, simulate_graph
+    from .lava.compat import lava_version
+    from .lava.export import check_graph_for, lava_graph_for, weight_bits
+    from .lava.sim import lava_activity, simulate_graph
 
     if graph is not None:
         if (graph["numerics"] == "fixed_pt") != fixed:
@@ -116,8 +116,8 @@ def _onnx(model: TernaryModel, data: Dataset, *, nbits: bool = False) -> dict[st
     from ternkit.core.metrics import operation_totals
 
     from .activity import activations_activity
-    from .onnx import export_onnx
-    from .onnx_infer import OnnxModel
+    from .onnx.export import export_onnx
+    from .onnx.infer import OnnxModel
 
     with tempfile.TemporaryDirectory(prefix="ternkit-sim-") as tmp:
         path = Path(tmp) / "model.onnx"
@@ -148,12 +148,12 @@ def _c_backend(name: str) -> Backend:
     """The C export built with the host cc (`c`) or cross-built for a Cortex-M4 and run in qemu
     (`cortex-m4`); `build` keeps the build directory (measured figures for `ternkit report --build`)."""
     def run(model: TernaryModel, data: Dataset, **options: Any) -> dict[str, Any]:
-        from .c_sim import run_backend
+        from .c.sim import run_backend
 
         return run_backend(name, model, data, **options)
 
     def require() -> None:
-        from .c_build import require_tools
+        from .c.build import require_tools
 
         require_tools(name)
 

@@ -4,7 +4,7 @@ on, the activity record and the measured figures of a build, then `build_report`
 Data choice: `dataset` when given, else the dataset the model was trained on if it is a bundled one (the
 model's provenance is data, never a file to read); without either, an activity record must supply the counts.
 Measured figures of a Cortex-M4 build arrive as data (targets never build or read a build directory:
-`ternkit.export.c_sim.build_figures(DIR)` reads one), or from the `mcu` section of the activity record.
+`ternkit.export.c.sim.build_figures(DIR)` reads one), or from the `mcu` section of the activity record.
 """
 
 from __future__ import annotations

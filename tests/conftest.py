@@ -47,7 +47,7 @@ def random_cnn(seed=0) -> TernaryModel:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `lava` need lava-nc, which is optional: where it is missing (e.g. `make test-core`, numpy 2)
     they are skipped with the reason, never failed."""
-    from ternkit.export.lava_compat import SUPPORTED_VERSIONS, lava_version
+    from ternkit.export.lava.compat import SUPPORTED_VERSIONS, lava_version
 
     ver = lava_version()
     if ver in SUPPORTED_VERSIONS:

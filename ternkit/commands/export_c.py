@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ternkit.export.c_emit import check_out_dir, export_c
-    from ternkit.export.c_program import check_supported
+    from ternkit.export.c.emit import check_out_dir, export_c
+    from ternkit.export.c.program import check_supported
     from ternkit.export.calibration import calibration_data
 
     model = load_model(args.model)

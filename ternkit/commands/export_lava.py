@@ -37,8 +37,8 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
 
 
 def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
-    """The graph the options describe (`ternkit.export.lava_export.lava_graph_for`)."""
-    from ternkit.export.lava_export import lava_graph_for
+    """The graph the options describe (`ternkit.export.lava.export.lava_graph_for`)."""
+    from ternkit.export.lava.export import lava_graph_for
 
     return lava_graph_for(model, neuron=args.neuron, timesteps=args.timesteps, fixed=not args.float_sim,
                           calibrate=args.calibrate, percentile=args.percentile,
@@ -46,8 +46,8 @@ def graph_for(model: TernaryModel, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ternkit.export.lava_export import weight_bits
-    from ternkit.export.lava_graph import save_graph
+    from ternkit.export.lava.export import weight_bits
+    from ternkit.export.lava.graph import save_graph
 
     if not args.out.endswith(".json"):
         raise OptionError(f"-o {args.out}: the output file name must end in .json (e.g. model.lava.json)")

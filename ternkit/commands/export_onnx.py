@@ -38,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ternkit.export.bundle import write_bundle
-    from ternkit.export.onnx import export_onnx
+    from ternkit.export.onnx.bundle import write_bundle
+    from ternkit.export.onnx.export import export_onnx
 
     if not args.out and not args.bundle:
         raise OptionError("give -o OUT.onnx, --bundle DIR, or both")

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     build = None
     if args.build:  # measured figures are data to targets: the build directory is read here, by export
-        from ternkit.export.c_sim import build_figures
+        from ternkit.export.c.sim import build_figures
 
         build = build_figures(args.build)
     report = report_model(args.model, args.target, dataset=args.dataset, activity=args.activity, limit=args.limit,

@@ -81,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)  # before the simulation, not after
     if args.graph:
-        from ternkit.export.lava_graph import load_graph
+        from ternkit.export.lava.graph import load_graph
 
         options.update(graph=load_graph(args.graph), graph_where=str(args.graph))
     if args.backend == "lava":  # lava-nc is optional: say how to install it (after the input checks, before any work)
-        from ternkit.export.lava_compat import require_lava
+        from ternkit.export.lava.compat import require_lava
 
         require_lava()
     data = simulation_data(model, args.dataset, args.limit)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(json.dumps(record) if args.json else table(record))
     if not args.json and args.backend in ("c", "cortex-m4"):
-        from ternkit.export.c_sim import c_summary
+        from ternkit.export.c.sim import c_summary
 
         print(c_summary(record))
     return 0

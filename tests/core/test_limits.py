@@ -21,7 +21,7 @@ from ternkit.cli import main
 from ternkit.core import load_dataset, load_model, save_model
 from ternkit.core.errors import TernkitError
 from ternkit.core.readers import LIMITS, MAX_DEPTH, parse_json, read_gzip, read_json, read_toml
-from ternkit.export.lava_graph import load_graph
+from ternkit.export.lava.graph import load_graph
 from ternkit.pipeline import load_pipeline_config
 from ternkit.targets import load_target, read_activity
 

@@ -163,5 +163,6 @@ def test_version_1_files_still_load():
     model = load_model(here / "v1_cnn.tern")
     assert [n.op.kind for n in model.nodes] == ["conv2d", "relu", "flatten", "dense"] and model.is_chain
     x = np.load(here / "v1_cnn_input.npy")
-    assert np.array_equal(model.forward(x), np.load(here / "v1_cnn_logits.npy"))
+    # same weights, same arithmetic; only BLAS's summation order may differ between machines (seen: 4.8e-7)
+    np.testing.assert_allclose(model.forward(x), np.load(here / "v1_cnn_logits.npy"), rtol=1e-6, atol=1e-5)
     assert model.provenance["dataset"] == "digits"

@@ -172,7 +172,7 @@ def test_graph_fields_are_not_followed(tmp_path, secret, opened, capsys):
     data["source"] = f"csv:{secret}:root"
     g.write_text(json.dumps(data))
     opened.clear()
-    from ternkit.export.lava_graph import load_graph
+    from ternkit.export.lava.graph import load_graph
 
     assert load_graph(g)["source"] == f"csv:{secret}:root"
     _never(opened, secret)

@@ -18,10 +18,10 @@ from ternkit.core import INPUT, Affine, AvgPool2d, Concat, Flatten, InputSpec, N
 from ternkit.core.atomic import OutputError
 from ternkit.core.errors import UnsupportedError
 from ternkit.core.ops import Op
-from ternkit.export.c_build import build_host, run_host
-from ternkit.export.c_emit import export_c
-from ternkit.export.c_fixed import INT32
-from ternkit.export.c_program import build_program, emulate, quantize
+from ternkit.export.c.build import build_host, run_host
+from ternkit.export.c.emit import export_c
+from ternkit.export.c.fixed import INT32
+from ternkit.export.c.program import build_program, emulate, quantize
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
 

@@ -14,10 +14,10 @@ from conftest import random_mlp
 from op_examples import example_input
 from test_c_export import ALL, _make
 
-from ternkit.export.c_build import build_m4, object_sizes, run_m4, undefined_symbols
-from ternkit.export.c_emit import export_c
-from ternkit.export.c_program import emulate
-from ternkit.export.c_sim import simulate_c
+from ternkit.export.c.build import build_m4, object_sizes, run_m4, undefined_symbols
+from ternkit.export.c.emit import export_c
+from ternkit.export.c.program import emulate
+from ternkit.export.c.sim import simulate_c
 
 pytestmark = [pytest.mark.mcu, pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from ternkit.export import lava_compat
-from ternkit.export.lava_compat import LavaUnavailable, import_lava
+from ternkit.export.lava import compat as lava_compat
+from ternkit.export.lava.compat import LavaUnavailable, import_lava
 
 
 @pytest.mark.lava
@@ -75,7 +75,7 @@ def test_refuses_other_lava_version(monkeypatch):
 @pytest.mark.lava
 def test_refuses_a_foreign_start_method():
     code = ("import multiprocessing as mp; mp.set_start_method('spawn')\n"
-            "from ternkit.export.lava_compat import import_lava, LavaUnavailable\n"
+            "from ternkit.export.lava.compat import import_lava, LavaUnavailable\n"
             "try:\n    import_lava()\nexcept LavaUnavailable as e:\n    print('refused:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

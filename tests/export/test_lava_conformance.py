@@ -9,7 +9,7 @@ import pytest
 from op_examples import MODELS, example_input, example_model
 
 from ternkit.core import Affine, UnsupportedError
-from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_graph
+from ternkit.export.lava.graph import build_graph, emulate, load_graph, save_graph
 
 MAPPED = [name for name in MODELS if name != "maxpool2d"]
 
@@ -46,7 +46,7 @@ def test_sigma_delta_agreement(name):
 def test_real_lava_equals_emulation(name, tmp_path):
     """The default fixed-point graph, written and reloaded, in Lava's simulator: readout and every message
     counter equal the numpy emulation."""
-    from ternkit.export.lava_sim import simulate_graph
+    from ternkit.export.lava.sim import simulate_graph
 
     model = example_model(name)
     x, cal = _data(model, 5)
@@ -70,7 +70,7 @@ def _negative_affine():
 
 @pytest.mark.lava
 def test_diagonal_affine_and_linear_population():
-    from ternkit.export.lava_sim import simulate_graph
+    from ternkit.export.lava.sim import simulate_graph
 
     model = _negative_affine()
     x, cal = _data(model)

@@ -9,7 +9,7 @@ import pytest
 from conftest import random_cnn, random_mlp
 
 from ternkit.core import ArtifactError, Dense, Flatten, InputSpec, OptionError, ReLU, UnsupportedError, load_dataset
-from ternkit.export.lava_graph import build_graph, emulate, load_graph, save_graph
+from ternkit.export.lava.graph import build_graph, emulate, load_graph, save_graph
 
 
 def digits_mlp(data, seed=4):
@@ -167,7 +167,7 @@ def test_version_1_graph_still_loads(tmp_path):
 
 
 def test_choose_percentile_scores_on_held_out_data():
-    from ternkit.export.lava_graph import PERCENTILES, choose_percentile
+    from ternkit.export.lava.graph import PERCENTILES, choose_percentile
 
     data = load_dataset("digits")
     model = digits_mlp(data)

@@ -9,8 +9,8 @@ from conftest import random_cnn, random_mlp
 from test_lava_graph import digits_mlp
 
 from ternkit.core import OptionError, load_dataset
-from ternkit.export.lava_graph import build_graph, emulate
-from ternkit.export.lava_sim import lava_activity, simulate_graph
+from ternkit.export.lava.graph import build_graph, emulate
+from ternkit.export.lava.sim import lava_activity, simulate_graph
 
 pytestmark = pytest.mark.lava  # every test here runs Lava
 

@@ -11,7 +11,7 @@ from conftest import random_cnn
 
 from ternkit.core import ArtifactError
 from ternkit.export import write_bundle
-from ternkit.export.bundle import BUNDLE_FILES
+from ternkit.export.onnx.bundle import BUNDLE_FILES
 
 
 def _predict(bundle, *args):

@@ -13,7 +13,7 @@ from op_examples import MODELS, example_input, example_model
 from ternkit.core import INPUT, Node, TernaryModel, UnsupportedError
 from ternkit.core.ops import OPS, Op
 from ternkit.export import OnnxModel, export_onnx
-from ternkit.export.onnx_graph import HANDLERS, build_graph
+from ternkit.export.onnx.graph import HANDLERS, build_graph
 
 STANDARD = ("int2", "int2-cast", "int8", "float")
 
@@ -67,7 +67,7 @@ def test_nbits_agrees_within_int8_activation_error(tmp_path, name):
 @pytest.mark.parametrize("name", ["conv2d", "conv2d-rect", "add", "concat"])
 def test_nbits_im2col_conv_form(name):
     """The measured alternative for convolutions (im2col -> MatMulNBits) computes the same function."""
-    from ternkit.export.onnx_infer import make_session
+    from ternkit.export.onnx.infer import make_session
 
     model = example_model(name)
     g = build_graph(model, "nbits", conv_form="im2col")

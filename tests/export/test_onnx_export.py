@@ -10,8 +10,8 @@ from conftest import random_cnn, random_mlp
 from ternkit.core import ArtifactError, Conv2d, Dense, Flatten, InputSpec, ReLU, TernaryModel
 from ternkit.core.io import pack_ints
 from ternkit.export import OnnxModel, export_onnx
-from ternkit.export.onnx_graph import build_graph
-from ternkit.export.onnx_infer import make_session
+from ternkit.export.onnx.graph import build_graph
+from ternkit.export.onnx.infer import make_session
 
 MAKERS = {"mlp": lambda: random_mlp((20, 32, 5), seed=3), "cnn": random_cnn}
 
@@ -173,7 +173,7 @@ def test_cast_form_keeps_int2_storage(tmp_path):
 
 def test_runtime_check_rejects_what_the_runtime_cannot_run_or_gets_wrong():
     from ternkit.core import TernkitError
-    from ternkit.export.onnx import check_runtime, onnx_bytes
+    from ternkit.export.onnx.export import check_runtime, onnx_bytes
 
     model = random_cnn()
     m = build_graph(model)

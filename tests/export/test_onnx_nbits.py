@@ -11,8 +11,8 @@ from conftest import random_cnn, random_mlp
 
 from ternkit.core import TernkitError
 from ternkit.export import OnnxModel, export_onnx, write_bundle
-from ternkit.export.onnx import check_runtime, onnx_bytes
-from ternkit.export.onnx_graph import NBITS_MIN_WEIGHTS, NBITS_OPS, build_graph, nbits_pack
+from ternkit.export.onnx.export import check_runtime, onnx_bytes
+from ternkit.export.onnx.graph import NBITS_MIN_WEIGHTS, NBITS_OPS, build_graph, nbits_pack
 
 
 def _x(model, n=256, seed=1):

@@ -10,7 +10,7 @@ import pytest
 
 from ternkit.core import load_dataset, load_model
 from ternkit.export import OnnxModel, export_onnx
-from ternkit.export.onnx_infer import SESSION_MODES
+from ternkit.export.onnx.infer import SESSION_MODES
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from conftest import random_cnn, random_mlp
 
 from ternkit.core import ArtifactError, OptionError
 from ternkit.export import OnnxModel, export_onnx
-from ternkit.export.onnx_infer import SESSION_MODES, session_options
+from ternkit.export.onnx.infer import SESSION_MODES, session_options
 
 
 @pytest.mark.parametrize("mode", SESSION_MODES)

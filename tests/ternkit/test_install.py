@@ -17,7 +17,7 @@ from conftest import random_mlp
 
 from ternkit.cli import main
 from ternkit.core import save_model
-from ternkit.export.lava_compat import lava_version
+from ternkit.export.lava.compat import lava_version
 
 try:
     import tomllib

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ternkit.export.lava_compat import import_lava
+from ternkit.export.lava.compat import import_lava
 
 import_lava()
 

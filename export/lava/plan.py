@@ -311,7 +311,7 @@ def plan_model(model: TernaryModel, neuron: str, input_shift: np.ndarray | None)
 def group_forward(g: Group, a: np.ndarray, src_shape: Shape, w: np.ndarray | None = None) -> np.ndarray:
     """Synaptic input of group `g` for a batch `a` of its source's outputs (torch layout; w defaults to
     q * s). Exact for integer arrays (int64)."""
-    from .lava_emulate import conv_int
+    from .emulate import conv_int
 
     if w is None:
         w = g.q * g.s.reshape((-1,) + (1,) * (g.q.ndim - 1))

@@ -15,7 +15,7 @@ import numpy as np
 from ternkit.core.ops import im2col
 from ternkit.core.packing import pack_ints
 
-from .c_fixed import Requant, finish, store, term
+from .fixed import Requant, finish, store, term
 
 __all__ = ["Step", "HANDLERS", "Terms", "c_array"]
 

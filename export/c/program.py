@@ -21,8 +21,8 @@ from ternkit.core.errors import OptionError, UnsupportedError
 from ternkit.core.model import INPUT, TernaryModel
 from ternkit.core.ops import handler
 
-from .c_fixed import QMAX, choose, scores_scale
-from .c_ops import FUSES_RELU, HANDLERS, WIDEN, Step
+from .fixed import QMAX, choose, scores_scale
+from .ops import FUSES_RELU, HANDLERS, WIDEN, Step
 
 __all__ = ["CProgram", "InputQuant", "build_program", "quantize", "emulate", "predict", "check_supported"]
 

@@ -12,8 +12,8 @@ from ternkit.core.atomic import atomic_dir, check_output_dir
 from ternkit.core.model import INPUT
 from ternkit.core.version import ternkit_version
 
-from .c_kernels import COMMON, KERNELS
-from .c_program import CProgram, _handler, build_program, check_supported
+from .kernels import COMMON, KERNELS
+from .program import CProgram, _handler, build_program, check_supported
 
 __all__ = ["render", "write_c", "export_c", "check_out_dir", "FILES"]
 

@@ -26,9 +26,9 @@ from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.metrics import synaptic_nodes
 from ternkit.core.model import TernaryModel
 
-from .lava_emulate import emulate, encode_inputs
-from .lava_numerics import MAX_LAVA_GROUPS, PROC, Quantiser
-from .lava_plan import Plan, plan_forward, plan_model
+from .emulate import emulate, encode_inputs
+from .numerics import MAX_LAVA_GROUPS, PROC, Quantiser
+from .plan import Plan, plan_forward, plan_model
 
 __all__ = ["build_graph", "choose_percentile", "PERCENTILES", "save_graph", "load_graph", "validate_graph",
            "encode_inputs", "emulate", "upgrade_graph", "GRAPH_FORMAT", "GRAPH_VERSION", "NEURONS"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from ternkit.core import ArtifactError, OptionError, TernaryModel
 
-from .calibration import calibration_data
+from ..calibration import calibration_data
 
 __all__ = ["lava_graph_for", "parse_percentile", "check_graph_for", "weight_bits"]
 
@@ -30,7 +30,7 @@ def lava_graph_for(model: TernaryModel, *, neuron: str = "sigma-delta", timestep
                    ) -> dict[str, Any]:
     """The Lava graph of `model`, calibrated on `calibrate` (default: its training split, see
     `calibration_data`); percentile 'auto' picks the best threshold percentile on held-out calibration data."""
-    from .lava_graph import build_graph, choose_percentile
+    from .graph import build_graph, choose_percentile
 
     p, auto = parse_percentile(percentile)
     x, held_out, spec = calibration_data(model, calibrate, held_out=1000 if auto else 0, where=where)

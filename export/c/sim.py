@@ -19,8 +19,8 @@ import numpy as np
 from ternkit.core.atomic import atomic_dir
 from ternkit.core.model import TernaryModel
 
-from .activity import activations_activity, activity_record
-from .c_build import (
+from ..activity import activations_activity, activity_record
+from .build import (
     M4_CFLAGS,
     build_host,
     build_m4,
@@ -31,8 +31,8 @@ from .c_build import (
     run_m4,
     undefined_symbols,
 )
-from .c_emit import FILES, check_out_dir, render
-from .c_program import CProgram, build_program, emulate
+from .emit import FILES, check_out_dir, render
+from .program import CProgram, build_program, emulate
 
 __all__ = ["simulate_c", "run_backend", "c_summary", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
            "build_figures"]
@@ -153,7 +153,7 @@ def run_backend(backend: str, model: TernaryModel, data: Any, *, calibrate: str 
                 build: str | os.PathLike | None = None, where: str = "the model") -> dict[str, Any]:
     """The `c` / `cortex-m4` entry of `export.simulate.BACKENDS`: calibrate as `ternkit export c` does (the
     model's own training data unless `calibrate` names a dataset), then `simulate_c`."""
-    from .calibration import calibration_data
+    from ..calibration import calibration_data
 
     if build is not None:
         check_out_dir(build, BUILD_FILES)  # before calibration

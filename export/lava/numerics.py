@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from .lava_emulate import conv_fan_out, conv_int
-from .lava_plan import Group, Plan, Population
+from .emulate import conv_fan_out, conv_int
+from .plan import Group, Plan, Population
 
 __all__ = ["int_weights", "Quantiser", "PROC", "ACC_CAP", "BIAS_MANT_BITS", "MAX_LAVA_GROUPS"]
 
 PROC = {"dense": "lava.proc.dense.process.Dense", "conv": "lava.proc.conv.process.Conv",
-        "sigma-delta": "ternkit.export.lava_procs.processes.SigmaDeltaReset",
-        "if": "ternkit.export.lava_procs.processes.IntegrateFire",
-        "readout": "ternkit.export.lava_procs.processes.Readout",
-        "source": "ternkit.export.lava_procs.processes.SampleSource"}
+        "sigma-delta": "ternkit.export.lava.procs.processes.SigmaDeltaReset",
+        "if": "ternkit.export.lava.procs.processes.IntegrateFire",
+        "readout": "ternkit.export.lava.procs.processes.Readout",
+        "source": "ternkit.export.lava.procs.processes.SampleSource"}
 BIAS_MANT_BITS = 13  # Loihi compartment bias mantissa (signed)
 ACC_CAP = {"conv": 2 ** 22, "dense": 2 ** 30}  # half of Lava's Conv 24-bit clamp and Dense int32, as margin
 MAX_LAVA_GROUPS = 127  # Lava's Conv stores `groups` in 8 signed bits: more is expanded to a block-diagonal kernel
@@ -198,7 +198,7 @@ class Quantiser:
 
     def _raw(self, g: Group, gi: _GroupInt, n: int, p: Population) -> np.ndarray:
         src = self.ints[g.src]
-        from .lava_plan import group_forward
+        from .plan import group_forward
 
         return group_forward(g, src, self.plan.populations[g.src].shape, gi.w).reshape((n,) + p.shape)
 

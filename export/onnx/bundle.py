@@ -16,7 +16,7 @@ from ternkit.core.atomic import write_bytes, write_text
 from ternkit.core.errors import ArtifactError
 from ternkit.core.model import TernaryModel
 
-from .onnx import OnnxExport, export_onnx, readable
+from .export import OnnxExport, export_onnx, readable
 
 __all__ = ["write_bundle", "BUNDLE_FILES"]
 

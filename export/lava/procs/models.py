@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ternkit.export.lava_compat import import_lava
+from ternkit.export.lava.compat import import_lava
 
 import_lava()
 
@@ -16,7 +16,7 @@ from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 from lava.proc.sdn.models import AbstractSigmaDeltaModel  # noqa: E402
 
-from ternkit.export.lava_procs.processes import IntegrateFire, Readout, SampleSource, SigmaDeltaReset  # noqa: E402
+from ternkit.export.lava.procs.processes import IntegrateFire, Readout, SampleSource, SigmaDeltaReset  # noqa: E402
 
 __all__ = ["PySampleSourceFixed", "PySampleSourceFloat", "PySigmaDeltaResetFixed", "PySigmaDeltaResetFloat",
            "PyIntegrateFireFixed", "PyIntegrateFireFloat", "PyReadoutFixed", "PyReadoutFloat"]

@@ -19,8 +19,8 @@ from ternkit.core.atomic import write_bytes
 from ternkit.core.errors import ArtifactError, TernkitError
 from ternkit.core.model import TernaryModel
 
-from .onnx_graph import FORMATS, NBITS_BLOCK, NBITS_MIN_WEIGHTS, build_graph, resolve_format, weight_format
-from .onnx_infer import make_session
+from .graph import FORMATS, NBITS_BLOCK, NBITS_MIN_WEIGHTS, build_graph, resolve_format, weight_format
+from .infer import make_session
 
 __all__ = ["OnnxExport", "export_onnx", "onnx_bytes", "check_runtime", "readable", "FORMATS"]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from ternkit.core.errors import OptionError
 
-from .lava_compat import import_lava
-from .lava_graph import encode_inputs, validate_graph
+from .compat import import_lava
+from .graph import encode_inputs, validate_graph
 
 __all__ = ["LavaRun", "simulate_graph", "lava_activity"]
 
@@ -53,7 +53,7 @@ def _build(graph: dict[str, Any], data: np.ndarray, fixed: bool):
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
 
-    from .lava_procs.processes import ActivationMode, IntegrateFire, Readout, SampleSource, SigmaDeltaReset
+    from .procs.processes import ActivationMode, IntegrateFire, Readout, SampleSource, SigmaDeltaReset
 
     window, inp = graph["window"], graph["input"]
     dtype = np.int64 if fixed else np.float64
