@@ -24,6 +24,7 @@ from .ops import op_class
 from .ops.base import read_ints
 from .packing import bits_for_levels, pack_ints, unpack_ints
 from .readers import MIB, read_bytes
+from .text import NAME_RULE, cut, is_name
 
 __all__ = ["save_model", "load_model", "pack_ints", "unpack_ints", "bits_for_levels", "FORMAT", "VERSION",
            "MAX_FILE"]
@@ -170,12 +171,16 @@ def parse_model(raw: bytes) -> TernaryModel:
             if not isinstance(nm, dict) or not isinstance(nm.get("name"), str):
                 raise ArtifactError(f"node {i} has no name")
             name = nm["name"]
+            if not is_name(name) or name == INPUT:
+                raise ArtifactError(f"node {i}: name {cut(name)} is not a valid node name ({NAME_RULE})")
             inputs = nm.get("inputs")
-            if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
+            if not isinstance(inputs, list) or not all(is_name(s) for s in inputs):
                 raise ArtifactError(f"node {name}: inputs must be a list of node names")
             attrs = nm.get("attrs", {})
             if not isinstance(attrs, dict):
                 raise ArtifactError(f"node {name}: attrs must be an object")
+            if not is_name(nm.get("op")):
+                raise ArtifactError(f"node {name}: operation {cut(nm.get('op'))} is not an operation name")
             cls = op_class(nm.get("op"))
             try:
                 op = cls.load(attrs, getter(f"{name}."), kind, bits)

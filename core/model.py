@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ArtifactError
 from .ops import MAX_ELEMENTS, Conv2d, Counts, Dense, Flatten, Op, ReLU, WeightOp
+from .text import NAME_RULE, cut, is_name
 
 __all__ = ["Node", "InputSpec", "TernaryModel", "Dense", "Conv2d", "Flatten", "ReLU", "Layer", "WeightLayer",
            "INPUT", "MAX_LABELS"]
@@ -196,8 +197,10 @@ class TernaryModel:
             raise ArtifactError("model has no operations")
         seen = {INPUT}
         for n in self.nodes:
-            if not isinstance(n.name, str) or not n.name or n.name in seen or len(n.name) > 200:
-                raise ArtifactError(f"node name {n.name!r} is empty, too long or not unique")
+            if not is_name(n.name):
+                raise ArtifactError(f"node name {cut(n.name)} is not a valid name ({NAME_RULE})")
+            if n.name in seen:
+                raise ArtifactError(f"node name {n.name!r} is not unique")
             if not isinstance(n.op, Op):
                 raise ArtifactError(f"node {n.name}: {type(n.op).__name__} is not an operation")
             need = n.op.arity
@@ -206,7 +209,7 @@ class TernaryModel:
                                     f"has {len(n.inputs)}")
             for i in n.inputs:
                 if i not in seen:
-                    raise ArtifactError(f"node {n.name} reads {i!r}, which is not an earlier node")
+                    raise ArtifactError(f"node {n.name} reads {cut(i)}, which is not an earlier node")
             try:
                 n.op.check(self.kind, self.levels)
             except ArtifactError as e:

@@ -23,6 +23,7 @@ from ternkit.core.errors import UnsupportedError
 from ternkit.core.model import INPUT, InputSpec, Node, TernaryModel
 from ternkit.core.ops import Add, Affine, AvgPool2d, Concat, Conv2d, Dense, Flatten, MaxPool2d, Op, ReLU, WeightOp
 from ternkit.core.ops.affine import batchnorm_affine
+from ternkit.core.text import to_name
 
 from .layers import QuantLayer
 
@@ -207,7 +208,7 @@ def trace_graph(model: nn.Module, input_shape: tuple[int, ...], strip: str = "")
         return out
 
     def add(name: str, op: Op, inputs: list[str], where: str) -> str:
-        name = name.replace("/", ".")
+        name = to_name(name.replace("/", "."))[:120]  # the artifact's node-name grammar (room for a _N suffix)
         base, i = name, 1
         while name in index or name == INPUT:
             name, i = f"{base}_{i}", i + 1
