@@ -73,25 +73,37 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 30
     return r.stdout
 
 
+def _made(path: Path, what: str) -> Path:
+    """`path`, which a tool that exited 0 should have written: a compiler or emulator that "succeeds" without
+    output (CC=true, a broken toolchain) is one clear line, not a FileNotFoundError later."""
+    if not path.is_file():
+        raise BuildError(f"{what} exited 0 but wrote no {path.name}: check the compiler (CC) and toolchain")
+    return path
+
+
 def build_host(c_dir: Path, build: Path) -> Path:
-    """model.c + the harness -> an executable for this machine."""
+    """model.c + the harness -> an executable for this machine. Paths are made absolute: the program later
+    runs with the build directory as its working directory."""
     cc = require_tools("c")["cc"]
+    c_dir, build = Path(c_dir).resolve(), Path(build).resolve()
     exe = build / "tk_host"
     _run([cc, *CFLAGS, "-I", str(c_dir), str(c_dir / "model.c"), str(MCU_DIR / "harness.c"), "-o", str(exe)],
          "compiling the C export for the host")
-    return exe
+    return _made(exe, "compiling the C export for the host")
 
 
 def build_m4(c_dir: Path, build: Path) -> dict[str, Path]:
     """model.o (measured alone) and firmware.elf (model + harness + start-up) for the Cortex-M4."""
     gcc = require_tools("cortex-m4")["gcc"]
+    c_dir, build = Path(c_dir).resolve(), Path(build).resolve()
     obj, elf = build / "model.o", build / "firmware.elf"
     base = [gcc, *CFLAGS, *M4_CFLAGS]
     _run([*base, "-c", str(c_dir / "model.c"), "-o", str(obj)], "cross-compiling model.c for the Cortex-M4")
+    _made(obj, "cross-compiling model.c for the Cortex-M4")
     _run([*base, "-DTK_FIRMWARE", "-I", str(c_dir), str(obj), str(MCU_DIR / "harness.c"),
           str(MCU_DIR / "startup.c"), "-T", str(MCU_DIR / "mps2_an386.ld"), *M4_LDFLAGS, "-o", str(elf)],
          "linking the Cortex-M4 firmware")
-    return {"object": obj, "elf": elf}
+    return {"object": obj, "elf": _made(elf, "linking the Cortex-M4 firmware")}
 
 
 def object_sizes(obj: Path) -> dict[str, int]:
@@ -126,6 +138,7 @@ class Run:
 
 
 def _records(path: Path, classes: int, n: int, extra: int = 0) -> np.ndarray:
+    _made(path, "the C program")
     data = np.fromfile(path, np.int32)
     need = extra + n * (classes + 3)
     if data.size != need:
@@ -140,6 +153,7 @@ def _write_input(x: np.ndarray, build: Path) -> None:
 def run_host(exe: Path, x: np.ndarray, classes: int, build: Path) -> Run:
     import time
 
+    exe, build = Path(exe).resolve(), Path(build).resolve()
     _write_input(x, build)
     t0 = time.perf_counter()
     _run([str(exe)], "running the host build", cwd=build)
@@ -154,6 +168,7 @@ def run_m4(elf: Path, x: np.ndarray, classes: int, build: Path, timeout: float =
     import time
 
     qemu = require_tools("cortex-m4")["qemu"]
+    elf, build = Path(elf).resolve(), Path(build).resolve()  # qemu runs in `build`: a relative path would miss
     _write_input(x, build)
     cmd = [qemu, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
