@@ -7,22 +7,28 @@ in node order; for a chain of dense/conv layers that is one entry per weight lay
 inference (means over the samples). Synaptic operations skip zeros: a message from input element j costs
 the connections with a non-zero weight it reaches, so `synaptic_ops / dense_macs` is the sparsity an
 event-driven chip exploits; `dense_macs_per_inference` is `sum(model.counts().connections)` over the entries.
+
+The backend that wrote a record is a name that matches `BACKEND_NAME`, not one of a closed list: the backends
+are registered above core (ternkit.export's registry, or a third party's entry point), core imports nothing
+above it, and a record measured on a machine with a plugin installed must still report on one without it. The
+report reads only the counts, which are the same for every backend.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .errors import ArtifactError
 
-__all__ = ["FORMAT", "VERSION", "FINGERPRINT_KEY", "BACKENDS", "ENTRY_FIELDS", "OPTIONAL_ENTRY_FIELDS",
+__all__ = ["FORMAT", "VERSION", "FINGERPRINT_KEY", "BACKEND_NAME", "ENTRY_FIELDS", "OPTIONAL_ENTRY_FIELDS",
            "TOTAL_FIELDS", "MAX_ENTRIES", "entry", "record", "check_header", "parse"]
 
 FORMAT = "ternkit-activity"
 VERSION = 1
 FINGERPRINT_KEY = "model_fingerprint"  # TernaryModel.fingerprint() of the model the record was measured on
-BACKENDS = ("lava", "onnx", "c", "cortex-m4")
+BACKEND_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")  # "lava", "cortex-m4", "nir": what a backend may be called
 ENTRY_FIELDS = ("neurons", "fan_out", "messages_per_inference", "synaptic_ops_per_inference",
                 "neuron_updates_per_inference", "input_activation_sparsity")
 TOTAL_FIELDS = ("synaptic_ops_per_inference", "neuron_updates_per_inference", "dense_macs_per_inference")
@@ -87,9 +93,9 @@ def parse(data: Any, where: str) -> dict[str, Any]:
     neuron_updates, dense_macs, fingerprint."""
     data = check_header(data, where)
     backend = data.get("backend")
-    if backend not in BACKENDS:
-        raise ArtifactError(f"activity record {where}: backend must be one of {', '.join(BACKENDS)}, "
-                            f"got {backend!r:.40}")
+    if not isinstance(backend, str) or len(backend) > 40 or not BACKEND_NAME.fullmatch(backend):
+        raise ArtifactError(f"activity record {where}: backend must be a backend name (lower case letters, digits, "
+                            f"'-'), got {backend!r:.40}")
     samples = data.get("samples")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ArtifactError(f"activity record {where}: samples must be a positive integer, got {samples!r:.40}")
