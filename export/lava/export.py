@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ternkit.core import ArtifactError, OptionError, TernaryModel
 
 from ..calibration import calibration_data
@@ -48,10 +50,18 @@ def check_graph_for(graph: dict[str, Any], model: TernaryModel, graph_where: str
         if theirs != model.fingerprint():
             raise ArtifactError(f"{graph_where} was not exported from {model_where} (model fingerprints differ)")
         return
+    if graph.get("upgraded_from") != 1:  # every version-2 graph is written with its model's fingerprint
+        raise ArtifactError(f"{graph_where} carries no model fingerprint, so it cannot be tied to {model_where}; "
+                            f"export it again with `ternkit export lava {model_where}`")
     if graph["labels"] != list(model.labels) or graph["input"]["shape"] != list(model.input.shape):
         raise ArtifactError(f"{graph_where} was not exported from {model_where} (labels or input shape differ)")
     if [e["index"] for e in graph["entries"]] != synaptic_nodes(model):
         raise ArtifactError(f"{graph_where} does not match the layers of {model_where}")
+    for p in graph["populations"]:  # a version-1 chain: each population's weights are one node's, zeros kept
+        syn, op = p["synapses"][0], model.nodes[p["synapses"][0]["index"]].op
+        if op.has_weights and int(np.count_nonzero(syn["weights"])) != int(np.count_nonzero(op.weight)):
+            raise ArtifactError(f"{graph_where} was not exported from {model_where} (the weights of node "
+                                f"{model.nodes[syn['index']].name} differ)")
 
 
 def weight_bits(graph: dict[str, Any]) -> list[int | None]:

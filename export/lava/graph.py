@@ -25,6 +25,7 @@ from ternkit.core.atomic import write_text
 from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.metrics import synaptic_nodes
 from ternkit.core.model import TernaryModel
+from ternkit.core.text import cut, is_name
 
 from .emulate import emulate, encode_inputs
 from .numerics import MAX_LAVA_GROUPS, PROC, Quantiser
@@ -253,7 +254,7 @@ def upgrade_graph(graph: Any) -> Any:
                         "kind": "dense" if layer.get("op") == "dense" else "conv2d",
                         "connections": layer.get("dense_macs"), "neurons": int(np.prod(nr.get("shape") or [0]))})
     out = {k: v for k, v in graph.items() if k != "layers"}
-    out.update(version=GRAPH_VERSION, populations=pops, entries=entries)
+    out.update(version=GRAPH_VERSION, populations=pops, entries=entries, upgraded_from=1)
     return out
 
 
@@ -361,3 +362,58 @@ def validate_graph(graph: Any) -> None:
     _need(shapes[-1] == [len(labels)], f"readout has shape {shapes[-1]}, but there are {len(labels)} labels")
     _need(isinstance(graph.get("readout"), dict) and isinstance(graph["readout"].get("unit"), int | float),
           "readout.unit missing")
+    _check_ranges(graph, fixed)
+
+
+MAX_INT32 = (1 << 31) - 1
+
+
+def _real(v: Any, low: float = -1e30, high: float = 1e30) -> bool:
+    """A finite JSON number in [low, high] (JSON's 1e400 parses as inf)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+def _check_ranges(graph: dict[str, Any], fixed: bool) -> None:
+    """Every remaining field Lava or the emulation reads, type- and range-checked, so that nothing reaches
+    Lava's processes that would overflow, fail to reshape or hang them (a string `num_weight_bits` did)."""
+    inp = graph["input"]
+    stats, shape = inp["stats_shape"], inp["shape"]
+    _need(len(shape) <= 3 and len(stats) <= 3 and all(_int(v, 1, 1 << 31) for v in stats),
+          "input.shape and input.stats_shape must hold 1 to 3 positive integers")
+    n_stats = int(np.prod(stats)) if stats else 1
+    _need(len(inp["mean"]) == n_stats and len(inp["std"]) == n_stats,
+          f"input.mean and input.std must hold {n_stats} values (input.stats_shape {stats})")
+    try:
+        np.broadcast_shapes(tuple(stats), tuple(shape))
+    except ValueError:
+        raise ArtifactError(f"input.stats_shape {stats} does not fit input.shape {shape}") from None
+    _need(all(_real(v) for v in inp["mean"] + inp["std"]), "input.mean and input.std must be finite numbers")
+    n_in = int(np.prod(shape)) * (2 if inp.get("split_sign") is True and inp["encoding"] == "rate" else 1)
+    _need(int(np.prod(inp["lava_shape"])) == n_in and len(inp["lava_shape"]) == (3 if inp["layout"] == "xyc" else 1),
+          f"input.lava_shape {inp['lava_shape']} does not fit input.shape {shape} and layout {inp['layout']}")
+    for key in ("unit", "lam"):
+        _need(key not in inp or inp[key] is None or _real(inp[key], 1e-30), f"input.{key} must be a positive number")
+    _need(_real(graph["readout"]["unit"], 1e-30), "readout.unit must be a positive number")
+    fp = graph.get("model_fingerprint")
+    _need(fp is None or (isinstance(fp, str) and len(fp) == 64 and all(c in "0123456789abcdef" for c in fp)),
+          "model_fingerprint must be 64 hexadecimal digits")
+    for e in graph["entries"]:
+        _need(e.get("node") is None or is_name(e["node"]), f"entries: node name {cut(e.get('node'))} is not valid")
+    for k, p in enumerate(graph["populations"]):
+        where = f"populations[{k}]"
+        _need(p.get("node") is None or is_name(p["node"]), f"{where}: node name {cut(p.get('node'))} is not valid")
+        bias = np.abs(np.asarray(p["bias_mantissa"], np.float64))
+        if fixed:
+            _need(_int(p["vth"], 0, MAX_INT32), f"{where}: vth must be an integer in 0..{MAX_INT32}")
+            _need(float(bias.max(initial=0)) * 2.0 ** p["bias_exp"] <= MAX_INT32,
+                  f"{where}: bias_mantissa * 2^bias_exp does not fit 32 bits")
+        else:
+            _need(_real(p["vth"], 0) and float(bias.max(initial=0)) <= 1e30, f"{where}: vth or bias out of range")
+        _need(_real(p["unit"], 1e-30), f"{where}: unit must be a positive number")
+        for j, syn in enumerate(p["synapses"]):
+            at = f"{where}.synapses[{j}]"
+            nwb = syn.get("num_weight_bits")
+            _need(_int(nwb, 1, 8) if fixed else nwb is None or _int(nwb, 1, 8),
+                  f"{at}: num_weight_bits must be an integer in 1..8{'' if fixed else ' or null'}")
+            _need(syn.get("node") is None or is_name(syn["node"]),
+                  f"{at}: node name {cut(syn.get('node'))} is not valid")
