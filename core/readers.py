@@ -75,6 +75,9 @@ LIMITS = {
     "toml": 1 * MIB,  # target specs, pipeline files
     "csv": 256 * MIB,
     "idx": 256 * MIB,  # one decompressed IDX file (1 GiB once converted to float32)
+    "npz": 256 * MIB,  # an .npz file, and the sum of its members' unpacked sizes
+    "folder": 256 * MIB,  # decoded pixels of all images of a folder: dataset (uint8; 1 GiB as float32)
+    "image_file": 64 * MIB,  # one PNG/JPEG file of a folder: dataset
 }
 MAX_DEPTH = 64  # nesting of JSON/TOML arrays and tables: real files need fewer than 10
 MAX_TIMESTEPS = 100_000  # per sample, in a Lava graph (rate coding uses tens to hundreds)

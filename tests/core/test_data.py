@@ -44,7 +44,7 @@ def test_idx_dir(tmp_path):
     d = load_dataset(f"idx:{tmp_path}")
     assert d.x.shape == (20, 1, 28, 28) and np.array_equal(d.y, y)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", y[:5])
-    with pytest.raises(DataError, match="do not match"):
+    with pytest.raises(DataError, match="holds 20 images, t10k-labels-idx1-ubyte.gz holds 5 labels"):
         load_dataset(f"idx:{tmp_path}:t10k")
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage")
     with pytest.raises(DataError):
