@@ -232,7 +232,7 @@ def _int(v: Any, low: int, high: int) -> bool:
 def upgrade_graph(graph: Any) -> Any:
     """A version-1 graph (a chain: layer k reads layer k - 1) in the version-2 layout; others unchanged."""
     if not isinstance(graph, dict) or graph.get("format") != GRAPH_FORMAT or graph.get("version") != 1:
-        return graph
+        return {k: v for k, v in graph.items() if k != "upgraded_from"} if isinstance(graph, dict) else graph
     layers = graph.get("layers")
     _need(isinstance(layers, list) and layers and all(isinstance(x, dict) and isinstance(x.get("synapse"), dict)
                                                      and isinstance(x.get("neuron"), dict) for x in layers),
