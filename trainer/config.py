@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ternkit.core.errors import OptionError
+from ternkit.core.text import cut
 
 __all__ = ["TrainConfig", "METHODS", "MODES", "SCHEDULES", "DEVICES"]
 
@@ -56,7 +57,8 @@ class TrainConfig:
             (self.zero_bonus >= 0, f"--zero-bonus must be >= 0, got {self.zero_bonus}"),
             (1 <= self.exact_block <= 6, f"--exact-block must be in 1..6, got {self.exact_block}"),
             (self.exact_coords >= 1, f"--exact-coords must be >= 1, got {self.exact_coords}"),
-            (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**32,  # the range `SPEC@val:SEED` split specs take
+             f"--seed must be in 0..{2**32 - 1}, got {cut(self.seed, 40)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
         ]
         for ok, message in checks:
