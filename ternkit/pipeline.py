@@ -20,7 +20,7 @@ from ternkit.core.atomic import check_writable, write_text
 from ternkit.core.errors import OptionError, TernkitError
 from ternkit.core.readers import read_json, read_toml
 
-__all__ = ["PipelineConfig", "load_pipeline_config", "run_pipeline", "STAGES"]
+__all__ = ["PipelineConfig", "load_pipeline_config", "check_pipeline", "run_pipeline", "STAGES"]
 
 STAGES = ("train", "export-onnx", "eval", "export-lava", "simulate", "report", "summary")
 
@@ -99,7 +99,37 @@ def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = No
         raise OptionError(f"onnx format {cfg.onnx_format!r} is not one of {', '.join(ONNX_FORMATS)}")
     if not cfg.targets or not all(isinstance(t, str) for t in cfg.targets):
         raise OptionError("report targets must be a non-empty list of names or TOML paths")
+    check_pipeline(cfg)
     return cfg
+
+
+def check_pipeline(cfg: PipelineConfig) -> None:
+    """Every setting of every stage checked before stage 1 runs, so a bad value late in the file (epochs = -1,
+    timesteps = -3, an unknown target) is one line before anything is trained or written."""
+    from ternkit.core.readers import MAX_TIMESTEPS
+    from ternkit.core.text import cut
+    from ternkit.export.backend import get as get_backend
+    from ternkit.targets import load_target
+    from ternkit.trainer import TrainConfig
+
+    for k, v in cfg.__dict__.items():
+        for s in v if isinstance(v, list) else [v]:
+            if isinstance(s, str) and any(ord(c) < 32 or ord(c) == 127 for c in s):
+                raise OptionError(f"pipeline setting {k} holds a control character (NUL, newline, ...): {cut(s)}")
+    for method in [cfg.method] + ([cfg.baseline] if cfg.baseline else []):
+        try:
+            TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
+                        val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None).validate()
+        except OptionError as e:  # the trainer's messages name its flags; say which setting it is here
+            raise OptionError(f"pipeline [train]: {str(e).replace('--', '')}") from None
+    get_backend(cfg.backend)
+    if cfg.backend == "lava" and cfg.neuron not in ("sigma-delta", "if"):
+        raise OptionError(f"pipeline [simulate] neuron must be sigma-delta or if, got {cut(cfg.neuron)}")
+    if not 0 <= cfg.timesteps <= MAX_TIMESTEPS:
+        raise OptionError(f"pipeline [simulate] timesteps must be in 0..{MAX_TIMESTEPS} (0: the default), "
+                          f"got {cfg.timesteps}")
+    for t in cfg.targets:
+        load_target(t)
 
 
 def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) -> dict:
@@ -201,6 +231,7 @@ def _interrupted(e: BaseException) -> bool:
 
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run every stage in order; returns the state (also in runs/<name>/pipeline.json)."""
+    check_pipeline(cfg)  # the whole file, before any stage writes anything
     run = cfg.run_dir()
     state_path = run / "pipeline.json"
     check_writable(state_path)  # creates the run directory; a read-only or full disk fails here, in one line
