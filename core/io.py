@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import ArtifactError
-from .model import INPUT, InputSpec, Node, TernaryModel
+from .model import INPUT, TASKS, InputSpec, Node, TernaryModel
 from .ops import op_class
 from .ops.base import read_ints
 from .packing import bits_for_levels, pack_ints, unpack_ints
@@ -69,6 +69,8 @@ def model_bytes(model: TernaryModel) -> bytes:
         "input": {"shape": list(model.input.shape)}, "labels": [str(x) for x in model.labels], "nodes": nodes,
         "provenance": _jsonable(model.provenance), "metrics": _jsonable(model.metrics),
     }
+    if model.task != "classify":  # absent = classify, as every file written before tasks were recorded
+        meta["task"] = model.task
     return save(tensors, metadata={"ternkit": json.dumps(meta)})
 
 
@@ -204,8 +206,11 @@ def parse_model(raw: bytes) -> TernaryModel:
         prov, metrics = meta.get("provenance") or {}, meta.get("metrics") or {}
         if not isinstance(prov, dict) or not isinstance(metrics, dict):
             raise ArtifactError("provenance and metrics must be objects")
+        task = meta.get("task", "classify")
+        if task not in TASKS:
+            raise ArtifactError(f"unknown task {str(task)[:40]!r} (expected one of {', '.join(TASKS)})")
         model = TernaryModel(nodes, InputSpec(shape, mean, std), [str(x) for x in labels], kind=kind,
-                             levels=levels, provenance=prov, metrics=metrics)
+                             levels=levels, provenance=prov, metrics=metrics, task=task)
     except ArtifactError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -22,13 +22,15 @@ from .errors import ArtifactError
 from .ops import MAX_ELEMENTS, Conv2d, Counts, Dense, Flatten, Op, ReLU, WeightOp
 from .text import NAME_RULE, cut, is_name
 
-__all__ = ["Node", "InputSpec", "TernaryModel", "Dense", "Conv2d", "Flatten", "ReLU", "Layer", "WeightLayer",
+__all__ = ["Node", "InputSpec", "TernaryModel", "Dense", "Conv2d", "Flatten", "ReLU",
            "INPUT", "MAX_LABELS"]
 
 INPUT = "input"
 MAX_LABELS = 4096  # more classes than any edge model has; bounds the N x N confusion matrix
-Layer = Op
-WeightLayer = WeightOp
+# what the output means: class scores (classify), targets in the data's units (regress), or the input itself
+# flattened (autoencode, a regression whose target is the input); the labels name the classes or the outputs
+TASKS = ("classify", "regress", "autoencode")
+MAX_OUTPUTS = 65536  # outputs of a regression (an autoencoder's are its input's values)
 
 
 @dataclass(eq=False)
@@ -63,12 +65,13 @@ def chain(ops: Iterable[Op]) -> list[Node]:
 class TernaryModel:
     def __init__(self, layers: Sequence[Op] | Sequence[Node], input: InputSpec, labels: list[str],
                  kind: str = "ternary", levels: int = 1, provenance: dict[str, Any] | None = None,
-                 metrics: dict[str, Any] | None = None):
+                 metrics: dict[str, Any] | None = None, task: str = "classify"):
         items = list(layers)
         self.nodes: list[Node] = items if items and all(isinstance(n, Node) for n in items) else chain(items)
         self.input, self.labels, self.kind, self.levels = input, list(labels), kind, levels
         self.provenance: dict[str, Any] = dict(provenance or {})
         self.metrics: dict[str, Any] = dict(metrics or {})
+        self.task = task
 
     # -- structure ------------------------------------------------------------------------------------------
     @property
@@ -177,6 +180,8 @@ class TernaryModel:
         h = hashlib.sha256()
         head = {"kind": self.kind, "levels": self.levels, "input": list(self.input.shape), "labels": self.labels,
                 "nodes": [[n.name, n.op.kind, list(n.inputs), n.op.attrs()] for n in self.nodes]}
+        if self.task != "classify":  # classifiers keep the fingerprints they had before tasks were recorded
+            head["task"] = self.task
         h.update(json.dumps(head, sort_keys=True).encode())
         for arr in (self.input.mean, self.input.std):
             h.update(np.ascontiguousarray(arr, np.float32).tobytes())
@@ -220,7 +225,12 @@ class TernaryModel:
             raise ArtifactError(f"the output of {unused[0]!r} is never used (the last node is the output)")
         if not self.weight_layers:
             raise ArtifactError("model has no weight layers")
-        if not 2 <= len(self.labels) <= MAX_LABELS:
+        if self.task not in TASKS:
+            raise ArtifactError(f"unknown task {self.task!r} (expected one of {', '.join(TASKS)})")
+        if self.task != "classify":
+            if not 1 <= len(self.labels) <= MAX_OUTPUTS:
+                raise ArtifactError(f"a {self.task} model needs 1..{MAX_OUTPUTS} output names, has {len(self.labels)}")
+        elif not 2 <= len(self.labels) <= MAX_LABELS:
             raise ArtifactError(f"model needs 2..{MAX_LABELS} class labels, has {len(self.labels)}")
         out = self.shapes()[-1]
         if out != (len(self.labels),):

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from ternkit.core.atomic import write_text
-from ternkit.core.data import Split, load_split, normalisation
+from ternkit.core.data import Dataset, Split, load_split, normalisation
 from ternkit.core.errors import OptionError
 from ternkit.core.io import save_model
 from ternkit.core.metrics import operation_totals, parameter_memory
 from ternkit.core.model import InputSpec, TernaryModel
+from ternkit.core.outputs import with_output_affine
 from ternkit.core.version import ternkit_version
 
 from .batchnorm import recalibrate_batchnorm
@@ -57,6 +58,23 @@ def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=
                        zero_bonus=config.zero_bonus, **common)
 
 
+class _Targets:
+    """Regression targets standardised with the training split's mean and std (classes pass through)."""
+
+    def __init__(self, y: np.ndarray | None):
+        self.mean = self.std = None
+        if y is not None:
+            self.mean = y.mean(0).astype(np.float64)
+            self.std = np.where(y.std(0) < 1e-6, 1.0, y.std(0)).astype(np.float64)
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        return y if self.mean is None else ((y - self.mean) / self.std).astype(np.float32)
+
+
+def target_scaling(train: Dataset) -> _Targets:
+    return _Targets(None if train.task == "classify" else train.y)
+
+
 def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec,
              device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(spec.normalise(x)).to(device), torch.from_numpy(y).to(device)
@@ -83,11 +101,12 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     """Train per `config`; with `out`, write the artifact, its metrics JSON and a checkpoint each epoch."""
     config.validate()
     torch.manual_seed(config.seed)
-    split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test)
+    split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test, task=config.task)
     config, schedule = resolve_defaults(config, len(split.train))  # None = not given: measured defaults
     mean, std = normalisation(split.train)
     spec = InputSpec(split.train.shape, mean, std)
     labels = split.train.labels
+    task, targets = split.train.task, target_scaling(split.train)
     if net is None and is_user_model(config.model):
         net = build_user_network(config.model, spec.shape, len(labels), config.method, seed=config.seed,
                                  levels=config.levels, scale_mode=config.scale)
@@ -95,8 +114,8 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
                                seed=config.seed, levels=config.levels, scale_mode=config.scale)
     device = resolve_device(config.device)
     net.to(device)
-    train_t, val_t = _tensors(split.train.x, split.train.y, spec, device), _tensors(split.val.x, split.val.y, spec,
-                                                                                   device)
+    train_t = _tensors(split.train.x, targets(split.train.y), spec, device)
+    val_t = _tensors(split.val.x, targets(split.val.y), spec, device)
     steps = config.epochs * max(1, -(-len(train_t[0]) // config.batch_size))
     hooks = hooks or Hooks()
     techniques = techniques_for(config) if techniques is None else techniques
@@ -112,6 +131,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
         "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
         "schedule": schedule,  # the batch size, rate and epochs used, which of them were defaults, and why
+        "task": task, "task_note": split.train.note,  # regression errors: MSE of standardised targets (~1 - R^2)
     }
     for t in techniques:
         metrics.update(t.finish(net, config))
@@ -120,13 +140,15 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
         metrics["train_error"] = 1 - accuracy(net, *train_t)
         metrics["val_error"] = 1 - accuracy(net, *val_t) if len(val_t[0]) else None
     if split.test is not None:
-        test_t = _tensors(split.test.x, split.test.y, spec, device)
+        test_t = _tensors(split.test.x, targets(split.test.y), spec, device)
         metrics["test_error"] = 1 - accuracy(net, *test_t)
         metrics["test_dataset"] = config.test
     provenance = {"dataset": config.dataset, "seed": config.seed, "method": config.method,
                   "config": config.to_dict(), "ternkit_version": ternkit_version(), "train_samples": len(split.train),
-                  "val_samples": len(split.val)}
-    model = to_artifact(net, spec, labels, config.levels, provenance)
+                  "val_samples": len(split.val), "task": task}
+    model = to_artifact(net, spec, labels, config.levels, provenance, task=task)
+    if task != "classify":  # trained on standardised targets: the artifact answers in the data's units
+        model = with_output_affine(model, targets.std, targets.mean)
     metrics["memory"] = memory_summary(model)
     metrics["bits_per_weight"] = metrics["memory"]["bits_per_weight"]
     metrics["operations"] = operation_totals(model)  # connections (MACs) per inference, as the report counts

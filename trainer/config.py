@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ternkit.core.dataset import TASKS
 from ternkit.core.errors import OptionError
 from ternkit.core.text import cut
 
@@ -38,6 +39,7 @@ class TrainConfig:
     exact_block: int = 2
     exact_coords: int = 32
     device: str = "auto"  # auto | cpu | cuda; not part of the identity: the artifact is the same on either
+    task: str | None = None  # classify | regress | autoencode; None: inferred from the labels
     extra: dict[str, Any] = field(default_factory=dict)  # settings of plug-in techniques, recorded as given
 
     def validate(self) -> TrainConfig:
@@ -60,6 +62,7 @@ class TrainConfig:
             (isinstance(self.seed, int) and 0 <= self.seed < 2**32,  # the range `SPEC@val:SEED` split specs take
              f"--seed must be in 0..{2**32 - 1}, got {cut(self.seed, 40)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.task in (None, *TASKS), f"--task must be one of {', '.join(TASKS)}, got {self.task!r}"),
         ]
         for ok, message in checks:
             if not ok:

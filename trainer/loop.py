@@ -55,6 +55,10 @@ def batch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def accuracy(net: Network, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
     was_training = net.training
     net.eval()
+    if y.is_floating_point():  # regression on standardised targets: 1 - MSE, so the "error" is the MSE (~1 - R^2)
+        sq = sum(float(((net(x[i:i + batch]) - y[i:i + batch]) ** 2).sum()) for i in range(0, len(x), batch))
+        net.train(was_training)
+        return 1 - sq / max(1, y.numel())
     correct = sum(int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
     net.train(was_training)
     return correct / max(1, len(x))
@@ -81,7 +85,8 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
 
     def closure(backward: bool = True, xb=None, yb=None) -> torch.Tensor:
         out = net(xb)
-        loss = F.cross_entropy(out, yb) if hooks.task_loss is None else hooks.task_loss(out, yb)
+        loss = hooks.task_loss(out, yb) if hooks.task_loss is not None else (
+            F.mse_loss(out, yb) if yb.is_floating_point() else F.cross_entropy(out, yb))  # float targets: regression
         for term in hooks.loss_terms:
             loss = loss + term(net, xb, out)
         if backward:

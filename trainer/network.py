@@ -158,10 +158,11 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
 
 
 def to_artifact(net: nn.Module, input_spec: InputSpec, labels: list[str], levels: int = 1,
-                provenance: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> TernaryModel:
+                provenance: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                task: str = "classify") -> TernaryModel:
     """The deployed model: integer weights and scales exactly as the network computes with them (`levels` is
     read from the layers; the argument stays for callers of the earlier signature)."""
     from .trace import to_artifact as trace_to_artifact
 
     return trace_to_artifact(net, input_spec=input_spec, labels=list(labels), provenance=provenance,
-                             metrics=metrics)
+                             metrics=metrics, task=task)
