@@ -1,19 +1,46 @@
-"""ternkit.export: deploy a model artifact (ONNX for onnxruntime; Lava)."""
+"""ternkit.export: deploy a model artifact -- ONNX (onnxruntime), C for microcontrollers, Lava (Loihi 2) -- and
+measure it there (`simulate`).
 
-from .activity import activations_activity, activity_record
-from .calibration import calibration_data
-from .evaluate import evaluate
-from .lava.compat import LavaUnavailable, import_lava
-from .lava.export import lava_graph_for
-from .lava.graph import build_graph, emulate, load_graph, save_graph
-from .lava.sim import LavaRun, lava_activity, simulate_graph
-from .onnx.bundle import write_bundle
-from .onnx.export import OnnxExport, export_onnx
-from .onnx.infer import OnnxModel
-from .simulate import BACKENDS, Backend, register_backend, simulate, simulation_data
+Each backend is one package behind one protocol (`ternkit.export.backend`). Registration is the one line per
+backend below (third parties use the `ternkit.backends` entry point group instead). The units import their heavy
+parts (onnx, lava, compilers) on first use, so reading the registry -- the CLI builds its parser from it -- costs
+little; the public names load on first access too.
+"""
 
-__all__ = ["export_onnx", "OnnxExport", "OnnxModel", "write_bundle",
-           "build_graph", "save_graph", "load_graph", "emulate", "simulate_graph", "lava_activity", "LavaRun",
-           "import_lava", "LavaUnavailable", "activity_record", "activations_activity",
-           "calibration_data", "lava_graph_for", "evaluate", "simulate", "simulation_data", "BACKENDS", "Backend",
-           "register_backend"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .backend import Backend, Option, Written, backends, get, register, unregister
+from .c import backend as _c  # noqa: F401  -- registers c and cortex-m4
+from .deploy import export_model
+from .evaluate import evaluate  # a function named like its module: bound here, so the module never shadows it
+from .lava import backend as _lava  # noqa: F401  -- registers lava
+from .onnx import backend as _onnx  # noqa: F401  -- registers onnx
+from .simulate import simulate, simulation_data, simulation_text
+
+__all__ = ["Backend", "Option", "Written", "backends", "get", "register", "unregister",
+           "export_model", "export_onnx", "export_c", "export_lava", "OnnxExport", "OnnxModel", "write_bundle",
+           "save_graph", "load_graph", "simulate_graph", "lava_activity", "LavaRun", "import_lava", "LavaUnavailable",
+           "activity_record", "activations_activity", "calibration_data", "lava_graph_for", "evaluate", "simulate",
+           "simulation_data", "simulation_text"]
+
+_WHERE = {
+    "export_onnx": ".onnx.backend", "export_c": ".c.backend", "export_lava": ".lava.backend",
+    "OnnxExport": ".onnx.export", "OnnxModel": ".onnx.infer", "write_bundle": ".onnx.bundle",
+    "save_graph": ".lava.graph", "load_graph": ".lava.graph", "simulate_graph": ".lava.sim",
+    "lava_activity": ".lava.sim", "LavaRun": ".lava.sim", "import_lava": ".lava.compat",
+    "LavaUnavailable": ".lava.compat", "lava_graph_for": ".lava.export",
+    "activity_record": ".activity", "activations_activity": ".activity", "calibration_data": ".calibration",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module 'ternkit.export' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

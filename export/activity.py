@@ -18,30 +18,13 @@ from ternkit.core import INPUT
 from ternkit.core.activity_schema import FORMAT, VERSION, entry, record
 from ternkit.core.metrics import effective_inputs, operation_totals
 from ternkit.core.model import Conv2d, Dense, TernaryModel
-from ternkit.core.ops import window_out
+from ternkit.core.ops.conv2d import conv_fan_out
 
 __all__ = ["ACTIVITY_FORMAT", "ACTIVITY_VERSION", "fan_out", "conv_fan_out", "layer_entry", "activity_record",
            "activations_activity", "dense_macs"]
 
 ACTIVITY_FORMAT, ACTIVITY_VERSION = FORMAT, VERSION
 activity_record = record  # the record writer (keyword arguments: see core.activity_schema.record)
-
-
-def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding) -> np.ndarray:
-    """Non-zero synapses leaving each input neuron of a conv layer, shape (C, H, W); grouped and depthwise
-    convolutions (C = groups * w.shape[1]) reach only the output channels of their group."""
-    c, h, wd = in_chw
-    cout, cin_g, kh, kw = w.shape
-    groups = c // cin_g
-    (sh, sw), (ph, pw) = stride, padding
-    oh, ow = window_out(h, kh, sh, ph), window_out(wd, kw, sw, pw)
-    # (C, kh, kw): output channels of the group reached through each kernel tap
-    nz = (np.asarray(w) != 0).reshape(groups, cout // groups, cin_g, kh, kw).sum(1).reshape(c, kh, kw)
-    fan = np.zeros((c, h + 2 * ph + sh * oh, wd + 2 * pw + sw * ow), np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            fan[:, i:i + sh * oh:sh, j:j + sw * ow:sw] += nz[:, i, j][:, None, None]
-    return fan[:, ph:ph + h, pw:pw + wd]
 
 
 def fan_out(layer: Dense | Conv2d, in_shape: tuple[int, ...]) -> np.ndarray:

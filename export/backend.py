@@ -26,7 +26,7 @@ import the heavy parts (onnx, lava, compilers) inside the functions:
         refusals={"maxpool2d": "why, and what to use instead"},   # kinds it refuses, each with a hint
         export=_export,                                 # None for a simulate-only backend (cortex-m4)
         simulate=_simulate,                             # None for an export-only backend
-        require=_require,                               # raises a TernkitError (one line) if a dependency is missing
+        require=_require,                               # (stage) -> None; TernkitError if a dependency is missing
         export_options=(Option("--fast", "trade accuracy for speed", switch=True),),
         simulate_options=(Option("--fast", "trade accuracy for speed", switch=True),),
     ))
@@ -47,12 +47,14 @@ The contract of the functions:
   a hint (what to do instead), and `Backend.handler(op)` refuses it in one line. The conformance suite
   (tests/export/test_backend_conformance.py) reads `refusals`: a refused kind must be refused with its hint,
   every other operation must export and agree with the reference. No test keeps its own exclusion list.
-- `require()` runs before any slow work (calibration, building) and says in one line how to install what is
-  missing; the tests skip a backend whose `require()` fails, with that line as the reason.
+- `require(stage)` (stage "export" or "simulate": an export may need less than a simulation) runs before any
+  slow work (calibration, building) and raises a TernkitError whose one line says how to install what is
+  missing; the tests skip a backend whose `require` fails, with that line as the reason.
 
 Options are data (`Option`): the CLI turns them into argparse options, passes what the user gave through as
-keyword options, and refuses in one line an option that the chosen backend does not declare. Two backends may
-declare the same flag (`--calibrate`) only with the same dest, type and const; their choices may differ.
+keyword options, and refuses in one line an option that the chosen backend does not declare. `ternkit simulate`
+holds every backend's simulate options, so two backends may declare the same simulate flag (`--calibrate`) only
+with the same dest, type and const (their choices and help may differ); export options are per backend.
 """
 
 from __future__ import annotations
@@ -63,17 +65,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ternkit.core.activity_schema import BACKEND_NAME
 from ternkit.core.errors import OptionError, TernkitError
 from ternkit.core.ops import handler as _lookup
 
-__all__ = ["Option", "Backend", "Written", "ENTRY_POINT_GROUP", "register", "unregister", "backends", "get",
+__all__ = ["Option", "Backend", "Written", "ENTRY_POINT_GROUP", "REGISTRY", "register", "unregister", "backends", "get",
            "given_options"]
 
 ENTRY_POINT_GROUP = "ternkit.backends"
-_UNSET: Any = object()
+# keywords and argparse dests the commands and `export_model` / `simulate` use themselves
+RESERVED = frozenset({"model", "out", "where", "data", "backend", "dataset", "limit", "json", "run", "command",
+                      "format", "model_path"})
 
 
 @dataclass(frozen=True)
@@ -123,13 +128,14 @@ class Backend:
     refusals: Mapping[str, str] = field(default_factory=dict)
     export: Callable[..., Written] | None = None
     simulate: Callable[..., dict[str, Any]] | None = None
-    require: Callable[[], Any] | None = None
+    require: Callable[[str], Any] | None = None  # (stage: "export" | "simulate")
     export_options: tuple[Option, ...] = ()
     simulate_options: tuple[Option, ...] = ()
     title: str = ""             # the name in messages ("ONNX", "Lava", "C"); default: the name
     description: str = ""       # the long help of `ternkit export NAME`; default: the summary
     out_help: str = "the file to write"
     out_required: bool = True   # False: the backend's export checks `out` itself (onnx: -o or --bundle)
+    notes: Callable[[dict[str, Any]], str] | None = None  # extra lines `ternkit simulate` prints for a record
 
     def __post_init__(self) -> None:
         if len(self.name) > 40 or not BACKEND_NAME.fullmatch(self.name):
@@ -138,6 +144,9 @@ class Backend:
             raise ValueError(f"backend {self.name}: give export, simulate or both")
         for opts in (self.export_options, self.simulate_options):
             dests = [o.dest for o in opts]
+            if set(dests) & RESERVED:
+                raise ValueError(f"backend {self.name}: option names {sorted(set(dests) & RESERVED)} are taken by "
+                                 "the commands and the API")
             if len(set(dests)) != len(dests) and not all(o.group for o in opts if dests.count(o.dest) > 1):
                 raise ValueError(f"backend {self.name}: two options write {dests}")
 
@@ -149,12 +158,14 @@ class Backend:
         """The handler of `op`, or UnsupportedError (one line, naming the operation and the refusal's hint)."""
         return _lookup(self.handlers(), op, self.label, where=where, hint=dict(self.refusals))
 
-    def check_require(self) -> None:
+    def check_require(self, stage: str) -> None:
+        """Raise the backend's one-line TernkitError if what `stage` needs is not installed."""
         if self.require is not None:
-            self.require()
+            self.require(stage)
 
 
 _REGISTRY: dict[str, Backend] = {}
+REGISTRY: Mapping[str, Backend] = MappingProxyType(_REGISTRY)  # a live, read-only view (entry points: `backends()`)
 _entry_points_loaded = False
 
 
@@ -171,13 +182,11 @@ def register(backend: Backend) -> Backend:
     for other in _REGISTRY.values():
         if other.name == backend.name:
             continue
-        for mine, theirs in ((backend.export_options, other.export_options),
-                             (backend.simulate_options, other.simulate_options)):
-            for o in mine:
-                for t in theirs:
-                    if o.flag == t.flag and not _compatible(o, t):
-                        raise ValueError(f"backend {backend.name}: option {o.flag} differs from backend "
-                                         f"{other.name}'s (dest, type and switch must match)")
+        for o in backend.simulate_options:  # `ternkit simulate` holds every backend's; each export has its own
+            for t in other.simulate_options:
+                if o.flag == t.flag and not _compatible(o, t):
+                    raise ValueError(f"backend {backend.name}: simulate option {o.flag} differs from backend "
+                                     f"{other.name}'s (dest, type and switch must match)")
     _REGISTRY[backend.name] = backend
     return backend
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ternkit.core import ArtifactError, OptionError, TernaryModel, load_dataset
-from ternkit.core.data import is_builtin
+from ternkit.core.data import DatasetLike, is_builtin
 
 __all__ = ["calibration_data", "CALIBRATION_SAMPLES"]
 
@@ -27,10 +27,14 @@ def _provenance_number(value, field: str, where: str, integer: bool) -> float:
     return value
 
 
-def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION_SAMPLES,
+def calibration_data(model: TernaryModel, spec: DatasetLike | None, n: int = CALIBRATION_SAMPLES,
                      held_out: int = 0, where: str = "the model") -> tuple[np.ndarray, np.ndarray, str]:
     """(n calibration samples, `held_out` further samples for choosing settings, the dataset spec used).
-    `spec` None: the training split the model's provenance names (bundled datasets only)."""
+    `spec`: a dataset spec, data (an array of raw samples, a Dataset, a torch dataset: see `load_dataset`) or None: the
+    training split the model's provenance names (bundled datasets only)."""
+    if spec is not None and not isinstance(spec, str):  # arrays, Datasets, torch datasets: the API's callers
+        data = load_dataset(spec)
+        return _split(model, data.x, n, held_out, f"the given data ({len(data)} samples)")
     if spec is None:
         # provenance is data, never a file to follow: only a bundled training set is used without --calibrate
         prov = model.provenance if isinstance(model.provenance, dict) else {}
@@ -46,11 +50,14 @@ def calibration_data(model: TernaryModel, spec: str | None, n: int = CALIBRATION
         if not 0 <= fraction < 1 or not 0 <= seed < 2**32:
             raise ArtifactError(f"{where}: provenance seed {seed} / val_fraction {fraction} out of range")
         spec = f"{named}@train:{seed}:{fraction}" if fraction > 0 else named  # 0: all trained on
-    data = load_dataset(spec)
-    if data.shape != tuple(model.input.shape):
-        raise OptionError(f"calibration data {spec} has samples of shape {data.shape}, the model expects "
+    return _split(model, load_dataset(spec).x, n, held_out, spec)
+
+
+def _split(model: TernaryModel, x: np.ndarray, n: int, held_out: int, spec: str) -> tuple[np.ndarray, np.ndarray, str]:
+    if tuple(x.shape[1:]) != tuple(model.input.shape):
+        raise OptionError(f"calibration data {spec} has samples of shape {tuple(x.shape[1:])}, the model expects "
                           f"{tuple(model.input.shape)}")
-    perm = np.random.default_rng(0).permutation(len(data))
+    perm = np.random.default_rng(0).permutation(len(x))
     if held_out:  # keep at least a quarter of the data for calibration
-        n = min(n, max(1, len(data) - held_out, 3 * len(data) // 4))
-    return data.x[np.sort(perm[:n])], data.x[np.sort(perm[n:n + held_out])], spec
+        n = min(n, max(1, len(x) - held_out, 3 * len(x) // 4))
+    return x[np.sort(perm[:n])], x[np.sort(perm[n:n + held_out])], spec

@@ -190,3 +190,209 @@ TK_KERNEL void tk_widen(int32_t len, const int8_t *x, int32_t *y) {
 }
 """,
 }
+
+
+# ------------------------------------------------------------------ SIMD kernels (`--target cortex-m4`)
+# Weights stay packed in flash; a table turns one weight byte into the ±1/0 halfword pairs that SMLAD
+# multiplies with two sign-extended activations: 2-bit packing, one byte = 4 trits -> 2 words (2 KiB of
+# flash); base-3 packing, one byte = 5 trits -> 3 words (243 entries, 2.9 KiB). The decode is one table
+# read per byte, so 1.6-bit storage costs no speed. Without the DSP extension (a host build of the same
+# file) the three intrinsics are plain C with the same results.
+SIMD_COMMON = r"""
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TK_SXTB16(v) ((int32_t)__sxtb16((int32_t)(v)))
+static inline int32_t tk_sxtb16_ror8(uint32_t v) {
+    int32_t r;
+    __asm ("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+#define TK_SXTB16_ROR8(v) tk_sxtb16_ror8(v)
+#define TK_SMLAD(a, b, c) ((int32_t)__smlad((int32_t)(a), (int32_t)(b), (c)))
+#else
+static inline int32_t tk_sxtb16(uint32_t v) {
+    return (int32_t)(((uint32_t)(uint16_t)(int16_t)(int8_t)(v >> 16) << 16) | (uint16_t)(int16_t)(int8_t)v);
+}
+#define TK_SXTB16(v) tk_sxtb16(v)
+#define TK_SXTB16_ROR8(v) tk_sxtb16((v) >> 8)
+static inline int32_t tk_smlad(int32_t a, int32_t b, int32_t c) {
+    return c + (int32_t)(int16_t)a * (int16_t)b + (a >> 16) * (b >> 16);
+}
+#define TK_SMLAD(a, b, c) tk_smlad((a), (b), (c))
+#endif
+
+/* four activations as one word (the target allows unaligned loads; no library call is made) */
+static inline uint32_t tk_rd32(const int8_t *p) {
+#if defined(__GNUC__)
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+#else
+    return (uint32_t)(uint8_t)p[0] | (uint32_t)(uint8_t)p[1] << 8 | (uint32_t)(uint8_t)p[2] << 16
+           | (uint32_t)(uint8_t)p[3] << 24;
+#endif
+}
+"""
+
+DOT = {
+    "2bit": r"""
+/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per byte, SMLAD of (x0, x2) and (x1, x3) with the
+   table's halfword trits */
+static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], j = 0;
+    const int32_t nb = n >> 2;
+    if (w1) {
+        for (; j < nb; j++, x += 4) {
+            uint32_t v = tk_rd32(x);
+            int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+            const int32_t *e0 = tk_lut[w0[j]], *e1 = tk_lut[w1[j]];
+            s0 = TK_SMLAD(xa, e0[0], s0);
+            s1 = TK_SMLAD(xa, e1[0], s1);
+            s0 = TK_SMLAD(xb, e0[1], s0);
+            s1 = TK_SMLAD(xb, e1[1], s1);
+        }
+    } else {
+        for (; j < nb; j++, x += 4) {
+            uint32_t v = tk_rd32(x);
+            const int32_t *e0 = tk_lut[w0[j]];
+            s0 = TK_SMLAD(TK_SXTB16(v), e0[0], s0);
+            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), e0[1], s0);
+        }
+    }
+    for (int32_t k = 0; k < (n & 3); k++) { /* the last partial byte */
+        int32_t sh = 16 * (k >> 1), i = k & 1;
+        s0 += x[k] * (int32_t)(int16_t)(tk_lut[w0[nb]][i] >> sh);
+        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[w1[nb]][i] >> sh);
+    }
+    s[0] = s0;
+    s[1] = s1;
+}
+""",
+    "base3": r"""
+/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per byte (5 trits), SMLAD of (x0, x2) and (x1, x3)
+   with the table's halfword trits, and x4 times the fifth */
+static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], j = 0;
+    const int32_t nb = n / 5;
+    if (w1) {
+        for (; j < nb; j++, x += 5) {
+            uint32_t v = tk_rd32(x);
+            int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
+            const int32_t *e0 = tk_lut[w0[j]], *e1 = tk_lut[w1[j]];
+            s0 = TK_SMLAD(xa, e0[0], s0);
+            s1 = TK_SMLAD(xa, e1[0], s1);
+            s0 = TK_SMLAD(xb, e0[1], s0);
+            s1 = TK_SMLAD(xb, e1[1], s1);
+            s0 += x4 * e0[2];
+            s1 += x4 * e1[2];
+        }
+    } else {
+        for (; j < nb; j++, x += 5) {
+            uint32_t v = tk_rd32(x);
+            const int32_t *e0 = tk_lut[w0[j]];
+            s0 = TK_SMLAD(TK_SXTB16(v), e0[0], s0);
+            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), e0[1], s0);
+            s0 += x[4] * e0[2];
+        }
+    }
+    for (int32_t k = 0; k < n - 5 * nb; k++) { /* the last partial byte */
+        int32_t sh = k == 4 ? 0 : 16 * (k >> 1), i = k == 4 ? 2 : k & 1;
+        s0 += x[k] * (int32_t)(int16_t)(tk_lut[w0[nb]][i] >> sh);
+        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[w1[nb]][i] >> sh);
+    }
+    s[0] = s0;
+    s[1] = s1;
+}
+""",
+}
+
+SIMD_KERNELS: dict[str, str] = {
+    "dense_simd": r"""
+typedef struct {
+    const uint8_t *w; int32_t rows, row_bytes, cols; tk_rq_t rq;
+} tk_dense_simd_t;
+
+/* two output rows at a time share each activation word */
+TK_KERNEL void tk_dense_simd(const tk_dense_simd_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
+    for (int32_t o = 0; o < p->rows; o += 2) {
+        const uint8_t *w0 = p->w + o * p->row_bytes;
+        const int32_t two = o + 1 < p->rows;
+        int32_t s[2] = {0, 0};
+        tk_dot(w0, two ? w0 + p->row_bytes : 0, x, p->cols, s);
+        for (int32_t r = 0; r <= two; r++)
+            tk_put(y8, y32, o + r, tk_fin(tk_term(s[r], p->rq.m[o + r], p->rq.e[o + r]) + p->rq.b[o + r], p->rq.sh),
+                   p->rq.lo, p->rq.hi);
+    }
+}
+""",
+    "conv_simd": r"""
+typedef struct {
+    const uint8_t *w; int32_t cout, cin_g, cout_g, kh, kw, kbytes;
+    int32_t h, wd, oh, ow, sy, sx, py, px; tk_rq_t rq;
+} tk_conv_simd_t;
+
+/* one output pixel at a time: its receptive field (per group) gathered into `col` (padding as zeros), then
+   every output channel of the group is a dot product with it, two channels at a time */
+TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32) {
+    const int32_t hw = p->h * p->wd, ohw = p->oh * p->ow, n = p->cin_g * p->kh * p->kw;
+    const int32_t groups = p->cout / p->cout_g;
+    int32_t pix = 0;
+    for (int32_t oy = 0; oy < p->oh; oy++) {
+        for (int32_t ox = 0; ox < p->ow; ox++, pix++) {
+            const int32_t iy0 = oy * p->sy - p->py, ix0 = ox * p->sx - p->px;
+            for (int32_t g = 0; g < groups; g++) {
+                int8_t *c = col;
+                const int8_t *xg = x + g * p->cin_g * hw;
+                for (int32_t ci = 0; ci < p->cin_g; ci++) {
+                    for (int32_t ky = 0; ky < p->kh; ky++) {
+                        const int32_t iy = iy0 + ky;
+                        if ((uint32_t)iy >= (uint32_t)p->h) {
+                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = 0;
+                            continue;
+                        }
+                        const int8_t *row = xg + ci * hw + iy * p->wd;
+                        for (int32_t kx = 0; kx < p->kw; kx++) {
+                            const int32_t ix = ix0 + kx;
+                            *c++ = (uint32_t)ix < (uint32_t)p->wd ? row[ix] : 0;
+                        }
+                    }
+                }
+                const int32_t end = (g + 1) * p->cout_g;
+                for (int32_t co = g * p->cout_g; co < end; co += 2) {
+                    const uint8_t *w0 = p->w + co * p->kbytes;
+                    const int32_t two = co + 1 < end;
+                    int32_t s[2] = {0, 0};
+                    tk_dot(w0, two ? w0 + p->kbytes : 0, col, n, s);
+                    for (int32_t r = 0; r <= two; r++)
+                        tk_put(y8, y32, (co + r) * ohw + pix, tk_fin(tk_term(s[r], p->rq.m[co + r], p->rq.e[co + r])
+                               + p->rq.b[co + r], p->rq.sh), p->rq.lo, p->rq.hi);
+                }
+            }
+        }
+    }
+}
+""",
+}
+
+
+def simd_common(packing: str) -> str:
+    """The SIMD helpers, the weight-byte table of `packing` and its dot product."""
+    return SIMD_COMMON + lut_c(packing) + DOT[packing]
+
+
+def lut_c(packing: str) -> str:
+    """The decode table: per weight byte, its trits as int16 halfword pairs (x0,x2), (x1,x3) [and x4 alone]."""
+    from .packing import byte_trits
+
+    trits = byte_trits(packing)  # (entries, trits per byte)
+    words = []
+    for t in trits:
+        t = [int(v) for v in t]
+        pair = [(t[0] & 0xFFFF) | ((t[2] & 0xFFFF) << 16), (t[1] & 0xFFFF) | ((t[3] & 0xFFFF) << 16)]
+        if len(t) == 5:
+            pair.append(t[4])
+        words.append("{" + ", ".join(str(w - (1 << 32) if w >= 1 << 31 else w) for w in pair) + "}")
+    n = len(trits[0]) - 2
+    lines = [", ".join(words[i:i + 8]) for i in range(0, len(words), 8)]
+    return (f"\n/* weight byte -> trits as halfword pairs: {len(words)} entries */\n"
+            f"static const int32_t tk_lut[{len(words)}][{n}] = {{\n    " + ",\n    ".join(lines) + "\n};\n")

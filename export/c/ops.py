@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from ternkit.core.ops import im2col
-from ternkit.core.packing import pack_ints
-
 from .fixed import Requant, finish, store, term
+from .packing import pack_rows
 
 __all__ = ["Step", "HANDLERS", "Terms", "c_array"]
 
@@ -37,6 +36,12 @@ class Step:
     scores: bool = False  # writes the int32 scores instead of an int8 buffer
     lo: int = -128  # 0 when a ReLU is fused into the step
     rqs: list[Requant] = field(default_factory=list)
+    target: str = "generic"  # which kernels: "generic" (portable C99) or "cortex-m4" (SIMD dot products)
+    packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
+
+    @property
+    def simd(self) -> bool:
+        return self.target != "generic" or self.packing != "2bit"
 
     @property
     def size(self) -> int:
@@ -84,13 +89,9 @@ def _bias(rq: Requant, ndim: int, channel_axis: int | None) -> np.ndarray:
     return rq.b.reshape(shape)
 
 
-def _rows_packed(q: np.ndarray) -> tuple[np.ndarray, int]:
+def _rows_packed(q: np.ndarray, packing: str = "2bit") -> tuple[np.ndarray, int]:
     """Trits (rows, n) packed per row, each row padded to whole bytes: (bytes (rows, row_bytes), row_bytes)."""
-    rows, n = q.shape
-    pad = (-n) % 4
-    qp = np.concatenate([q.astype(np.int8), np.zeros((rows, pad), np.int8)], axis=1)
-    packed = pack_ints(qp, 2).reshape(rows, -1)
-    return packed, packed.shape[1]
+    return pack_rows(q, packing)
 
 
 def _trit_bound(q: np.ndarray) -> np.ndarray:
@@ -119,16 +120,23 @@ class Dense:
         acc = _exact_matmul(xs[0].reshape(len(xs[0]), -1), step.op.weight.T)
         return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 2, 1), rq.sh), rq)
 
+    def kernel_of(self, step: Step) -> str:
+        return "dense_simd" if step.simd else "dense"
+
     def c_data(self, step: Step, sym: str) -> str:
-        packed, row_bytes = _rows_packed(step.op.weight)
+        packed, row_bytes = _rows_packed(step.op.weight, step.packing)
         rq = step.rqs[0]
-        init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {_rq_init(sym, rq)}}}"
-        decl = f"static const tk_dense_t {sym} = {init};\n"
+        if step.simd:
+            init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {step.op.weight.shape[1]}, {_rq_init(sym, rq)}}}"
+            decl = f"static const tk_dense_simd_t {sym} = {init};\n"
+        else:
+            init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {_rq_init(sym, rq)}}}"
+            decl = f"static const tk_dense_t {sym} = {init};\n"
         return c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq) + decl
 
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
-        return f"tk_dense(&{sym}, {xs[0]}, {y8}, {y32});"
+        return f"tk_dense{'_simd' if step.simd else ''}(&{sym}, {xs[0]}, {y8}, {y32});"
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +167,12 @@ class Conv:
     requantises = True
     terms = Dense.terms
 
+    def kernel_of(self, step: Step) -> str:
+        return "conv_simd" if step.simd else "conv2d"
+
     def scratch(self, step: Step) -> int:
+        if step.simd:  # one receptive field, int8
+            return int(np.prod(step.op.weight.shape[1:]))
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
@@ -172,7 +185,12 @@ class Conv:
         cin, h, w = step.in_shapes[0]
         cout, oh, ow = step.out_shape
         kh, kw = op.kernel
-        packed, kbytes = _rows_packed(op.weight.reshape(cout, -1))
+        packed, kbytes = _rows_packed(op.weight.reshape(cout, -1), step.packing)
+        if step.simd:
+            return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
+                    + f"static const tk_conv_simd_t {sym} = {{{sym}_w, {cout}, {cin // op.groups}, "
+                      f"{cout // op.groups}, {kh}, {kw}, {kbytes}, {h}, {w}, {oh}, {ow}, {op.stride[0]}, "
+                      f"{op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {_rq_init(sym, rq)}}};\n")
         ylo, yhi = _valid_range(h, oh, kh, op.stride[0], op.padding[0])
         xlo, xhi = _valid_range(w, ow, kw, op.stride[1], op.padding[1])
         return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
@@ -184,6 +202,8 @@ class Conv:
 
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
+        if step.simd:
+            return f"tk_conv_simd(&{sym}, {xs[0]}, (int8_t *)(void *){scratch}, {y8}, {y32});"
         return f"tk_conv(&{sym}, {xs[0]}, {scratch}, {y8}, {y32});"
 
 

@@ -23,10 +23,12 @@ from ternkit.core.ops import handler
 
 from .fixed import QMAX, choose, scores_scale
 from .ops import FUSES_RELU, HANDLERS, WIDEN, Step
+from .packing import check_packing
 
-__all__ = ["CProgram", "InputQuant", "build_program", "quantize", "emulate", "predict", "check_supported"]
+__all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict", "check_supported"]
 
 SCORES = "scores"
+TARGETS = ("generic", "cortex-m4")
 CALIBRATION_BATCH = 500
 
 
@@ -53,6 +55,8 @@ class CProgram:
     source: str | None = None
     calibration_samples: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    target: str = "generic"
+    packing: str = "2bit"
 
     @property
     def inputs(self) -> int:
@@ -113,9 +117,19 @@ def _final_chain(model: TernaryModel) -> tuple[str, set[str]]:
     return name, chain
 
 
-def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None = None) -> CProgram:
+def check_target(target: str, packing: str) -> None:
+    """Refuse (one line) an unknown kernel target or weight packing."""
+    if target not in TARGETS:
+        raise OptionError(f"unknown C target {target!r}: choose one of {', '.join(TARGETS)}")
+    check_packing(packing)
+
+
+def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None = None, *, target: str = "generic",
+                  packing: str = "2bit") -> CProgram:
     """Plan, calibrate and lay out the integer program of `model` (raw calibration samples, as the dataset
-    gives them)."""
+    gives them). `target`: "generic" (portable C99 kernels) or "cortex-m4" (SIMD dot products, plain-C
+    fallbacks elsewhere); `packing`: weight storage "2bit" or "base3" (1.6 bits; uses the SIMD kernels)."""
+    check_target(target, packing)
     check_supported(model)
     calib_x = np.asarray(calib_x, np.float32)
     if calib_x.ndim < 2 or len(calib_x) == 0 or calib_x.shape[1:] != tuple(model.input.shape):
@@ -141,7 +155,8 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
         if n.op.kind in FUSES_RELU and len(cons) == 1 and kinds[cons[0]] == "relu" and cons[0] != final:
             out, lo = cons[0], 0
             fused.add(out)
-        step = Step(n.op.kind, out, n.op, ins, [tuple(shapes[i]) for i in n.inputs], tuple(shapes[n.name]), lo=lo)
+        step = Step(n.op.kind, out, n.op, ins, [tuple(shapes[i]) for i in n.inputs], tuple(shapes[n.name]), lo=lo,
+                    target=target, packing=packing)
         if h.requantises:
             groups = h.terms(n.op, [scale[v] for v in ins], step.in_shapes)
             step.scores = out == final and set(consumers[out]) <= chain
@@ -160,7 +175,7 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
                           (model.num_classes,), scale=scale[last], scores=True))
     offsets, scratch, arena = _layout(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
-                    model.fingerprint(), source, int(len(calib_x)))
+                    model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
 
 
 def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:

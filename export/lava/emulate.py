@@ -12,42 +12,10 @@ from typing import Any
 import numpy as np
 
 from ternkit.core.errors import ArtifactError, OptionError
+from ternkit.core.ops.conv2d import conv_fan_out
+from ternkit.core.ops.conv2d import correlate as conv_int
 
 __all__ = ["conv_int", "conv_fan_out", "encode_inputs", "emulate", "lava_to_torch_kernel"]
-
-
-def conv_int(a: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int],
-             groups: int = 1) -> np.ndarray:
-    """Exact cross-correlation (torch semantics) of integer or float arrays: a (N, C, H, W),
-    w (O, C / groups, kh, kw)."""
-    n, c, h, wd = a.shape
-    o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    ap = np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.lib.stride_tricks.sliding_window_view(ap, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
-    og = o // groups
-    outs = []
-    for k in range(groups):
-        part = cols[:, k * cg:(k + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, cg * kh * kw)
-        outs.append(part @ w[k * og:(k + 1) * og].reshape(og, -1).T)
-    y = np.concatenate(outs, axis=-1) if groups > 1 else outs[0]
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-
-
-def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding, groups: int = 1) -> np.ndarray:
-    """Non-zero synapses leaving each input element of a conv (torch layouts), shape (C, H, W)."""
-    c, h, wd = in_chw
-    o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    og = o // groups
-    nz = np.concatenate([(w[k * og:(k + 1) * og] != 0).sum(0) for k in range(groups)])  # (C, kh, kw)
-    fan = np.zeros((c, h + 2 * ph + sh * oh, wd + 2 * pw + sw * ow), np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            fan[:, i:i + sh * oh:sh, j:j + sw * ow:sw] += nz[:, i, j][:, None, None]
-    return fan[:, ph:ph + h, pw:pw + wd]
 
 
 def lava_to_torch_kernel(w: np.ndarray) -> np.ndarray:

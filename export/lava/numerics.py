@@ -238,7 +238,7 @@ class Quantiser:
         if g.kind == "conv":
             if groups > MAX_LAVA_GROUPS or (split and groups > 1):
                 w, groups = expand_groups(w, groups), 1
-            fan = conv_fan_out(w, src_shape, g.stride, g.padding, groups).transpose(2, 1, 0).reshape(-1)
+            fan = conv_fan_out(w, src_shape, g.stride, g.padding).transpose(2, 1, 0).reshape(-1)
             stored = w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]
             if split:
                 stored = np.concatenate([stored, -stored], axis=-1)

@@ -340,6 +340,8 @@ def build_graph(model: TernaryModel, fmt: str = "int2", metadata: dict[str, str]
         "ternkit.labels": json.dumps([str(x) for x in model.labels]),
         "ternkit.normalisation": json.dumps(_norm_record(mean, std)),
     }
+    if model.task != "classify":  # outputs are values in the data's units, not class scores
+        meta["ternkit.task"] = model.task
     if b.contrib:
         meta["ternkit.requires"] = json.dumps({"contrib_ops": NBITS_OPS, "runtime": "onnxruntime",
                                                "onnxruntime": f">={NBITS_MIN_ORT}"})
