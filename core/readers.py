@@ -48,14 +48,20 @@ def check_regular(path: str | os.PathLike, limit: int, what: str, error: type[Te
 def read_bytes(path: str | os.PathLike, limit: int, what: str, error: type[TernkitError] = TernkitError) -> bytes:
     """The whole file, refusing non-regular files and files larger than `limit` bytes."""
     path = check_regular(path, limit, what, error)
-    try:
+    try:  # read(limit + 1) would reserve `limit` bytes up front (a MemoryError under `ulimit -v`): read the
+        # file's own size (+1 to see growth); a file that grew since is read on in bounded chunks
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            want = min(os.fstat(f.fileno()).st_size, limit) + 1
+            chunks = [f.read(want)]
+            size = len(chunks[0])
+            while size == want and size <= limit and (chunk := f.read(min(16 * MIB, limit + 1 - size))):
+                chunks.append(chunk)
+                size = want = size + len(chunk)
     except OSError as e:
         raise error(f"{path}: cannot read ({e.strerror})") from None
-    if len(data) > limit:
+    if size > limit:
         raise error(f"{path}: larger than the {_size(limit)} limit for {what} files")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_text(path: str | os.PathLike, limit: int, what: str, error: type[TernkitError] = TernkitError) -> str:

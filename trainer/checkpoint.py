@@ -17,8 +17,10 @@ from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.readers import read_bytes
 
 MAX_CHECKPOINT = 16 << 30  # 16 GiB: a network, Adam's two moments and CoNNTrA's, for ~1e9 weights
+STATE_COPIES = 8  # the network, its rule's state (Adam: 2 moments; CoNNTrA: a few per weight) and spare
+SLACK = 64 << 20  # pickling overhead, the history JSON, a technique's small extra state
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_limit"]
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, rule: Any, history: dict[str, Any], epoch: int, batch: int,
@@ -30,8 +32,19 @@ def save_checkpoint(path: Path, net: torch.nn.Module, rule: Any, history: dict[s
     write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    raw = read_bytes(path, MAX_CHECKPOINT, "checkpoint", ArtifactError)  # bounded, regular files only
+def checkpoint_limit(net: torch.nn.Module | None) -> int:
+    """The largest checkpoint `net` can have written: STATE_COPIES times its state plus SLACK (MAX_CHECKPOINT
+    without a network). A bigger file belongs to another network, or is hostile: refused before it is read."""
+    if net is None:
+        return MAX_CHECKPOINT
+    size = sum(t.numel() * t.element_size() for t in net.state_dict().values() if isinstance(t, torch.Tensor))
+    return min(MAX_CHECKPOINT, STATE_COPIES * size + SLACK)
+
+
+def load_checkpoint(path: Path, identity: dict[str, Any], net: torch.nn.Module | None = None) -> dict[str, Any]:
+    """The saved state, read with `weights_only=True` (no code runs), in a size bounded by the network
+    it is resumed into (`checkpoint_limit`)."""
+    raw = read_bytes(path, checkpoint_limit(net), "checkpoint", ArtifactError)  # bounded, regular files only
     try:
         state = torch.load(io.BytesIO(raw), weights_only=True)
         saved = json.loads(state["identity"])

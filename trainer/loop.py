@@ -77,7 +77,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     history: dict[str, Any] = {"epochs": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0}
     start_epoch, start_batch, partial_loss = 0, 0, 0.0
     if resume and checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, identity or {})
+        state = load_checkpoint(checkpoint, identity or {}, net)
         net.load_state_dict(state["net"])
         rule.load_state_dict(state["rule"])
         history, start_epoch, start_batch = state["history"], state["epoch"], state["batch"]
