@@ -95,6 +95,18 @@ def memory_summary(model: TernaryModel) -> dict[str, Any]:
     return parameter_memory(model)
 
 
+def _check_traceable(net: torch.nn.Module, spec: InputSpec, labels: list[str], task: str) -> None:
+    """Trace the untrained network once, as the end of training will: an operation the tracer cannot map, or
+    data-dependent control flow, is then one line before any training (and before a checkpoint is written)."""
+    from .trace import to_artifact as trace_artifact
+
+    rng = torch.random.get_rng_state()  # the trace must not change the run's random numbers
+    try:
+        trace_artifact(net, input_spec=spec, labels=list(labels), check=False, task=task)
+    finally:
+        torch.random.set_rng_state(rng)
+
+
 def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           split: Split | None = None, hooks: Hooks | None = None, net: Network | None = None,
           techniques: list[Technique] | None = None) -> TrainResult:
@@ -110,6 +122,7 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     if net is None and is_user_model(config.model):
         net = build_user_network(config.model, spec.shape, len(labels), config.method, seed=config.seed,
                                  levels=config.levels, scale_mode=config.scale)
+        _check_traceable(net, spec, labels, task)  # an untraceable model is refused before step 1, no files
     net = net or build_network(config.model, spec.shape, len(labels), PARAMETRISATION[config.method],
                                seed=config.seed, levels=config.levels, scale_mode=config.scale)
     device = resolve_device(config.device)
