@@ -1,5 +1,5 @@
-"""ternkit: train ternary neural networks (CoNNTrA) and deploy them to ONNX and Lava, with memory and energy
-reports.
+"""ternkit: train ternary neural networks (CoNNTrA) and deploy them (ONNX, C for microcontrollers, Lava, and
+any registered backend), with memory and energy reports.
 
 The public API, one import away; heavy parts (torch, onnx, lava) load on first use:
 
@@ -7,6 +7,9 @@ The public API, one import away; heavy parts (torch, onnx, lava) load on first u
     result = ternkit.train(ternkit.TrainConfig(dataset="digits", model="mlp:64", epochs=10), out="m.tern")
     model = ternkit.load_model("m.tern")            # TernaryModel; model.forward(x) is the reference inference
     ternkit.export_onnx(model, "m.onnx")            # 2-bit weights, runs in onnxruntime
+    ternkit.export_c(model, "mcu/", calibrate="digits")   # C99; calibration data: a spec, an array or a Dataset
+    ternkit.export_model("lava", model, "m.lava.json")    # any registered backend by name (ternkit.backends())
+    ternkit.simulate(model, "digits", "onnx", limit=100)  # an activity record
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ __all__ = [
     # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
     "train", "TrainConfig", "ternarize", "to_artifact", "recalibrate_batchnorm", "nn", "optim",
     # deployment (ternkit.export)
-    "export_onnx", "OnnxModel", "write_bundle", "calibration_data", "lava_graph_for", "simulate", "simulation_data",
-    "evaluate",
+    "export_onnx", "export_c", "export_lava", "export_model", "backends", "OnnxModel", "write_bundle",
+    "calibration_data", "lava_graph_for", "simulate", "simulation_data", "evaluate",
     # memory and energy reports (ternkit.targets)
     "report_model", "write_report",
 ]
@@ -32,7 +35,9 @@ _WHERE = {
     "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "recalibrate_batchnorm": "ternkit.trainer.batchnorm",
-    "export_onnx": "ternkit.export", "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
+    "export_onnx": "ternkit.export", "export_c": "ternkit.export", "export_lava": "ternkit.export",
+    "export_model": "ternkit.export", "backends": "ternkit.export",
+    "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
     "calibration_data": "ternkit.export", "lava_graph_for": "ternkit.export", "simulate": "ternkit.export",
     "simulation_data": "ternkit.export", "evaluate": "ternkit.export",
     "report_model": "ternkit.targets", "write_report": "ternkit.targets",

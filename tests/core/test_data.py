@@ -7,6 +7,7 @@ import pytest
 from ternkit.core import DataError, load_dataset, load_split, normalisation, split_dataset
 
 
+@pytest.mark.mnist
 def test_builtin_sets():
     iris, digits, mnist = load_dataset("iris"), load_dataset("digits"), load_dataset("mnist-sample")
     assert iris.x.shape == (150, 4) and digits.x.shape == (1797, 1, 8, 8)
@@ -14,6 +15,7 @@ def test_builtin_sets():
     assert mnist.x.max() == 255
 
 
+@pytest.mark.mnist
 def test_split_is_stratified_and_deterministic():
     d = load_dataset("mnist-sample")  # rows sorted by label: a naive split would lose classes
     tr, va = split_dataset(d, 0.2, seed=4)

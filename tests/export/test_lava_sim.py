@@ -89,6 +89,7 @@ def test_trained_digits_model_agreement(tmp_path):
     assert (rate.readout.argmax(1) == ref).mean() >= 0.95
 
 
+@pytest.mark.mnist
 def test_two_conv_layers_stay_within_lava_accumulators():
     """conv 8c5s2 -> conv 16c5s2 -> dense on 28x28 images: without bounding the second conv's sums, Lava's
     24-bit Conv clamp would saturate; the graph's range shifts keep Lava bit-exact with the emulation."""

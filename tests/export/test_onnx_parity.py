@@ -14,6 +14,7 @@ from ternkit.export.onnx.infer import SESSION_MODES
 
 
 @pytest.mark.slow
+@pytest.mark.mnist
 @pytest.mark.parametrize("spec", ["mlp:64", "cnn:4c5s2-8c5s2-32"])
 def test_trained_model_parity(tmp_path, spec):
     tern = tmp_path / "m.tern"
