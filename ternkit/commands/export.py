@@ -12,9 +12,9 @@ from ternkit.commands.backend_options import add_options, given
 
 
 def _no_format(p: argparse.ArgumentParser, names: list[str]) -> int:
-    """`ternkit export` alone: usage and one error line on stderr, exit 2 (as argparse does for usage errors)."""
-    p.print_usage(sys.stderr)
-    print(f"{p.prog}: error: choose a format: {' or '.join(names)}", file=sys.stderr)
+    """`ternkit export` alone: one error line on stderr naming the formats, exit 2 (as for every bad input)."""
+    print(f"{p.prog}: error: choose a format: {' or '.join(names)} (e.g. `{p.prog} onnx MODEL -o OUT`)",
+          file=sys.stderr)
     return 2
 
 
