@@ -38,7 +38,11 @@ def calibration_data(model: TernaryModel, spec: DatasetLike | None, n: int = CAL
     if spec is None:
         # provenance is data, never a file to follow: only a bundled training set is used without --calibrate
         prov = model.provenance if isinstance(model.provenance, dict) else {}
-        cfg = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+        cfg = prov.get("config")
+        if cfg is not None and not isinstance(cfg, dict):  # refused, as a string val_fraction is: never a guess
+            raise ArtifactError(f"{where}: provenance field config must be an object of training settings, got "
+                                f"{type(cfg).__name__}; give --calibrate DATASET or fix the file")
+        cfg = cfg or {}
         named = prov.get("dataset")
         if not isinstance(named, str):
             raise OptionError(f"{where} does not name its training dataset; give --calibrate DATASET")
