@@ -54,7 +54,8 @@ def calibration_data(model: TernaryModel, spec: DatasetLike | None, n: int = CAL
         if not 0 <= fraction < 1 or not 0 <= seed < 2**32:
             raise ArtifactError(f"{where}: provenance seed {seed} / val_fraction {fraction} out of range")
         spec = f"{named}@train:{seed}:{fraction}" if fraction > 0 else named  # 0: all trained on
-    return _split(model, load_dataset(spec).x, n, held_out, spec)
+    # read for the model's task: a regression's split is a plain shuffle, a classifier's stratified
+    return _split(model, load_dataset(spec, None if model.task == "classify" else model.task).x, n, held_out, spec)
 
 
 def _split(model: TernaryModel, x: np.ndarray, n: int, held_out: int, spec: str) -> tuple[np.ndarray, np.ndarray, str]:

@@ -24,13 +24,13 @@ def simulation_data(model: TernaryModel, spec: DatasetLike, limit: int | None = 
     """The dataset `spec` (N samples spread evenly over it with `limit`), checked against the model."""
     if limit is not None and limit < 1:
         raise OptionError(f"--limit must be at least 1, got {limit}")
-    data = load_dataset(spec)
+    data = load_dataset(spec, None if model.task == "classify" else model.task)
     if limit is not None:
         data = data.spread(limit)
     name = spec if isinstance(spec, str) else "the data"
     if data.shape != tuple(model.input.shape):
         raise OptionError(f"{name} has samples of shape {data.shape}, the model expects {tuple(model.input.shape)}")
-    if len(data.labels) > model.num_classes:
+    if model.task == "classify" and len(data.labels) > model.num_classes:
         raise OptionError(f"{name} has {len(data.labels)} classes, the model only {model.num_classes}")
     return data
 
@@ -66,6 +66,8 @@ def simulate(model: TernaryModel | str | os.PathLike, data: DatasetLike, backend
         raise OptionError("no samples to simulate")
     rec = b.simulate(model, data, where=model_path or "the model", **given)
     rec.update({"model": model_path, FINGERPRINT_KEY: model.fingerprint(), "dataset": dataset})
+    if model.task != "classify":  # class decisions mean nothing for values: evaluate gives MSE/R2, C is checked
+        rec.update({"accuracy": None, "agreement": None, "task": model.task})  # bit-exact against its emulation
     if out is not None:
         write_text(out, json.dumps(rec, indent=1) + "\n")
     return rec
@@ -75,7 +77,8 @@ def simulation_text(r: dict[str, Any]) -> str:
     """The table `ternkit simulate` prints for a record, with the lines its backend adds (`Backend.notes`)."""
     head = (f"{r['backend']}{' ' + r['neuron'] if r['neuron'] else ''}"
             f"{' (' + r['numerics'] + ')' if 'numerics' in r else ''} on {r['dataset']}: {r['samples']} samples, "
-            f"accuracy {100 * r['accuracy']:.2f} %, agreement with the reference {100 * r['agreement']:.2f} %, "
+            + (f"accuracy {100 * r['accuracy']:.2f} %, agreement with the reference {100 * r['agreement']:.2f} %, "
+               if r["accuracy"] is not None and r["agreement"] is not None else f"{r.get('task', 'no')} task, ") +
             f"{r['samples_per_second']:.1f} samples/s, {r['timesteps']} timesteps per inference")
     rows = ["layer  kind     neurons  fan-out  messages/inf  synops/inf  updates/inf  input sparsity"]
     for e in r["layers"]:

@@ -45,6 +45,9 @@ def _header(prog: CProgram) -> str:
 #define TK_INPUTS {prog.inputs}
 #define TK_CLASSES {prog.classes}
 #define TK_ARENA_BYTES {prog.arena_bytes}
+/* the real value of one score unit: output = score * TK_OUTPUT_SCALE (a regression's outputs in the data's
+   units; a classifier's logits) */
+#define TK_OUTPUT_SCALE {_float(prog.steps[-1].scale)}
 
 #ifdef __cplusplus
 extern "C" {{
@@ -55,6 +58,9 @@ void tk_quantize(const float *raw, int8_t *q);
 
 /* int8 input -> TK_CLASSES int32 scores (proportional to the logits); returns the class index */
 int tk_predict(const int8_t *q, int32_t *scores);
+
+/* TK_CLASSES scores -> TK_CLASSES dequantised outputs (score * TK_OUTPUT_SCALE): a regression's values */
+void tk_outputs(const int32_t *scores, float *out);
 
 #ifdef __cplusplus
 }}
@@ -119,6 +125,11 @@ int tk_predict(const int8_t *q, int32_t *scores) {{
     for (int i = 1; i < TK_CLASSES; i++)
         if (scores[i] > scores[best]) best = i;
     return best;
+}}
+
+void tk_outputs(const int32_t *scores, float *out) {{
+    for (int i = 0; i < TK_CLASSES; i++)
+        out[i] = (float)scores[i] * TK_OUTPUT_SCALE;
 }}
 """)
     return _header(prog), "".join(parts)

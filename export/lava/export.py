@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ternkit.core import ArtifactError, OptionError, TernaryModel
+from ternkit.core import ArtifactError, OptionError, TernaryModel, UnsupportedError
 
 from ..calibration import calibration_data
 
@@ -34,6 +34,9 @@ def lava_graph_for(model: TernaryModel, *, neuron: str = "sigma-delta", timestep
     `calibration_data`); percentile 'auto' picks the best threshold percentile on held-out calibration data."""
     from .graph import build_graph, choose_percentile
 
+    if model.task != "classify":
+        raise UnsupportedError(f"{where} is a {model.task} model: the Lava export reads out class decisions (spike "
+                               "counts), not values; deploy it with ONNX or C")
     p, auto = parse_percentile(percentile)
     x, held_out, spec = calibration_data(model, calibrate, held_out=1000 if auto else 0, where=where)
     if auto and neuron == "if":

@@ -108,6 +108,8 @@ def check_runtime(model: TernaryModel, data: bytes, fmt: str) -> float:
             raise TernkitError(f"onnxruntime {ort.__version__} ({mode} session) disagrees with the reference on the "
                                f"{fmt} export: max |logit difference| {diffs[mode]:.3g}; nothing was written")
         # a flipped argmax is allowed only where the reference's top two are within the tolerance (a tie)
+        if model.task != "classify":  # values, not class scores: the difference above is the whole check
+            continue
         decided = (top2[:, 1] - top2[:, 0]) > 2 * tol * scale
         agree = out.argmax(1) == ref.argmax(1)
         if decided.any() and agree[decided].mean() < AGREEMENT_BAR:

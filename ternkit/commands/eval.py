@@ -14,7 +14,9 @@ from ternkit.commands import SUMMARIES
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help=SUMMARIES["eval"],
-                       description="Evaluate a model: accuracy, per-class accuracy and the confusion matrix.")
+                       description="Evaluate a model: accuracy, per-class accuracy and the confusion matrix of a "
+                       "classifier; MSE, MAE and R2 of a regression; and for an autoencoder on labelled data "
+                       "(0 = normal, others anomalies) the ROC AUC of the reconstruction error.")
     p.add_argument("model", help="a .tern artifact or an .onnx export")
     p.add_argument("--dataset", default="mnist-sample", help="dataset spec (default: mnist-sample)")
     p.add_argument("--limit", type=int, default=None, help="evaluate N samples spread evenly over the dataset")
@@ -28,6 +30,13 @@ def run(args: argparse.Namespace) -> int:
     r = evaluate(args.model, args.dataset, args.limit)
     if args.json:
         print(json.dumps(r))
+        return 0
+    if r["task"] != "classify":
+        auc = f", ROC AUC of the reconstruction error {r['auc']:.4f} ({r['anomalies']} anomalies)" \
+            if r.get("auc") is not None else ""
+        r2 = "-" if r["r2"] is None else f"{r['r2']:.4f}"
+        print(f"{r['model']} ({r['task']}) on {r['dataset']}: MSE {r['mse']:.6g}, MAE {r['mae']:.6g}, R2 {r2}{auc} "
+              f"over {r['n']} samples")
         return 0
     print(f"{r['model']} on {r['dataset']}: accuracy {100 * r['accuracy']:.2f} % over {r['n']} samples")
     labels = r["labels"]

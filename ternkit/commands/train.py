@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ternkit.commands import SUMMARIES
 from ternkit.core.atomic import OutputError, check_writable
+from ternkit.core.dataset import TASKS
 from ternkit.core.errors import OptionError
 from ternkit.trainer import METHODS, MODES, SCHEDULES, TrainConfig, TrainingInterrupted, metrics_path
 from ternkit.trainer.approx import KEY as APPROX_KEY
@@ -24,7 +25,7 @@ from .train_compression import compression_extra, run_training
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
 ternary), float (float32 backprop, the baseline). Datasets: iris, digits, mnist-sample, idx:DIR[:train|:t10k],
-csv:FILE[:LABEL_COLUMN].
+csv:FILE[:LABEL_COLUMN], npz:FILE[:test] (arrays x, y), folder:DIR[@HxW] (a subfolder of PNG/JPEG per class).
 
 Models: mlp:256, mlp:512x256, mlp:256bnx128 (bn: BatchNorm); cnn (= cnn:16c5s2-32c5s2-100), tokens joined by
 '-': <ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn] convolution, dw<k>[s<stride>][bn] depthwise
@@ -49,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="train on a CUDA device when torch sees one (auto, the default), or force cpu/cuda; the "
                    "artifact is the same either way")
     p.add_argument("--method", default=d.method, choices=METHODS, help="training method (default: conntra)")
+    p.add_argument("--task", default=None, choices=TASKS,
+                   help="classify, regress (MSE; the label column holds targets) or autoencode (the target is the "
+                        "input); default: inferred from the labels, and said")
     p.add_argument("--mode", default=d.mode, choices=MODES, help="CoNNTrA mode (default: gradient)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs (default: at least 10, and at least 600 steps on a small dataset)")
@@ -98,7 +102,7 @@ def config_from_args(args: argparse.Namespace, method: str | None = None) -> Tra
                        seed=args.seed, device=args.device,
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
-                       exact_block=args.exact_block, exact_coords=args.exact_coords,
+                       exact_block=args.exact_block, exact_coords=args.exact_coords, task=args.task,
                        extra={**_accel_extra(args), **compression_extra(args)}).validate()
 
 
@@ -209,6 +213,10 @@ def _train_here(args: argparse.Namespace) -> int:
           f"lr {sched['lr']:g}, seed {config.seed}")
     if sched["defaults"]:
         print(f"defaults: {sched['why']}")
+    m0 = results[config.method]
+    if m0.get("task", "classify") != "classify":
+        why = f" (inferred: {m0['task_note']}; --task classify to override)" if m0.get("task_note") else ""
+        print(f"task {m0['task']}{why}: errors are the MSE of standardised targets (1 = predicting the mean)")
     print(f"{'method':<10} {'train%':>6} {'val%':>6} {'test%':>6} {'params KiB':>9} {'bits':>5} {'train s':>8}"
           "   (error rates)")
     for name, m in results.items():
