@@ -27,6 +27,7 @@ import the heavy parts (onnx, lava, compilers) inside the functions:
         export=_export,                                 # None for a simulate-only backend (cortex-m4)
         simulate=_simulate,                             # None for an export-only backend
         require=_require,                               # (stage) -> None; TernkitError if a dependency is missing
+        out_name="model.toy",                           # the output's name when nobody gives one
         export_options=(Option("--fast", "trade accuracy for speed", switch=True),),
         simulate_options=(Option("--fast", "trade accuracy for speed", switch=True),),
     ))
@@ -134,6 +135,8 @@ class Backend:
     title: str = ""             # the name in messages ("ONNX", "Lava", "C"); default: the name
     description: str = ""       # the long help of `ternkit export NAME`; default: the summary
     out_help: str = "the file to write"
+    out_name: str = ""          # what to call the output when nobody says (model.onnx; a directory: c); default
+                                # "model.NAME" -- the pipeline and the conformance suite use it
     out_required: bool = True   # False: the backend's export checks `out` itself (onnx: -o or --bundle)
     notes: Callable[[dict[str, Any]], str] | None = None  # extra lines `ternkit simulate` prints for a record
 
@@ -153,6 +156,10 @@ class Backend:
     @property
     def label(self) -> str:
         return self.title or self.name
+
+    @property
+    def default_out(self) -> str:
+        return self.out_name or f"model.{self.name}"
 
     def handler(self, op: object, where: str = "") -> Any:
         """The handler of `op`, or UnsupportedError (one line, naming the operation and the refusal's hint)."""

@@ -83,7 +83,7 @@ BACKEND = register(Backend(
     "static activation arena; requantisation is calibrated on data. API: tk_quantize(raw, q), tk_predict(q, "
     "scores).",
     handlers=_handlers, export=_export, simulate=_simulator("c"), require=_require("c"), notes=_notes,
-    out_help="directory to write (new, empty, or holding an earlier model.h/model.c)",
+    out_help="directory to write (new, empty, or holding an earlier model.h/model.c)", out_name="c",
     export_options=(_CALIBRATE,), simulate_options=(_CALIBRATE, _BUILD),
 ))
 CORTEX_M4 = register(Backend(

@@ -116,7 +116,7 @@ BACKEND = register(Backend(
     "neurons, a readout) with fixed-point parameters for Loihi 2, and write the graph as JSON. Units, shifts and "
     "thresholds are set from calibration data.",
     handlers=_handlers, refusals=HINTS, export=_export, simulate=_simulate, require=_require,
-    out_help="the .lava.json file to write",
+    out_help="the .lava.json file to write", out_name="model.lava.json",
     export_options=(*_GRAPH_OPTIONS, Option(
         "--float", "write the floating-point graph (Lava's floating_pt models) instead of fixed point",
         dest="fixed", switch=True, const=False, default=True)),

@@ -92,7 +92,7 @@ BACKEND = register(Backend(
     "loaded in onnxruntime); --nbits for onnxruntime on CPU (faster than float, weights stay 2-bit in RAM, needs "
     "its contrib operators); --int8 for runtimes without INT2.",
     handlers=_handlers, export=_export, simulate=_simulate,
-    out_help="the .onnx file to write", out_required=False,
+    out_help="the .onnx file to write", out_required=False, out_name="model.onnx",
     export_options=(
         Option("--bundle", "write an edge bundle: DIR/model.onnx, labels.json, predict.py", metavar="DIR"),
         Option("--cast", "INT2 weights dequantised by Cast*scale instead of DequantizeLinear: as fast as float "
