@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NAME", "NAME_RULE", "MAX_NAME", "is_name", "to_name", "cut", "c_comment", "md", "plain"]
+__all__ = ["NAME", "NAME_RULE", "MAX_NAME", "is_name", "to_name", "cut", "c_comment", "md", "md_code", "plain"]
 
 MAX_NAME = 128
 NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{MAX_NAME - 1}}}")
@@ -55,6 +55,13 @@ def md(s: object, limit: int = 200) -> str:
     backslash-escaped, line breaks and control characters become spaces; cut to `limit` characters."""
     text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(s)[:limit])
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def md_code(s: object, limit: int = 200) -> str:
+    """Free text as a Markdown code span (shown literally): backticks become `'`, table pipes `¦`, line
+    breaks and control characters spaces; cut to `limit` characters."""
+    text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(s)[:limit])
+    return "`" + text.replace("`", "'").replace("|", "¦") + "`"
 
 
 def plain(s: object, limit: int = 60) -> str:

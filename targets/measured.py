@@ -15,6 +15,7 @@ from typing import Any
 
 from ternkit.core.errors import ArtifactError
 from ternkit.core.readers import read_json
+from ternkit.core.text import md_code
 
 from .spec import Target
 
@@ -96,7 +97,7 @@ def measured_lines(row: dict[str, Any]) -> list[str]:
            f"RAM {m['static_ram_bytes']:,.0f} B (data + bss; stack not measured)")
     insns = (f"; **{m['instructions_per_inference']:,.0f} instructions per inference**"
              if m.get("instructions_per_inference") is not None else "")
-    return ["", f"Measured on a build (`{m['source']}`): model flash **{m['flash_bytes']:,.0f} B** "
+    return ["", f"Measured on a build ({md_code(m['source'])}): model flash **{m['flash_bytes']:,.0f} B** "
             f"({100 * m['flash_used']:.1f} % of weight memory), {ram} ({100 * m['ram_used']:.1f} % of activation "
             f"memory){insns}. Measured: {', '.join(m['measured'])}; estimated: {', '.join(m['estimated'])} "
             f"(the estimate above counted {m['estimated_parameter_bytes']:,} B of parameters and "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ternkit.core.atomic import atomic_dir
+from ternkit.core.text import md, md_code, plain
 
 from .measured import measured_lines
 
@@ -57,16 +58,16 @@ def _pct(v: float | None) -> str:
 
 def markdown(r: dict[str, Any]) -> str:
     m, ops, nb = r["memory"], r["operations"], r["neurobench"]
-    counts = (f"operation counts measured on `{r['data']['dataset']}` ({r['data']['samples']} samples, numpy "
+    counts = (f"operation counts measured on {md_code(r['data']['dataset'])} ({r['data']['samples']} samples, numpy "
               "reference)" if r["data"] else "structural operation counts (no data: every input counted as non-zero)")
     if r["activity"]:
         a = r["activity"]
-        counts += (f"; neuromorphic activity from `{a['path']}` ({a['backend']}, {a['neuron'] or '-'}, "
+        counts += (f"; neuromorphic activity from {md_code(a['path'])} ({md(a['backend'])}, {md(a['neuron'] or '-')}, "
                    f"{a['samples']} samples)")
-    arch = " → ".join(r["model"]["architecture"])
-    out = [f"# Memory and energy report: `{r['model']['path'] or 'model'}`", "",
+    arch = " → ".join(md(a) for a in r["model"]["architecture"])
+    out = [f"# Memory and energy report: {md_code(r['model']['path'] or 'model')}", "",
            f"{r['model']['kind']} model, {arch}, input {tuple(r['model']['input_shape'])}; {counts}.", "",
-           *[f"> **Warning**: {w}." for w in r.get("warnings", [])],
+           *[f"> **Warning**: {md(w, 1000)}." for w in r.get("warnings", [])],
            *([""] if r.get("warnings") else []),
            "All energies are **estimates** from published per-operation figures; each target's assumptions and "
            "constants (with sources) are listed below. Units: energy per inference; memory in bytes.", "",
@@ -80,7 +81,7 @@ def markdown(r: dict[str, Any]) -> str:
         else:
             use = (f"{_pct(f['weight_memory_used'])} of weight memory, "
                    f"{_pct(f['activation_memory_used'])} of activation memory")
-        out.append(f"| {t['name']} | {'yes' if f['fits'] else '**no**'} | {use} | {_energy(e['per_inference_pj'])} "
+        out.append(f"| {md(t['name'])} | {'yes' if f['fits'] else '**no**'} | {use} | {_energy(e['per_inference_pj'])} "
                    f"| {_energy(e['float_baseline_pj'])} | {e['ratio_vs_float']:.3g} | "
                    f"{_n(e['savings_vs_float'], 1)} |")
     out += ["", "## Memory", "",
@@ -88,7 +89,7 @@ def markdown(r: dict[str, Any]) -> str:
             "output buffer |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for lay in m["layers"]:
-        out.append(f"| {lay['node']} | {lay['kind']} | {lay['weights']:,} | {_pct(lay['zero_fraction'])} | "
+        out.append(f"| {md(lay['node'])} | {md(lay['kind'])} | {lay['weights']:,} | {_pct(lay['zero_fraction'])} | "
                    f"{_bytes(lay['weight_bytes'])} | {lay['weight_bits_per_weight'] or '–'} | "
                    f"{_bytes(lay['entropy_bytes'])} | {_bytes(lay['scale_bytes'] + lay['bias_bytes'])} | "
                    f"{_bytes(lay['float32_bytes'])} | {_n(lay['activation_buffer_elements'])} |")
@@ -112,7 +113,7 @@ def markdown(r: dict[str, Any]) -> str:
     for o in ops["layers"]:
         meas = o["measured"]
         other = ", ".join(f"{k} {v:,}" for k, v in o["arithmetic"].items() if v) or "–"
-        out.append(f"| {o['node']} | {o['kind']} | {o['neurons']:,} | {o['dense_macs']:,} | "
+        out.append(f"| {md(o['node'])} | {md(o['kind'])} | {o['neurons']:,} | {o['dense_macs']:,} | "
                    f"{o['nonzero_weight_macs']:,} | {_n(o['effective_macs'] if meas else None)} | "
                    f"{_pct(o['input_activation_sparsity'] if meas else None)} | "
                    f"{_n(o['messages'] if meas else None)} | {other} |")
@@ -133,19 +134,19 @@ def markdown(r: dict[str, Any]) -> str:
             f"| synaptic operations: effective ACs | {_n(sops['effective_acs'])} |", ""]
     out += [f"- {note}" for note in nb["notes"]]
     b = r["float_baseline"]
-    out += ["", f"## Float32 baseline ({b['target']}, same architecture): {_energy(b['per_inference_pj'])}", "",
+    out += ["", f"## Float32 baseline ({md(b['target'])}, same architecture): {_energy(b['per_inference_pj'])}", "",
             "| item | count | pJ each | energy |", "| --- | ---: | ---: | ---: |"]
-    out += [f"| {i['item']} | {_n(i['count'])} | {i['pj_each']:g} | {_energy(i['pj'])} |" for i in b["items"]]
+    out += [f"| {md(i['item'])} | {_n(i['count'])} | {i['pj_each']:g} | {_energy(i['pj'])} |" for i in b["items"]]
     for t in r["targets"]:
         e, f, spec = t["energy"], t["fit"], t["spec"]
-        out += ["", f"## Target `{t['name']}`: {t['description']}", "",
+        out += ["", f"## Target {md_code(t['name'])}: {md(t['description'], 1000)}", "",
                 f"Energy per inference **{_energy(e['per_inference_pj'])}** "
                 f"({e['ratio_vs_float']:.3g} of the float32 baseline); counts from {e['counts_from']}."
                 + (f" The same architecture with dense {e['dense_alternative']['weight_bits']:g}-bit weights on this "
                    f"target: {_energy(e['dense_alternative']['per_inference_pj'])}."
                    if e.get("dense_alternative") else ""), "",
                 "| item | count | pJ each | energy |", "| --- | ---: | ---: | ---: |"]
-        out += [f"| {i['item']} | {_n(i['count'])} | {i['pj_each']:g} | {_energy(i['pj'])} |" for i in e["items"]]
+        out += [f"| {md(i['item'])} | {_n(i['count'])} | {i['pj_each']:g} | {_energy(i['pj'])} |" for i in e["items"]]
         if "cores_needed" in f:
             out += ["", f"Fit: {f['cores_needed']} of {f['cores']} cores ({'fits' if f['fits'] else 'does NOT fit'}); "
                     f"{f['synapses']:,} synapses at {f['bits_per_synapse']} bits. " + f.get("note", ""), "",
@@ -159,11 +160,13 @@ def markdown(r: dict[str, Any]) -> str:
                     f"{_bytes(f['peak_activation_bytes'])} of {_bytes(f['activation_memory_bytes'])} "
                     f"({_pct(f['activation_memory_used'])}): {'fits' if f['fits'] else 'does NOT fit'}."]
         out += measured_lines(t)
-        out += ["", "Assumptions:", ""] + [f"- {a}" for a in t["assumptions"]]
+        out += ["", "Assumptions:", ""] + [f"- {md(a, 1000)}" for a in t["assumptions"]]
         out += ["", "| constant | value | unit | source |", "| --- | ---: | --- | --- |"]
-        out += [f"| {k} | {_num(c['value'])} | {c['unit']} | {c['source']} |" for k, c in spec["constants"].items()]
+        out += [f"| {md(k)} | {_num(c['value'])} | {md(c['unit'])} | {md(c['source'], 1000)} |"
+                for k, c in spec["constants"].items()]
         out += ["", "Energy roles (sums of constants): " + "; ".join(
-            f"{k} = {' + '.join(v['sum_of'])} = {v['value']:g} pJ" for k, v in spec["energy_pj"].items()) + "."]
+            f"{md(k)} = {' + '.join(md(x) for x in v['sum_of'])} = {v['value']:g} pJ"
+            for k, v in spec["energy_pj"].items()) + "."]
     return "\n".join(out) + "\n"
 
 
@@ -177,13 +180,20 @@ def _png(fig: Any) -> bytes:
 
 
 def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
+    """memory.png and energy.png. Labels hold model and target text, so they are plain text: mathtext and
+    TeX are off for every Text made here (`$\\nosuchcmd$` in a node or target name was a ParseFatalException)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.usetex": False, "text.parse_math": False}):
+        return _draw(r)
+
+
+def _draw(r: dict[str, Any]) -> tuple[bytes, bytes]:
     import matplotlib.pyplot as plt
 
     layers = [lay for lay in r["memory"]["layers"] if lay["stored_bytes"]]  # nodes with parameters
-    names = [f"{lay['node']}:{lay['kind']}" for lay in layers]
+    names = [plain(f"{lay['node']}:{lay['kind']}") for lay in layers]
     xs = range(len(layers))
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(layers) + 2), 3.8))
     w = 0.27
@@ -202,7 +212,7 @@ def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
     memory_png = _png(fig)
 
     targets = r["targets"]
-    labels = [t["name"] for t in targets] + [f"float32\n({r['float_baseline']['target']})"]
+    labels = [plain(t["name"]) for t in targets] + [f"float32\n({plain(r['float_baseline']['target'])})"]
     values = [t["energy"]["per_inference_pj"] / 1e3 for t in targets] + [r["float_baseline"]["per_inference_pj"] / 1e3]
     colors = ["#1f77b4"] * len(targets) + ["#999999"]
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) + 2), 3.8))
@@ -212,7 +222,7 @@ def _charts(r: dict[str, Any]) -> tuple[bytes, bytes]:
                     ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("nJ per inference (log scale)")
-    ax.set_title(f"Energy per inference: {r['model']['kind']} model on each target vs float32 baseline\n"
+    ax.set_title(f"Energy per inference: {plain(r['model']['kind'])} model on each target vs float32 baseline\n"
                  "(labels: ratio to float32)",
                  fontsize=10)
     energy_png = _png(fig)
