@@ -16,6 +16,7 @@ from typing import Any
 
 from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.readers import read_toml
+from ternkit.core.text import cut
 
 __all__ = ["Constant", "Target", "load_target", "parse_target", "shipped_targets", "KINDS"]
 
@@ -91,7 +92,7 @@ def load_target(name_or_path: str) -> Target:
         path = _specs_dir() / f"{name_or_path}.toml"
         origin = f"shipped:{name_or_path}"
         if not path.is_file():
-            raise OptionError(f"unknown target {name_or_path!r}; shipped targets: {', '.join(shipped_targets())} "
+            raise OptionError(f"unknown target {cut(name_or_path)}; shipped targets: {', '.join(shipped_targets())} "
                               "(or pass a .toml file)")
     try:
         data = read_toml(path, "target TOML", ArtifactError)  # bounded, regular files only, no deep nesting
@@ -102,16 +103,16 @@ def load_target(name_or_path: str) -> Target:
 
 def _need(data: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
     if key not in data:
-        raise ArtifactError(f"{where}: missing field {key!r}")
+        raise ArtifactError(f"{where}: missing field {cut(key)}")
     value = data[key]
     if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
         names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-        raise ArtifactError(f"{where}: field {key!r} must be {names}, got {value!r}")
+        raise ArtifactError(f"{where}: field {cut(key)} must be {names}, got {cut(value)}")
     return value
 
 
 def _constant(name: str, raw: Any, where: str) -> Constant:
-    w = f"{where}: constant {name!r}"
+    w = f"{where}: constant {cut(name)}"
     if not isinstance(raw, dict):
         raise ArtifactError(f"{w} must be a table with value, unit and source")
     value = _need(raw, "value", (int, float), w)
@@ -130,7 +131,7 @@ def parse_target(data: dict[str, Any], origin: str = "<memory>") -> Target:
     """Validate a decoded TOML document and build the Target."""
     where = f"target {origin}"
     name = _need(data, "name", str, where)
-    where = f"target {name!r} ({origin})"
+    where = f"target {cut(name)} ({origin})"
     description = _need(data, "description", str, where)
     kind = _need(data, "kind", str, where)
     if kind not in KINDS:
