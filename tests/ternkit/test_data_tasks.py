@@ -1,0 +1,145 @@
+"""Users' data and tasks end to end from the command line: a regression from a CSV (train, eval, ONNX, C with
+dequantised outputs, Lava's refusal) and a 3-channel convolutional model from an `npz:` file and from a `folder:`
+of PNGs the test writes (train, export ONNX and C, simulate, report)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ternkit.cli import main
+from ternkit.core import load_dataset, load_model
+
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
+
+
+def _json(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory):
+    """y = 3 a - 2 b + 0.5 c + noise, 400 rows; a CoNNTrA model trained on it from the CLI."""
+    tmp = tmp_path_factory.mktemp("reg")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = 50 + 10 * (3 * x[:, 0] - 2 * x[:, 1] + 0.5 * x[:, 2]) + rng.normal(size=400)
+    csv = tmp / "r.csv"
+    rows = [",".join(f"{v:.5f}" for v in (*r, t)) for r, t in zip(x, y, strict=True)]
+    csv.write_text("a,b,c,target\n" + "\n".join(rows) + "\n")
+    out = tmp / "r.tern"
+    assert main(["train", "--dataset", f"csv:{csv}:target", "--model", "mlp:16", "--epochs", "6", "--quiet",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    return tmp, csv, out
+
+
+def test_regression_is_inferred_trained_and_evaluated(regression, capsys):
+    tmp, csv, out = regression
+    m = load_model(out)
+    assert m.task == "regress" and m.labels == ["target"]
+    r = _json(capsys, ["eval", str(out), "--dataset", f"csv:{csv}:target@val:0", "--json"])
+    assert r["task"] == "regress" and r["r2"] > 0.9 and r["mae"] < 10 and "accuracy" not in r
+    # the artifact answers in the data's units (the target's mean is ~50)
+    assert abs(float(m.forward(load_dataset(f"csv:{csv}:target").x).mean()) - 50) < 5
+
+
+def test_regression_onnx_and_c_outputs_match_the_reference(regression, capsys):
+    from ternkit.export.c.program import build_program, emulate
+
+    tmp, csv, out = regression
+    onnx = tmp / "r.onnx"
+    assert main(["export", "onnx", str(out), "-o", str(onnx)]) == 0
+    capsys.readouterr()
+    ro = _json(capsys, ["eval", str(onnx), "--dataset", f"csv:{csv}:target@val:0", "--json"])
+    rt = _json(capsys, ["eval", str(out), "--dataset", f"csv:{csv}:target@val:0", "--json"])
+    assert ro["task"] == "regress" and abs(ro["mse"] - rt["mse"]) <= 1e-3 * rt["mse"]
+    m, data = load_model(out), load_dataset(f"csv:{csv}:target")
+    prog = build_program(m, data.x[:300])
+    c_out = emulate(prog, data.x[300:]) * prog.steps[-1].scale
+    ref = m.forward(data.x[300:])
+    assert np.abs(c_out - ref).max() <= 0.01 * np.abs(ref).max()
+    cdir = tmp / "c"
+    assert main(["export", "c", str(out), "-o", str(cdir), "--calibrate", f"csv:{csv}:target"]) == 0
+    header = (cdir / "model.h").read_text()
+    assert "#define TK_OUTPUT_SCALE" in header and "void tk_outputs(const int32_t *scores, float *out);" in header
+
+
+def test_regression_lava_export_is_refused_in_one_line(regression, capsys):
+    tmp, _, out = regression
+    assert main(["export", "lava", str(out), "-o", str(tmp / "g.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "regress model" in err and not (tmp / "g.json").exists()
+
+
+def test_autoencoder_auc_on_labelled_anomalies(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(300, 6)) @ np.diag([3, 2, 1, 0.1, 0.1, 0.1])
+    np.savez(tmp_path / "train.npz", x=normal)
+    test_x = np.r_[rng.normal(size=(50, 6)) @ np.diag([3, 2, 1, 0.1, 0.1, 0.1]), rng.normal(size=(50, 6)) * 3]
+    np.savez(tmp_path / "test.npz", x=test_x, y=np.r_[np.zeros(50, int), np.ones(50, int)])
+    out = tmp_path / "ae.tern"
+    assert main(["train", "--dataset", f"npz:{tmp_path / 'train.npz'}", "--model", "mlp:4", "--epochs", "5",
+                 "--method", "float", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    assert load_model(out).task == "autoencode"
+    r = _json(capsys, ["eval", str(out), "--dataset", f"npz:{tmp_path / 'test.npz'}", "--json"])
+    assert r["task"] == "autoencode" and r["anomalies"] == 50 and r["auc"] > 0.8
+
+
+def _three_channel(tmp_path):
+    """40 RGB 8x8 images of two classes: red-dominant and blue-dominant."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 120, (40, 8, 8, 3)).astype(np.uint8)
+    y = np.arange(40) % 2
+    x[y == 0, :, :, 0] += 120
+    x[y == 1, :, :, 2] += 120
+    return x, y
+
+
+def _end_to_end(spec: str, tmp, capsys):
+    out = tmp / "m.tern"
+    assert main(["train", "--dataset", spec, "--model", "cnn:4c3s2-8", "--epochs", "3", "--quiet", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    m = load_model(out)
+    assert m.input.shape == (3, 8, 8)
+    assert main(["export", "onnx", str(out), "-o", str(tmp / "m.onnx")]) == 0
+    r = _json(capsys, ["eval", str(tmp / "m.onnx"), "--dataset", spec, "--json"])
+    assert r["accuracy"] > 0.9
+    assert main(["export", "c", str(out), "-o", str(tmp / "c"), "--calibrate", spec]) == 0
+    assert main(["simulate", str(out), "--backend", "onnx", "--dataset", spec]) == 0
+    assert main(["report", str(out), "--dataset", spec, "-o", str(tmp / "report")]) == 0
+    assert (tmp / "report" / "report.json").exists()
+    capsys.readouterr()
+    return out
+
+
+def test_three_channel_model_from_npz(tmp_path, capsys):
+    x, y = _three_channel(tmp_path)
+    np.savez(tmp_path / "rgb.npz", x=x.transpose(0, 3, 1, 2), y=y)  # arrays are NCHW as torch's
+    _end_to_end(f"npz:{tmp_path / 'rgb.npz'}", tmp_path, capsys)
+
+
+def test_three_channel_model_from_a_folder_of_pngs(tmp_path, capsys):
+    x, y = _three_channel(tmp_path)
+    root = tmp_path / "images"
+    for i, (img, label) in enumerate(zip(x, y, strict=True)):
+        (root / ("red", "blue")[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / ("red", "blue")[label] / f"{i}.png")
+    _end_to_end(f"folder:{root}", tmp_path, capsys)
+
+
+@needs_cc
+@pytest.mark.slow
+def test_three_channel_model_in_the_c_build(tmp_path, capsys):
+    x, y = _three_channel(tmp_path)
+    np.savez(tmp_path / "rgb.npz", x=x.transpose(0, 3, 1, 2), y=y)
+    spec = f"npz:{tmp_path / 'rgb.npz'}"
+    out = _end_to_end(spec, tmp_path, capsys)
+    assert main(["simulate", str(out), "--backend", "c", "--dataset", spec, "--calibrate", spec, "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["emulation_identical"] and rec["accuracy"] > 0.9
