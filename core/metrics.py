@@ -8,13 +8,12 @@ and the connections a batch of inputs actually uses (zero weights and zero input
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .model import TernaryModel
-from .ops import Op, handler, im2col
+from .ops import Op
 
 __all__ = ["compression", "parameter_memory", "operation_totals", "effective_inputs", "synaptic_nodes"]
 
@@ -48,37 +47,13 @@ def operation_totals(model: TernaryModel) -> dict[str, int]:
             "weight_nonzero_connections": sum(c.nonzero for op, c in counts if op.has_weights)}
 
 
-# -- connections used on data ---------------------------------------------------------------------------------
-# Each handler takes the operation and 0/1 float32 masks of its non-zero inputs (N, *in_shape) and returns, per
-# output element (N, *out_shape), how many of its connections have a non-zero weight and a non-zero input.
-# With all-ones masks the sum is `op.counts(...).nonzero` (tests/core hold this for every operation).
-
-def _weighted(op: Any, masks: tuple[np.ndarray, ...]) -> np.ndarray:
-    import dataclasses
-
-    unit = dataclasses.replace(op, weight=(op.weight != 0).astype(np.float32), scale=np.ones(1, np.float32),
-                               bias=np.zeros(op.out_channels, np.float32))
-    return unit.forward(*masks)
-
-
-def _window(op: Any, masks: tuple[np.ndarray, ...]) -> np.ndarray:
-    return im2col(masks[0], op.kernel, op.stride, op.padding).sum((4, 5), dtype=np.float32)
-
-
-_EFFECTIVE: dict[str, Callable[[Any, tuple[np.ndarray, ...]], np.ndarray]] = {
-    "dense": _weighted, "conv2d": _weighted,
-    "avgpool2d": _window, "maxpool2d": _window,
-    "add": lambda op, masks: np.sum(masks, axis=0, dtype=np.float32),
-    "concat": lambda op, masks: np.concatenate(masks, axis=1),
-}
-
-
 def effective_inputs(op: Op, *masks: np.ndarray) -> np.ndarray:
-    """Per output element, the connections whose weight and input are both non-zero (float32 counts); zeros
-    for operations without connections (relu, flatten, affine)."""
+    """Per output element, the connections whose weight and input are both non-zero (float32 counts), from
+    `masks`, 0/1 float32 arrays of the non-zero inputs (N, *in_shape); zeros for operations without
+    connections (relu, flatten, affine). Each operation declares it (`Op.effective`)."""
     if not op.counts(*(m.shape[1:] for m in masks)).connections:
         return np.zeros((masks[0].shape[0], *op.out_shape(*(m.shape[1:] for m in masks))), np.float32)
-    return handler(_EFFECTIVE, op, "activity count")(op, masks)
+    return np.asarray(op.effective(*masks), np.float32)
 
 
 def synaptic_nodes(model: TernaryModel) -> list[int]:

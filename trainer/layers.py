@@ -130,7 +130,8 @@ class QuantLayer(nn.Module):
             return F.linear(x, w, b) if self.kind == "dense" else F.conv2d(x, w, b, self.stride, self.padding, 1,
                                                                           self.groups)
         y = F.linear(x, w) if self.kind == "dense" else F.conv2d(x, w, None, self.stride, self.padding, 1, self.groups)
-        shape = (1, -1) + (1,) * (y.dim() - 2)
+        # per output: the last axis of a linear layer's output (any rank, as nn.Linear), the channel axis of a conv's
+        shape = (-1,) if self.kind == "dense" else (1, -1) + (1,) * (y.dim() - 2)
         return torch.addcmul(b.reshape(shape), y, s.reshape(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,12 @@ def _from_float(layer: nn.Linear | nn.Conv2d, method: str, levels: int, scale_mo
     return new.to(w.device)
 
 
+def weight_layer_names(model: nn.Module) -> list[str]:
+    """Qualified names of the float `nn.Linear` / `nn.Conv2d` modules of `model`, subclasses included (torch's
+    own `NonDynamicallyQuantizableLinear` is one), in definition order."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
+
 def ternarize(model: nn.Module, method: str = "conntra", skip: Iterable[str] = (), levels: int = 1,
               scale_mode: str = "channel") -> nn.Module:
     """Swap every `nn.Linear` / `nn.Conv2d` of `model` for its ternary twin, in place, and return the model.
@@ -99,7 +105,7 @@ def ternarize(model: nn.Module, method: str = "conntra", skip: Iterable[str] = (
     layer in definition order). A skipped float layer trains, but an artifact needs every weight layer ternary
     (or all float): `to_artifact` names the layer if not."""
     _parametrisation(method)
-    names = [n for n, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    names = weight_layer_names(model)
     keep = set(skip)
     if "first" in keep and names:
         keep.add(names[0])
@@ -111,6 +117,12 @@ def ternarize(model: nn.Module, method: str = "conntra", skip: Iterable[str] = (
     for name in names:
         if name in keep:
             continue
+        layer = model.get_submodule(name)
+        base = nn.Linear if isinstance(layer, nn.Linear) else nn.Conv2d
+        if type(layer).forward is not base.forward:
+            raise ValueError(f"ternarize: {name} is a {type(layer).__name__}, a subclass of {base.__name__} with its "
+                             f"own forward, which a ternary layer would not reproduce: replace it, or keep it float "
+                             f"with skip=[{name!r}]")
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, _from_float(getattr(parent, child), method, levels, scale_mode))

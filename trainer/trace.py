@@ -1,17 +1,26 @@
 """Trace a torch model into the graph artifact (torch.fx): the one conversion path, for spec networks and for
 users' own `nn.Module`s alike.
 
-Each traced call is looked up in a table (by module type, by function, by tensor method) that returns the
-artifact operation; BatchNorm is folded into the weight operation that feeds it alone, otherwise it becomes a
-per-channel affine. Anything the tables do not know is refused with one line naming it and where it sits in
-the model. Finally the artifact is run beside the torch model on random input: a trace that does not
-reproduce the model's output is refused rather than deployed.
+Each traced call becomes an artifact operation. The operations declare themselves which torch modules,
+functions and tensor methods they are (`Op.torch_modules`, `torch_functions`, `torch_methods`, read from the
+registry: a new operation needs no edit here); this module keeps only what is about torch or the trainer
+rather than about one operation: weight layers (ternkit's own and torch's), BatchNorm (an affine, folded
+afterwards by `core.passes.fold_affine` where exact), calls that vanish in inference (dropout, identity,
+stochastic depth), and the shape arithmetic of `x.size()`, `view`, `permute`, `chunk` and `mean`. Anything
+else is refused with one line naming the module that holds the call and the line of the user's `forward`.
+Finally the artifact is run beside the torch model on random input: a trace that does not reproduce the
+model's output is refused rather than deployed.
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 import operator
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +30,9 @@ from torch import fx, nn
 
 from ternkit.core.errors import UnsupportedError
 from ternkit.core.model import INPUT, InputSpec, Node, TernaryModel
-from ternkit.core.ops import Add, Affine, AvgPool2d, Concat, Conv2d, Dense, Flatten, MaxPool2d, Op, ReLU, WeightOp
+from ternkit.core.ops import OPS, Affine, AvgPool2d, Conv2d, Dense, Flatten, Op, Reshape, Slice, TorchCall, Transpose
 from ternkit.core.ops.affine import batchnorm_affine
+from ternkit.core.passes import chain_names, drop_identity, fold_affine
 from ternkit.core.text import to_name
 
 from .layers import QuantLayer
@@ -30,19 +40,97 @@ from .layers import QuantLayer
 __all__ = ["to_artifact", "trace_graph"]
 
 _IDENTITY = object()  # a call that passes its input through in inference (dropout, identity)
-_BATCH = object()  # x.size(0): only valid as the batch dimension of a flattening view
+#: modules that are the identity in inference, by class name (torchvision's StochasticDepth is not importable
+#: here, and users write their own under the same name)
+IDENTITY_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
+IDENTITY_NAMES = ("StochasticDepth", "DropPath")
+_TORCH_DIR = str(Path(torch.__file__).parent)
+_OWN_DIR = str(Path(__file__).parent)  # the trainer's own wrappers (a spec network's body) are not the user's line
+
+
+@dataclass(frozen=True)
+class _Dim:
+    """A size read from x.size()/x.shape: its value, or the batch size (value None)."""
+
+    value: int | None
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The result of chunk/split: slices `ranges` of `source` along sample axis `axis`."""
+
+    source: str
+    axis: int
+    ranges: tuple[tuple[int, int], ...]
 
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, QuantLayer) or super().is_leaf_module(m, qualname)
+        return (isinstance(m, QuantLayer) or type(m).__name__ in IDENTITY_NAMES
+                or super().is_leaf_module(m, qualname))
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        stack = traceback.extract_stack()
+        start = max((i for i, f in enumerate(stack) if f.filename.startswith(_TORCH_DIR) and f.name == "trace"),
+                    default=len(stack))
+        for frame in reversed(stack[start:]):  # the innermost line of the user's code inside the traced forward
+            if not frame.filename.startswith((_TORCH_DIR, _OWN_DIR)):
+                node.meta["ternkit_line"] = f"{Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()}"
+                break
+        return node
 
 
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-# -- modules -----------------------------------------------------------------------------------------------------
+def _resolve(name: str) -> Any:
+    """The object a qualified name ("torch.nn.functional.relu", "_operator.add") names, or None."""
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for p in parts[i:]:
+            obj = getattr(obj, p, None)
+        return obj
+    return None
+
+
+_RECOGNISED: dict[str, Any] = {"size": -1}
+
+
+def _recognised() -> tuple[dict[type, list[type]], dict[Any, list[type]], dict[str, list[type]]]:
+    """(module class -> ops, function -> ops, method name -> ops) from the registry's declarations; rebuilt
+    when an operation is registered later (a plug-in's)."""
+    if _RECOGNISED["size"] != len(OPS):
+        modules: dict[type, list[type]] = {}
+        functions: dict[Any, list[type]] = {}
+        methods: dict[str, list[type]] = {}
+        for cls in OPS.values():
+            for name in getattr(cls, "torch_modules", ()):
+                if isinstance(obj := _resolve(name), type):
+                    modules.setdefault(obj, []).append(cls)
+            for name in getattr(cls, "torch_functions", ()):
+                if (obj := _resolve(name)) is not None:
+                    functions.setdefault(obj, []).append(cls)
+            for name in getattr(cls, "torch_methods", ()):
+                methods.setdefault(name, []).append(cls)
+        _RECOGNISED.update(size=len(OPS), modules=modules, functions=functions, methods=methods)
+    return _RECOGNISED["modules"], _RECOGNISED["functions"], _RECOGNISED["methods"]
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '') or ''}.{getattr(obj, '__name__', str(obj))}".lstrip(".")
+
+
+def _fits(cls: type, n_tensors: int) -> bool:
+    return n_tensors >= 2 if cls.arity is None else n_tensors == cls.arity
+
+
+# -- weight layers and BatchNorm: the trainer's and torch's modules --------------------------------------------
 def _quant(m: QuantLayer, shape: tuple[int, ...], where: str) -> Op:
     w, s = m.deployed()
     ternary = m.parametrisation != "float"
@@ -71,45 +159,33 @@ def _conv(m: nn.Conv2d, shape: tuple[int, ...], where: str) -> Op:
                   _pair(m.stride), pad, m.groups)
 
 
-def _pool_args(kernel: Any, stride: Any, padding: Any, ceil: bool, where: str, name: str,
-               dilation: Any = 1, count_include_pad: bool = True) -> tuple[tuple[int, int], ...]:
-    if ceil or _pair(dilation) != (1, 1) or not count_include_pad:
-        raise UnsupportedError(f"{where}: {name} with ceil_mode, dilation or count_include_pad=False is not supported")
-    k = _pair(kernel)
-    return k, _pair(stride if stride not in (None, ()) else k), _pair(padding)
+def _batchnorm(m: nn.Module, shape: tuple[int, ...], where: str) -> Affine:
+    if m.running_mean is None:
+        raise UnsupportedError(f"{where}: BatchNorm without running statistics (track_running_stats=False) "
+                               "cannot be deployed")
+    gamma = m.weight.detach().cpu().numpy() if m.weight is not None else None
+    beta = m.bias.detach().cpu().numpy() if m.bias is not None else None
+    gain, shift = batchnorm_affine(m.running_mean.cpu().numpy(), m.running_var.cpu().numpy(), gamma, beta, m.eps)
+    return Affine(gain.astype(np.float32), shift.astype(np.float32))
 
 
-def _avgpool(m: nn.AvgPool2d, shape: tuple[int, ...], where: str) -> Op:
-    if m.divisor_override is not None:
-        raise UnsupportedError(f"{where}: AvgPool2d with divisor_override is not supported")
-    return AvgPool2d(*_pool_args(m.kernel_size, m.stride, m.padding, m.ceil_mode, where, "AvgPool2d", 1,
-                                 m.count_include_pad))
+def _adaptive(size: Any, shape: tuple[int, ...], where: str) -> list[Op]:
+    """Adaptive average pooling where its windows are equal (the output size divides the input's)."""
+    if len(shape) != 3:
+        raise UnsupportedError(f"{where}: adaptive average pooling of a {len(shape)}-d sample {shape}")
+    size = (size, size) if isinstance(size, int) or size is None else tuple(size)
+    oh, ow = (shape[1] if size[0] is None else int(size[0])), (shape[2] if size[1] is None else int(size[1]))
+    if shape[1] % oh or shape[2] % ow:
+        raise UnsupportedError(f"{where}: adaptive average pooling from {shape[1]}x{shape[2]} to {oh}x{ow} has "
+                               "unequal windows and is not supported; use an output size that divides the input's")
+    k = (shape[1] // oh, shape[2] // ow)
+    return [AvgPool2d(k, k)]
 
 
-def _maxpool(m: nn.MaxPool2d, shape: tuple[int, ...], where: str) -> Op:
-    if m.return_indices:
-        raise UnsupportedError(f"{where}: MaxPool2d with return_indices is not supported")
-    return MaxPool2d(*_pool_args(m.kernel_size, m.stride, m.padding, m.ceil_mode, where, "MaxPool2d", m.dilation))
-
-
-def _global(size: Any, shape: tuple[int, ...], where: str) -> Op:
-    if _pair(size if size is not None else 1) != (1, 1) or len(shape) != 3:
-        raise UnsupportedError(f"{where}: adaptive average pooling to {size} is not supported (only to 1x1)")
-    return AvgPool2d((shape[1], shape[2]), (shape[1], shape[2]))
-
-
-def _flatten_module(m: nn.Flatten, shape: tuple[int, ...], where: str) -> Op:
-    if m.start_dim != 1 or m.end_dim != -1:
-        raise UnsupportedError(f"{where}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) is not supported")
-    return Flatten()
-
-
-MODULES: dict[type, Callable[..., Any]] = {
-    QuantLayer: _quant, nn.Linear: _linear, nn.Conv2d: _conv, nn.ReLU: lambda m, s, w: ReLU(),
-    nn.Flatten: _flatten_module, nn.AvgPool2d: _avgpool, nn.MaxPool2d: _maxpool,
-    nn.AdaptiveAvgPool2d: lambda m, s, w: _global(m.output_size, s, w),
-    nn.Dropout: lambda m, s, w: _IDENTITY, nn.Dropout2d: lambda m, s, w: _IDENTITY,
-    nn.Identity: lambda m, s, w: _IDENTITY,
+MODULES: dict[type, Callable[[Any, tuple[int, ...], str], Any]] = {
+    QuantLayer: _quant, nn.Linear: _linear, nn.Conv2d: _conv,
+    nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
+    nn.AdaptiveAvgPool2d: lambda m, s, w: _adaptive(m.output_size, s, w),
 }
 
 
@@ -120,199 +196,341 @@ def _module_handler(m: nn.Module) -> Callable[..., Any] | None:
     return None
 
 
-# -- functions and tensor methods: (args, kwargs, input shapes, where) -> Op --------------------------------------
-def _fn_flatten(args, kwargs, shapes, where):
-    start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
-    end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
-    if start != 1 or end != -1:
-        raise UnsupportedError(f"{where}: flatten(start_dim={start}, end_dim={end}) is not supported; use "
-                               "flatten(x, 1)")
-    return Flatten()
-
-
-def _fn_view(args, kwargs, shapes, where):
-    dims = args[1:] if len(args) > 2 or not isinstance(args[1], tuple | list) else tuple(args[1])
-    if len(dims) == 2 and dims[0] is _BATCH and dims[1] == -1:
-        return Flatten()
-    raise UnsupportedError(f"{where}: view/reshape to {dims} is not supported; use x.flatten(1)")
-
-
-def _fn_cat(args, kwargs, shapes, where):
-    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
-    if dim != 1:
-        raise UnsupportedError(f"{where}: cat along dim {dim} is not supported (only the channel dim 1)")
-    return Concat()
-
-
-def _fn_avgpool(args, kwargs, shapes, where):
-    get = lambda i, k, d: kwargs.get(k, args[i] if len(args) > i else d)  # noqa: E731
-    if get(6, "divisor_override", None) is not None:
-        raise UnsupportedError(f"{where}: avg_pool2d with divisor_override is not supported")
-    return AvgPool2d(*_pool_args(get(1, "kernel_size", None), get(2, "stride", None), get(3, "padding", 0),
-                                 get(4, "ceil_mode", False), where, "avg_pool2d", 1, get(5, "count_include_pad", True)))
-
-
-def _fn_maxpool(args, kwargs, shapes, where):
-    get = lambda i, k, d: kwargs.get(k, args[i] if len(args) > i else d)  # noqa: E731
-    return MaxPool2d(*_pool_args(get(1, "kernel_size", None), get(2, "stride", None), get(3, "padding", 0),
-                                 get(5, "ceil_mode", False), where, "max_pool2d", get(4, "dilation", 1)))
-
-
-FUNCTIONS: dict[Any, Callable[..., Any]] = {
-    F.relu: lambda a, k, s, w: ReLU(), torch.relu: lambda a, k, s, w: ReLU(),
-    operator.add: lambda a, k, s, w: Add(), operator.iadd: lambda a, k, s, w: Add(),
-    torch.add: lambda a, k, s, w: Add(),
-    torch.flatten: _fn_flatten, torch.cat: _fn_cat, torch.concat: _fn_cat,
-    F.avg_pool2d: _fn_avgpool, F.max_pool2d: _fn_maxpool,
-    F.adaptive_avg_pool2d: lambda a, k, s, w: _global(k.get("output_size", a[1] if len(a) > 1 else None), s[0], w),
-    F.dropout: lambda a, k, s, w: _IDENTITY,
-}
-METHODS: dict[str, Callable[..., Any]] = {
-    "relu": lambda a, k, s, w: ReLU(), "add": lambda a, k, s, w: Add(), "__add__": lambda a, k, s, w: Add(),
-    "flatten": _fn_flatten, "view": _fn_view, "reshape": _fn_view, "contiguous": lambda a, k, s, w: _IDENTITY,
-}
-
-
 # -- the walk ----------------------------------------------------------------------------------------------------
-def _where(node: fx.Node, strip: str) -> str:
-    t = node.target if node.op == "call_module" else node.name
-    t = str(t)
-    return t[len(strip):] if strip and t.startswith(strip) else t
-
-
 def trace_graph(model: nn.Module, input_shape: tuple[int, ...], strip: str = "") -> list[Node]:
-    """The artifact's nodes for `model` on samples of `input_shape` (BatchNorm folded where exact)."""
+    """The artifact's nodes for `model` on samples of `input_shape` (BatchNorm as affine nodes: fold them with
+    `core.passes.fold_affine`)."""
     try:
         graph = _Tracer().trace(model)
     except Exception as e:  # fx raises many types for code it cannot follow (data-dependent control flow)
         raise UnsupportedError(f"cannot trace the model with torch.fx: {str(e).splitlines()[0][:160]}") from None
-    modules = dict(model.named_modules())
-    alias: dict[fx.Node, Any] = {}  # fx node -> artifact node name, or _BATCH
-    nodes: list[Node] = []
-    index: dict[str, int] = {}
-    shapes: dict[str, tuple[int, ...]] = {INPUT: tuple(input_shape)}
-    users: dict[str, int] = {}
-    seen_input = False
+    return _Walk(model, tuple(input_shape), strip).run(graph)
 
-    def tensor_inputs(n: fx.Node, where: str) -> list[str]:
-        out = []
-        for a in n.args:
-            if isinstance(a, list | tuple):
-                out += [alias[x] for x in a if isinstance(x, fx.Node)]
-            elif isinstance(a, fx.Node):
-                if alias.get(a) is _BATCH:
-                    continue
-                out.append(alias[a])
-            elif a is not None and not isinstance(a, int | float | str | bool):
-                raise UnsupportedError(f"{where}: argument {a!r} is not supported")
-        return out
 
-    def add(name: str, op: Op, inputs: list[str], where: str) -> str:
+class _Walk:
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...], strip: str) -> None:
+        self.modules = dict(model.named_modules())
+        self.strip = strip
+        self.alias: dict[fx.Node, Any] = {}  # fx node -> artifact node name, _Dim, tuple of _Dim, _Parts
+        self.nodes: list[Node] = []
+        self.index: dict[str, int] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {INPUT: input_shape}
+
+    # -- naming ---------------------------------------------------------------------------------------------
+    def _path(self, n: fx.Node) -> str:
+        if n.op == "call_module":
+            t = str(n.target)
+        else:
+            stack = n.meta.get("nn_module_stack") or {}
+            t = next(reversed(stack.values()))[0] if stack else ""
+        return t[len(self.strip):] if self.strip and t.startswith(self.strip) else t
+
+    def name_of(self, n: fx.Node) -> str:
+        return str(n.target) if n.op == "call_module" else n.name
+
+    def where(self, n: fx.Node) -> str:
+        """The module holding the call and the line of the user's forward that made it."""
+        path = self._path(n)
+        what = path if n.op == "call_module" else f"{path or 'the model'}.forward, {n.name}"
+        line = n.meta.get("ternkit_line")
+        return f"{what} ({line})" if line else what
+
+    def add(self, name: str, op: Op, inputs: list[str], where: str) -> str:
+        name = name[len(self.strip):] if self.strip and name.startswith(self.strip) else name
         name = to_name(name.replace("/", "."))[:120]  # the artifact's node-name grammar (room for a _N suffix)
         base, i = name, 1
-        while name in index or name == INPUT:
+        while name in self.index or name == INPUT:
             name, i = f"{base}_{i}", i + 1
-        node = Node(name, op, tuple(inputs))
         try:
-            shapes[name] = tuple(op.out_shape(*(shapes[x] for x in inputs)))
+            self.shapes[name] = tuple(op.out_shape(*(self.shapes[x] for x in inputs)))
         except Exception as e:
             raise UnsupportedError(f"{where}: {op.kind} does not fit its input "
-                                   f"{[shapes[x] for x in inputs]} ({e})") from None
-        index[name] = len(nodes)
-        nodes.append(node)
-        for x in inputs:
-            users[x] = users.get(x, 0) + 1
+                                   f"{[self.shapes[x] for x in inputs]} ({e})") from None
+        self.index[name] = len(self.nodes)
+        self.nodes.append(Node(name, op, tuple(inputs)))
         return name
 
-    for n in graph.nodes:
-        where = _where(n, strip)
-        if n.op == "placeholder":
-            if seen_input:
-                raise UnsupportedError(f"{where}: the model takes more than one input")
-            alias[n], seen_input = INPUT, True
-            continue
-        if n.op == "output":
-            out = n.args[0]
-            if not isinstance(out, fx.Node) or not isinstance(alias.get(out), str) or alias[out] == INPUT:
-                raise UnsupportedError("the model must return one tensor computed by its layers")
-            return _fold_affines(_prune(nodes, alias[out]))
-        if n.op == "get_attr":
-            raise UnsupportedError(f"{where}: reading a parameter or buffer inside forward is not supported")
-        if n.op == "call_method" and n.target == "size":
-            if len(n.args) == 2 and n.args[1] == 0:
-                alias[n] = _BATCH
-                continue
-            raise UnsupportedError(f"{where}: x.size() other than x.size(0) is not supported")
-        if n.op == "call_module":
-            m = modules[n.target]
-            ins = tensor_inputs(n, where)
-            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-                alias[n] = add(where, _batchnorm(m, ins, where), ins, where)
-                continue
-            handle = _module_handler(m)
-            if handle is None:
-                raise UnsupportedError(f"{where}: {type(m).__name__} is not supported (supported: Linear, Conv2d, "
-                                       "their ternary twins, BatchNorm, ReLU, pooling, Flatten, Dropout, add, cat)")
-            if len(ins) != 1:
-                raise UnsupportedError(f"{where}: {type(m).__name__} must take exactly one tensor")
-            op = handle(m, shapes[ins[0]], where)
-            alias[n] = ins[0] if op is _IDENTITY else add(where, op, ins, where)
-            continue
-        if n.op in ("call_function", "call_method"):
-            table, key = (FUNCTIONS, n.target) if n.op == "call_function" else (METHODS, n.target)
-            handle = table.get(key)
-            if handle is None:
-                name = getattr(n.target, "__name__", str(n.target))
-                raise UnsupportedError(f"{where}: {'function' if n.op == 'call_function' else 'tensor method'} "
-                                       f"{name} is not supported")
-            ins = tensor_inputs(n, where)
-            args = tuple(_BATCH if isinstance(a, fx.Node) and alias.get(a) is _BATCH else a for a in n.args)
-            op = handle(args, dict(n.kwargs), [shapes[x] for x in ins], where)
-            if op is _IDENTITY:
-                alias[n] = ins[0]
-                continue
-            if op.arity is None and len(ins) < 2:
-                raise UnsupportedError(f"{where}: {op.kind} with a constant is not supported (both must be tensors)")
-            if op.arity is not None and len(ins) != op.arity:
-                raise UnsupportedError(f"{where}: {op.kind} must take exactly {op.arity} tensor(s)")
-            alias[n] = add(where, op, ins, where)
-            continue
-        raise UnsupportedError(f"{where}: {n.op} {n.target} is not supported")
-    raise UnsupportedError("the traced model has no output")
+    def add_all(self, name: str, ops: list[Op], inputs: list[str], where: str) -> str:
+        for op in ops:
+            inputs = [self.add(name, op, inputs, where)]
+        return inputs[0]
+
+    # -- arguments ------------------------------------------------------------------------------------------
+    def tensors(self, n: fx.Node, where: str) -> list[str]:
+        out = []
+
+        def visit(a: Any) -> None:
+            if isinstance(a, list | tuple):
+                for x in a:
+                    visit(x)
+            elif isinstance(a, fx.Node):
+                v = self.alias[a]
+                if isinstance(v, str):
+                    out.append(v)
+            elif a is not None and not isinstance(a, int | float | str | bool | torch.dtype | torch.device):
+                raise UnsupportedError(f"{where}: argument {a!r} is not supported"[:300])
+
+        visit(n.args)
+        visit(tuple(n.kwargs.values()))
+        return out
+
+    def value(self, a: Any) -> Any:
+        """An argument with traced sizes read as numbers (the batch size as None), tensors as None."""
+        if isinstance(a, list | tuple):
+            return type(a)(self.value(x) for x in a)
+        if isinstance(a, fx.Node):
+            v = self.alias[a]
+            if isinstance(v, _Dim):
+                return v.value
+            if isinstance(v, tuple):
+                return tuple(d.value for d in v)
+            return None
+        return a
+
+    def is_size(self, a: Any) -> bool:
+        return isinstance(a, fx.Node) and isinstance(self.alias.get(a), _Dim | tuple)
+
+    # -- one node -------------------------------------------------------------------------------------------
+    def run(self, graph: fx.Graph) -> list[Node]:
+        seen_input = False
+        for n in graph.nodes:
+            if n.op == "placeholder":
+                if seen_input:
+                    raise UnsupportedError(f"{n.name}: the model takes more than one input")
+                self.alias[n], seen_input = INPUT, True
+            elif n.op == "output":
+                out = n.args[0]
+                if not isinstance(out, fx.Node) or not isinstance(self.alias.get(out), str) or self.alias[out] == INPUT:
+                    raise UnsupportedError("the model must return one tensor computed by its layers")
+                return _prune(self.nodes, self.alias[out])
+            elif n.op == "get_attr":
+                raise UnsupportedError(f"{self.where(n)}: reading a parameter or buffer inside forward is not "
+                                       "supported")
+            elif n.op == "call_module":
+                self.alias[n] = self.call_module(n)
+            elif n.op in ("call_function", "call_method"):
+                self.alias[n] = self.call(n)
+            else:
+                raise UnsupportedError(f"{self.where(n)}: {n.op} {n.target} is not supported")
+        raise UnsupportedError("the traced model has no output")
+
+    def call_module(self, n: fx.Node) -> Any:
+        m, where = self.modules[str(n.target)], self.where(n)
+        ins = self.tensors(n, where)
+        if len(ins) != 1:
+            raise UnsupportedError(f"{where}: {type(m).__name__} must take exactly one tensor")
+        if isinstance(m, IDENTITY_MODULES) or type(m).__name__ in IDENTITY_NAMES:
+            return ins[0]
+        handle = _module_handler(m)
+        if handle is not None:
+            made = handle(m, self.shapes[ins[0]], where)
+            return self.add_all(self.name_of(n), made if isinstance(made, list) else [made], ins, where)
+        modules, _, _ = _recognised()
+        for cls in type(m).__mro__:
+            for op_cls in modules.get(cls, ()):
+                call = TorchCall(m, (), {}, [self.shapes[ins[0]]], where, _qualname(cls))
+                return self.add(self.name_of(n), op_cls.from_torch(call), ins, where)
+        raise UnsupportedError(f"{where}: {type(m).__name__} is not supported (supported: {_supported()})")
+
+    def call(self, n: fx.Node, registry_only: bool = False) -> Any:
+        where = self.where(n)
+        method = n.op == "call_method"
+        key = str(n.target) if method else n.target
+        special = (SPECIAL_METHODS if method else SPECIAL_FUNCTIONS).get(key)
+        if any(self.is_size(a) for a in n.args):
+            return self.size_arith(n, where)
+        if special is not None and not registry_only:
+            return special(self, n, where)
+        ins = self.tensors(n, where)
+        _, functions, methods = _recognised()
+        candidates = methods.get(key, []) if method else functions.get(key, [])
+        name = key if method else _qualname(key)
+        fitting = [c for c in candidates if _fits(c, len(ins))]
+        if not fitting:
+            kind = "tensor method" if method else "function"
+            short = key if method else getattr(key, "__name__", str(key))
+            if candidates:
+                raise UnsupportedError(f"{where}: {kind} {short} with {len(ins)} tensor(s) is not supported")
+            raise UnsupportedError(f"{where}: {kind} {short} is not supported (supported: {_supported()})")
+        args = tuple(self.value(a) for a in n.args)
+        kwargs = {k: self.value(v) for k, v in n.kwargs.items()}
+        call = TorchCall(None, args, kwargs, [self.shapes[x] for x in ins], where, name)
+        return self.add(self.name_of(n), fitting[0].from_torch(call), ins, where)
+
+    # -- shape arithmetic -----------------------------------------------------------------------------------
+    def size_arith(self, n: fx.Node, where: str) -> Any:
+        args = [self.value(a) for a in n.args]
+        if n.op == "call_function" and n.target in _SIZE_ARITH and len(args) == 2:
+            a, b = args
+            if a is None or b is None or not isinstance(a, int) or not isinstance(b, int):
+                return _Dim(None)  # derived from the batch size: only usable as the batch dimension
+            return _Dim(int(_SIZE_ARITH[n.target](a, b)))
+        if n.op == "call_function" and n.target is operator.getitem:
+            src = self.alias[n.args[0]]
+            return src[n.args[1]] if isinstance(src, tuple) else _Dim(None)
+        raise UnsupportedError(f"{where}: {n.target} on sizes is not supported")
 
 
-def _batchnorm(m: nn.Module, ins: list[str], where: str) -> Affine:
+_SIZE_ARITH: dict[Any, Callable[[int, int], int]] = {
+    operator.floordiv: operator.floordiv, operator.mul: operator.mul, operator.add: operator.add,
+    operator.sub: operator.sub,
+}
+
+
+def _supported() -> str:
+    return "Linear, Conv2d, their ternary twins, BatchNorm, dropout, " + ", ".join(sorted(OPS))
+
+
+def _sample_axis(dim: int, ndim: int, where: str, what: str) -> int:
+    """A batched tensor's axis (ndim counts the batch) as a sample axis; the batch axis is refused."""
+    d = dim + ndim if dim < 0 else dim
+    if not 1 <= d < ndim:
+        raise UnsupportedError(f"{where}: {what} over the batch axis (dim {dim}) is not supported")
+    return d - 1
+
+
+def _first_tensor(w: _Walk, n: fx.Node, where: str) -> str:
+    ins = w.tensors(n, where)
     if len(ins) != 1:
-        raise UnsupportedError(f"{where}: BatchNorm must take exactly one tensor")
-    if m.running_mean is None:
-        raise UnsupportedError(f"{where}: BatchNorm without running statistics (track_running_stats=False) "
-                               "cannot be deployed")
-    gamma = m.weight.detach().cpu().numpy() if m.weight is not None else None
-    beta = m.bias.detach().cpu().numpy() if m.bias is not None else None
-    gain, shift = batchnorm_affine(m.running_mean.cpu().numpy(), m.running_var.cpu().numpy(), gamma, beta, m.eps)
-    return Affine(gain.astype(np.float32), shift.astype(np.float32))
+        raise UnsupportedError(f"{where}: {n.target} must take exactly one tensor")
+    return ins[0]
 
 
-def _fold_affines(nodes: list[Node]) -> list[Node]:
-    """An affine whose input is a weight operation read by nothing else is folded into that operation's scale
-    and bias (exact up to float32 rounding); the affine node disappears and its readers read the weight op."""
-    readers: dict[str, int] = {}
-    for n in nodes:
-        for i in n.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    by_name = {n.name: n for n in nodes}
-    rename: dict[str, str] = {}
-    out: list[Node] = []
-    for n in nodes:
-        inputs = tuple(rename.get(i, i) for i in n.inputs)
-        src = by_name.get(inputs[0]) if len(inputs) == 1 else None
-        if isinstance(n.op, Affine) and src is not None and isinstance(src.op, WeightOp) and readers[src.name] == 1:
-            j = next(k for k, m in enumerate(out) if m.name == src.name)
-            out[j] = by_name[src.name] = Node(src.name, src.op.with_affine(n.op.scale, n.op.bias), src.inputs)
-            rename[n.name] = src.name
-            continue
-        out.append(Node(n.name, n.op, inputs))
-    return out
+def _size(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = w.alias[n.args[0]]
+    dims = (_Dim(None),) + tuple(_Dim(int(d)) for d in w.shapes[src])
+    dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+    return dims if dim is None else dims[int(dim)]
+
+
+def _getattr(w: _Walk, n: fx.Node, where: str) -> Any:
+    if n.args[1] == "shape":
+        return (_Dim(None),) + tuple(_Dim(int(d)) for d in w.shapes[w.alias[n.args[0]]])
+    raise UnsupportedError(f"{where}: reading the tensor attribute {n.args[1]!r} is not supported")
+
+
+def _getitem(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = w.alias.get(n.args[0]) if isinstance(n.args[0], fx.Node) else None
+    if isinstance(src, tuple):
+        return src[n.args[1]]
+    if isinstance(src, _Parts):
+        i = int(n.args[1])
+        lo, hi = src.ranges[i]
+        return w.add(w.name_of(n), Slice(src.axis, lo, hi), [src.source], where)
+    raise UnsupportedError(f"{where}: indexing a tensor is not supported (use chunk or split)")
+
+
+def _view(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = _first_tensor(w, n, where)
+    raw = [w.value(a) for a in n.args[1:]] or [w.value(n.kwargs.get("shape", n.kwargs.get("size")))]
+    dims = list(raw[0]) if len(raw) == 1 and isinstance(raw[0], tuple | list) else raw
+    numel = math.prod(w.shapes[src])
+    if not dims or any(d is not None and (not isinstance(d, int) or d < -1 or d == 0) for d in dims):
+        raise UnsupportedError(f"{where}: view/reshape to {dims} is not supported")
+    if dims[0] is None or (dims[0] == -1 and None not in dims[1:]):
+        sample = list(dims[1:])
+    else:
+        raise UnsupportedError(f"{where}: view/reshape to {dims} must keep the batch first (x.size(0) or -1)")
+    if None in sample or sample.count(-1) > 1:
+        raise UnsupportedError(f"{where}: view/reshape to {dims} mixes the batch into a sample axis")
+    if -1 in sample:
+        known = math.prod(d for d in sample if d != -1)
+        if known == 0 or numel % known:
+            raise UnsupportedError(f"{where}: view/reshape to {dims} does not fit {w.shapes[src]}")
+        sample[sample.index(-1)] = numel // known
+    if math.prod(sample) != numel:
+        raise UnsupportedError(f"{where}: view/reshape to {dims} does not fit the sample shape {w.shapes[src]}")
+    op: Op = Flatten() if len(sample) == 1 and len(w.shapes[src]) > 1 else Reshape(tuple(int(d) for d in sample))
+    return w.add(w.name_of(n), op, [src], where)
+
+
+def _permute(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = _first_tensor(w, n, where)
+    ndim = len(w.shapes[src]) + 1
+    raw = [w.value(a) for a in n.args[1:]] or [n.kwargs.get("dims")]
+    dims = list(raw[0]) if len(raw) == 1 and isinstance(raw[0], tuple | list) else raw
+    dims = [d + ndim if d < 0 else d for d in dims]
+    if sorted(dims) != list(range(ndim)) or dims[0] != 0:
+        raise UnsupportedError(f"{where}: permute {dims} must keep the batch axis first")
+    return w.add(w.name_of(n), Transpose(tuple(d - 1 for d in dims[1:])), [src], where)
+
+
+def _transpose(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = _first_tensor(w, n, where)
+    ndim = len(w.shapes[src]) + 1
+    args = [w.value(a) for a in n.args[1:]]
+    d0, d1 = args if len(args) == 2 else (n.kwargs.get("dim0"), n.kwargs.get("dim1"))
+    a, b = (_sample_axis(int(d), ndim, where, "transpose") for d in (d0, d1))
+    perm = list(range(ndim - 1))
+    perm[a], perm[b] = perm[b], perm[a]
+    return w.add(w.name_of(n), Transpose(tuple(perm)), [src], where)
+
+
+def _split(w: _Walk, n: fx.Node, where: str, chunk: bool) -> Any:
+    src = _first_tensor(w, n, where)
+    shape = w.shapes[src]
+    arg = w.value(n.args[1]) if len(n.args) > 1 else w.value(n.kwargs.get("chunks", n.kwargs.get(
+        "split_size_or_sections", n.kwargs.get("split_size"))))
+    dim = w.value(n.args[2]) if len(n.args) > 2 else n.kwargs.get("dim", 0)
+    axis = _sample_axis(int(dim), len(shape) + 1, where, "chunk/split")
+    size = shape[axis]
+    if chunk:
+        step = -(-size // int(arg))
+        sizes = [min(step, size - s) for s in range(0, size, step)]
+    elif isinstance(arg, int):
+        sizes = [min(arg, size - s) for s in range(0, size, arg)]
+    else:
+        sizes = [int(s) for s in arg]
+    if sum(sizes) != size or min(sizes) < 1:
+        raise UnsupportedError(f"{where}: split sizes {sizes} do not add up to {size}")
+    starts = np.cumsum([0] + sizes)
+    return _Parts(src, axis, tuple((int(starts[i]), int(starts[i + 1])) for i in range(len(sizes))))
+
+
+def _mean(w: _Walk, n: fx.Node, where: str) -> Any:
+    """Mean over the spatial axes of a (C, H, W) sample: global average pooling (flattened unless keepdim)."""
+    src = _first_tensor(w, n, where)
+    shape = w.shapes[src]
+    dim = w.value(n.args[1]) if len(n.args) > 1 else n.kwargs.get("dim")
+    keep = bool(w.value(n.args[2]) if len(n.args) > 2 else n.kwargs.get("keepdim", False))
+    dims = sorted(_sample_axis(int(d), len(shape) + 1, where, "mean") for d in (
+        dim if isinstance(dim, tuple | list) else [dim])) if dim is not None else None
+    if len(shape) != 3 or dims != [1, 2]:
+        raise UnsupportedError(f"{where}: mean over dims {dim} of a {shape} sample is not supported (only over "
+                               "the spatial dims, x.mean((2, 3)))")
+    ops: list[Op] = [AvgPool2d((shape[1], shape[2]), (shape[1], shape[2]))] + ([] if keep else [Flatten()])
+    return w.add_all(w.name_of(n), ops, [src], where)
+
+
+def _cat(w: _Walk, n: fx.Node, where: str) -> Any:
+    ins = w.tensors(n, where)
+    if len(ins) == 1:
+        return ins[0]  # torch.cat([x], 1): x (DenseNet's layers do this)
+    return w.call(n, registry_only=True)
+
+
+def _adaptive_fn(w: _Walk, n: fx.Node, where: str) -> Any:
+    src = _first_tensor(w, n, where)
+    size = w.value(n.args[1]) if len(n.args) > 1 else n.kwargs.get("output_size")
+    return w.add_all(w.name_of(n), _adaptive(size, w.shapes[src], where), [src], where)
+
+
+def _identity(w: _Walk, n: fx.Node, where: str) -> Any:
+    return _first_tensor(w, n, where)
+
+
+SPECIAL_FUNCTIONS: dict[Any, Callable[[_Walk, fx.Node, str], Any]] = {
+    getattr: _getattr, operator.getitem: _getitem, torch.reshape: _view, torch.permute: _permute,
+    torch.transpose: _transpose, torch.chunk: lambda w, n, wh: _split(w, n, wh, True),
+    torch.split: lambda w, n, wh: _split(w, n, wh, False), torch.mean: _mean, torch.cat: _cat, torch.concat: _cat,
+    F.adaptive_avg_pool2d: _adaptive_fn, F.dropout: _identity, F.dropout2d: _identity, F.dropout1d: _identity,
+    F.alpha_dropout: _identity,
+}
+SPECIAL_METHODS: dict[str, Callable[[_Walk, fx.Node, str], Any]] = {
+    "size": _size, "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose,
+    "chunk": lambda w, n, wh: _split(w, n, wh, True), "split": lambda w, n, wh: _split(w, n, wh, False),
+    "mean": _mean, "contiguous": _identity, "clone": _identity, "float": _identity,
+}
 
 
 def _prune(nodes: list[Node], out: str) -> list[Node]:
@@ -327,19 +545,9 @@ def _prune(nodes: list[Node], out: str) -> list[Node]:
     return kept
 
 
-def _as_chain_names(nodes: list[Node]) -> list[Node]:
-    """A chain keeps the names layer0, layer1, ... (the names `.tern` files of chains have always had)."""
-    prev, ok = INPUT, True
-    for n in nodes:
-        ok, prev = ok and n.inputs == (prev,), n.name
-    if not ok:
-        return nodes
-    return [Node(f"layer{i}", n.op, (f"layer{i - 1}",) if i else (INPUT,)) for i, n in enumerate(nodes)]
-
-
 def _kind_and_levels(model: nn.Module) -> tuple[str, int]:
     quant = [m for m in model.modules() if isinstance(m, QuantLayer)]
-    plain = [name for name, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    plain = [name for name, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
     ternary = [m for m in quant if m.parametrisation != "float"]
     if ternary and plain:
         raise UnsupportedError(f"{plain[0]}: a float {type(model.get_submodule(plain[0])).__name__} in a ternary "
@@ -378,7 +586,7 @@ def to_artifact(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] 
     try:
         body = getattr(model, "body", None)
         strip = "body." if isinstance(body, nn.Module) else ""
-        nodes = _as_chain_names(trace_graph(model, shape, strip))
+        nodes = trace_graph(model, shape, strip)
         probe = torch.randn((4, *shape), generator=torch.Generator().manual_seed(0))
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         try:
@@ -394,6 +602,8 @@ def to_artifact(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] 
     labels = [str(i) for i in range(ref.shape[1])] if labels is None else [str(x) for x in labels]
     artifact = TernaryModel(nodes, input_spec, labels, kind=kind, levels=levels, provenance=provenance,
                             metrics=metrics, task=task)
+    artifact.validate()
+    artifact = chain_names.apply(drop_identity.apply(fold_affine.apply(artifact)))
     artifact.validate()
     if check:
         ours = artifact.forward(probe.numpy(), normalised=True)

@@ -29,6 +29,8 @@ class Affine(Op):
     scale: np.ndarray
     bias: np.ndarray
     kind: ClassVar[str] = "affine"
+    in_place: ClassVar[bool] = True
+    fuses_relu: ClassVar[bool] = True
 
     def _view(self, arr: np.ndarray, ndim: int) -> np.ndarray:
         return arr.astype(np.float32).reshape((1, -1) + (1,) * (ndim - 2))

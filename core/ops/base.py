@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 
-__all__ = ["Op", "WeightOp", "Counts", "Shape", "GetTensor", "window_out", "window_taps", "read_ints",
+__all__ = ["Op", "WeightOp", "Counts", "Shape", "GetTensor", "TorchCall", "window_out", "window_taps", "read_ints",
            "packed_bytes", "MAX_ELEMENTS"]
 
 Shape = tuple[int, ...]
@@ -38,16 +38,56 @@ class Counts:
     outputs: int
 
 
-def window_out(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a sliding window (torch's floor formula); the one place it is written."""
-    return (size + 2 * padding - kernel) // stride + 1
+def window_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
+    """Output length of a sliding window (torch's formula: floor, or with `ceil` torch's ceil_mode, where the
+    last window may hang over the end but must start inside the input or its left padding); the one place it
+    is written."""
+    span = size + 2 * padding - kernel
+    if not ceil:
+        return span // stride + 1
+    n = -(-span // stride) + 1
+    return n - 1 if (n - 1) * stride >= size + padding else n
 
 
-def window_taps(size: int, kernel: int, stride: int, padding: int) -> np.ndarray:
+def window_pad_end(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
+    """Padding after the input that the windows of `window_out` read: `padding`, plus the overhang of a
+    ceil_mode window."""
+    n = window_out(size, kernel, stride, padding, ceil)
+    return max(padding, (n - 1) * stride + kernel - size - padding)
+
+
+def window_taps(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> np.ndarray:
     """For each kernel offset k, how many output positions read a real (non-padding) input through it."""
-    n = window_out(size, kernel, stride, padding)
+    n = window_out(size, kernel, stride, padding, ceil)
     pos = np.arange(n)[:, None] * stride - padding + np.arange(kernel)[None, :]
     return ((pos >= 0) & (pos < size)).sum(0).astype(np.int64)
+
+
+def window_real(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> np.ndarray:
+    """For each output position, how many of its window's inputs are real (count_include_pad=False divisor)."""
+    n = window_out(size, kernel, stride, padding, ceil)
+    pos = np.arange(n)[:, None] * stride - padding + np.arange(kernel)[None, :]
+    return ((pos >= 0) & (pos < size)).sum(1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TorchCall:
+    """One call of a torch graph, as an operation's `from_torch` sees it: the module (for a module call) or
+    None, the positional and keyword arguments (tensors replaced by None), the sample shapes of the tensor
+    inputs and where the call sits in the user's model (for messages)."""
+
+    module: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    shapes: list[tuple[int, ...]]
+    where: str
+    name: str = ""  # the qualified name or method name that matched ("torch.nn.functional.relu6", "clamp")
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Argument `name`, given by keyword or at position `index` (counting the input tensor as 0)."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        return self.args[index] if len(self.args) > index else default
 
 
 def read_ints(value: Any, n: int | None, what: str, low: int = 0, high: int = 1 << 31) -> tuple[int, ...]:
@@ -68,11 +108,29 @@ def _numel(shape: Shape) -> int:
 
 
 class Op:
-    """Base of every operation. Subclasses are dataclasses and set `kind` (the registry name)."""
+    """Base of every operation. Subclasses are dataclasses and set `kind` (the registry name).
+
+    Besides its arithmetic, an operation declares the facts that other parts need about it, so no table
+    elsewhere lists operation kinds: `in_place` (its output may overwrite its only input: an elementwise
+    operation), `fuses_relu` (a ReLU that is its only reader can be folded into it as a lower clamp),
+    `effective` (connections used on data), and how the tracer recognises it in a torch graph
+    (`torch_modules`, `torch_functions`, `torch_methods`: qualified names, read by `from_torch`)."""
 
     kind: ClassVar[str] = ""
     arity: ClassVar[int | None] = 1  # number of inputs; None = two or more
     has_weights: ClassVar[bool] = False
+    in_place: ClassVar[bool] = False
+    fuses_relu: ClassVar[bool] = False
+    #: torch module classes ("torch.nn.ReLU"), functions ("torch.nn.functional.relu") and tensor methods
+    #: ("relu") the tracer turns into this operation with `from_torch`
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+    torch_methods: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_torch(cls, call: TorchCall) -> Op:
+        """This operation for a recognised torch call (override to read arguments or refuse variants)."""
+        return cls()
 
     def out_shape(self, *shapes: Shape) -> Shape:
         raise NotImplementedError
@@ -82,6 +140,13 @@ class Op:
 
     def counts(self, *shapes: Shape) -> Counts:
         return Counts(0, 0, _numel(self.out_shape(*shapes)))
+
+    def effective(self, *masks: np.ndarray) -> np.ndarray:
+        """Per output element (N, *out_shape), how many of its connections have a non-zero weight and a
+        non-zero input, given 0/1 float32 masks of the inputs (N, *in_shape); all-ones masks sum to
+        `counts().nonzero`. Operations without connections: zeros."""
+        out = self.out_shape(*(m.shape[1:] for m in masks))
+        return np.zeros((masks[0].shape[0], *out), np.float32)
 
     def stored_bytes(self, kind: str = "ternary", bits: int = 2) -> int:
         return sum(a.nbytes for a in self.arrays(kind, bits).values())
@@ -104,16 +169,13 @@ class Op:
     def check(self, kind: str, levels: int) -> None:
         """Invariants of the parameters alone (shapes are checked by `out_shape`)."""
 
-    def describe(self) -> str:
-        a = self.attrs()
-        return self.kind + (f"({', '.join(f'{k}={v}' for k, v in a.items())})" if a else "")
-
 
 class WeightOp(Op):
     """An operation with integer (or, for the float baseline, float32) weights, a float32 scale per output
     channel or per layer, and a float32 bias per output: the deployed weight is exactly `scale * weight`."""
 
     has_weights: ClassVar[bool] = True
+    fuses_relu: ClassVar[bool] = True
     weight_ndim: ClassVar[int] = 2
     weight: np.ndarray
     scale: np.ndarray
@@ -126,6 +188,13 @@ class WeightOp(Op):
     def channel_scale(self) -> np.ndarray:
         """The scale as one float32 per output channel (a per-layer scale broadcast)."""
         return np.broadcast_to(self.scale.astype(np.float32).reshape(-1), (self.out_channels,)).copy()
+
+    def effective(self, *masks: np.ndarray) -> np.ndarray:
+        import dataclasses
+
+        unit = dataclasses.replace(self, weight=(self.weight != 0).astype(np.float32), scale=np.ones(1, np.float32),
+                                   bias=np.zeros(self.out_channels, np.float32))
+        return unit.forward(*masks)
 
     def nonzero_weights(self) -> int:
         return int(np.count_nonzero(self.weight))

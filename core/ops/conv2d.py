@@ -9,22 +9,24 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import Counts, GetTensor, Shape, WeightOp, read_ints, window_out, window_taps
+from .base import Counts, GetTensor, Shape, WeightOp, read_ints, window_out, window_pad_end, window_taps
 from .registry import register
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-           pad_value: float = 0.0) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, OH, OW, kH, kW) windows (a view where possible); shared by conv and pooling."""
+           pad_value: float = 0.0, ceil: bool = False) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, OH, OW, kH, kW) windows (a view where possible); shared by conv and pooling.
+    `ceil`: torch's ceil_mode (the last window may reach into `pad_value` past the end)."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = window_out(x.shape[2], kh, sh, ph), window_out(x.shape[3], kw, sw, pw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value) if ph or pw else x
+    oh, ow = window_out(x.shape[2], kh, sh, ph, ceil), window_out(x.shape[3], kw, sw, pw, ceil)
+    eh, ew = window_pad_end(x.shape[2], kh, sh, ph, ceil), window_pad_end(x.shape[3], kw, sw, pw, ceil)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, eh), (pw, ew)), constant_values=pad_value) if ph or pw or eh or ew else x
     v = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
     return v[:, :, ::sh, ::sw][:, :, :oh, :ow]
 
 
 def window_shape(in_shape: Shape, channels: int | None, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int], what: str) -> tuple[int, int]:
+                 padding: tuple[int, int], what: str, ceil: bool = False) -> tuple[int, int]:
     """Output (H, W) of a window operation on (C, H, W), or ArtifactError if it does not fit."""
     if len(in_shape) != 3 or (channels is not None and in_shape[0] != channels):
         raise ArtifactError(f"{what} expects input ({channels if channels is not None else 'C'}, H, W), "
@@ -33,19 +35,50 @@ def window_shape(in_shape: Shape, channels: int | None, kernel: tuple[int, int],
         raise ArtifactError(f"{what}: kernel and stride must be >= 1 and padding >= 0")
     if padding[0] * 2 > kernel[0] * 2 + in_shape[1] or padding[1] * 2 > kernel[1] * 2 + in_shape[2]:
         raise ArtifactError(f"{what}: padding {list(padding)} is larger than the input and kernel")
-    oh = window_out(in_shape[1], kernel[0], stride[0], padding[0])
-    ow = window_out(in_shape[2], kernel[1], stride[1], padding[1])
+    oh = window_out(in_shape[1], kernel[0], stride[0], padding[0], ceil)
+    ow = window_out(in_shape[2], kernel[1], stride[1], padding[1], ceil)
     if oh < 1 or ow < 1:
         raise ArtifactError(f"{what}: kernel {list(kernel)} does not fit input {tuple(in_shape)}")
     return oh, ow
 
 
 def window_connections(in_shape: Shape, kernel: tuple[int, int], stride: tuple[int, int],
-                       padding: tuple[int, int]) -> np.ndarray:
+                       padding: tuple[int, int], ceil: bool = False) -> np.ndarray:
     """(kH, kW): for each kernel offset, the output positions that read a real input through it."""
-    th = window_taps(in_shape[1], kernel[0], stride[0], padding[0])
-    tw = window_taps(in_shape[2], kernel[1], stride[1], padding[1])
+    th = window_taps(in_shape[1], kernel[0], stride[0], padding[0], ceil)
+    tw = window_taps(in_shape[2], kernel[1], stride[1], padding[1], ceil)
     return np.outer(th, tw)
+
+
+def correlate(a: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int],
+              groups: int = 1) -> np.ndarray:
+    """Cross-correlation (torch semantics) in the arrays' own dtype -- exact for integer arrays: a (N, C, H, W),
+    w (O, C / groups, kH, kW) -> (N, O, OH, OW)."""
+    n = len(a)
+    o, cg, kh, kw = w.shape
+    cols = im2col(a, (kh, kw), tuple(stride), tuple(padding))  # (n, c, oh, ow, kh, kw)
+    oh, ow = cols.shape[2], cols.shape[3]
+    cols = cols.reshape(n, groups, cg, oh, ow, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6).reshape(
+        n, groups, oh * ow, cg * kh * kw)
+    y = cols @ w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)  # (n, g, oh*ow, o_g)
+    return np.ascontiguousarray(y.transpose(0, 1, 3, 2).reshape(n, o, oh, ow))
+
+
+def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding) -> np.ndarray:
+    """Non-zero connections leaving each input element of a conv, shape (C, H, W); grouped and depthwise
+    convolutions (C = groups * w.shape[1]) reach only the output channels of their group."""
+    c, h, wd = in_chw
+    cout, cin_g, kh, kw = w.shape
+    groups = c // cin_g
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = window_out(h, kh, sh, ph), window_out(wd, kw, sw, pw)
+    # (C, kh, kw): output channels of the group reached through each kernel tap
+    nz = (np.asarray(w) != 0).reshape(groups, cout // groups, cin_g, kh, kw).sum(1).reshape(c, kh, kw)
+    fan = np.zeros((c, h + 2 * ph + sh * oh, wd + 2 * pw + sw * ow), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            fan[:, i:i + sh * oh:sh, j:j + sw * ow:sw] += nz[:, i, j][:, None, None]
+    return fan[:, ph:ph + h, pw:pw + wd]
 
 
 @register

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ArtifactError
-from .base import Counts, Op, Shape
+from ..errors import ArtifactError, UnsupportedError
+from .base import Counts, Op, Shape, TorchCall
 from .registry import register
 
 
@@ -17,6 +17,9 @@ from .registry import register
 class Add(Op):
     kind: ClassVar[str] = "add"
     arity: ClassVar[int | None] = None
+    fuses_relu: ClassVar[bool] = True
+    torch_functions: ClassVar[tuple[str, ...]] = ("_operator.add", "_operator.iadd", "torch.add")
+    torch_methods: ClassVar[tuple[str, ...]] = ("add", "__add__", "add_", "__iadd__")
 
     def out_shape(self, *shapes: Shape) -> Shape:
         if len(shapes) < 2 or any(tuple(s) != tuple(shapes[0]) for s in shapes):
@@ -33,6 +36,9 @@ class Add(Op):
         n = int(np.prod(self.out_shape(*shapes)))
         return Counts(n * len(shapes), n * len(shapes), n)
 
+    def effective(self, *masks: np.ndarray) -> np.ndarray:
+        return np.sum(masks, axis=0, dtype=np.float32)
+
 
 @register
 @dataclass(eq=False)
@@ -41,6 +47,15 @@ class Concat(Op):
 
     kind: ClassVar[str] = "concat"
     arity: ClassVar[int | None] = None
+    fuses_relu: ClassVar[bool] = True
+    torch_functions: ClassVar[tuple[str, ...]] = ("torch.cat", "torch.concat")
+
+    @classmethod
+    def from_torch(cls, call: TorchCall) -> Op:
+        dim = call.arg(1, "dim", 0)
+        if dim not in (1, -len(call.shapes[0]) if call.shapes else 1):
+            raise UnsupportedError(f"{call.where}: cat along dim {dim} is not supported (only the channel dim 1)")
+        return cls()
 
     def out_shape(self, *shapes: Shape) -> Shape:
         if len(shapes) < 2 or any(len(s) != len(shapes[0]) or tuple(s[1:]) != tuple(shapes[0][1:])
@@ -55,3 +70,6 @@ class Concat(Op):
     def counts(self, *shapes: Shape) -> Counts:
         n = int(np.prod(self.out_shape(*shapes)))
         return Counts(n, n, n)
+
+    def effective(self, *masks: np.ndarray) -> np.ndarray:
+        return np.concatenate(masks, axis=1)

@@ -125,11 +125,13 @@ class _Dilated(nn.Module):
 
 
 def test_tracer_names_what_it_cannot_express():
-    with pytest.raises(UnsupportedError, match=r"^layer3\.1\.conv2: Conv2d with dilation=2 is not supported$"):
+    with pytest.raises(UnsupportedError, match=r"^layer3\.1\.conv2 \(test_user_model\.py:\d+: return self\.fc\("
+                       r"torch\.flatten\(self\.layer3\[1\]\.conv2\(x\), 1\)\)\): Conv2d with dilation=2 is not "
+                       r"supported$"):
         ternkit.to_artifact(_Dilated(), (1, 8, 8))
-    gelu = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.GELU(), nn.Linear(8, 3))
-    with pytest.raises(UnsupportedError, match="^2: GELU is not supported"):
-        ternkit.to_artifact(gelu, (1, 8, 8))
+    norm = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    with pytest.raises(UnsupportedError, match="^2: LayerNorm is not supported"):
+        ternkit.to_artifact(norm, (1, 8, 8))
     with pytest.raises(UnsupportedError, match="dense does not fit"):
         ternkit.to_artifact(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), (1, 9, 9))
 
@@ -156,8 +158,8 @@ def test_user_loop_and_cli_give_the_same_artifact(tmp_path, capsys):
      "outputs (7,) per sample; the dataset has 10 classes"),
     ("import torch.nn as nn\ndef build(shape, k):\n    return nn.Sequential(nn.Flatten(), nn.Linear(63, 10))\n",
      "fails on input of shape (1, 8, 8)"),
-    ("import torch.nn as nn\ndef build(shape, k):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 9), nn.GELU(),"
-     " nn.Linear(9, 10))\n", "2: GELU is not supported"),
+    ("import torch.nn as nn\ndef build(shape, k):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 9), "
+     "nn.LayerNorm(9), nn.Linear(9, 10))\n", "2: LayerNorm is not supported"),
     ("this is not python\n", "importing"),
 ])
 def test_bad_factories_exit_2_with_one_line(tmp_path, capsys, body, words):
