@@ -139,6 +139,8 @@ class Backend:
                                 # "model.NAME" -- the pipeline and the conformance suite use it
     out_required: bool = True   # False: the backend's export checks `out` itself (onnx: -o or --bundle)
     notes: Callable[[dict[str, Any]], str] | None = None  # extra lines `ternkit simulate` prints for a record
+    agreement: float = 0.9      # the least argmax agreement with the reference that `simulate` promises on the
+                                # conformance suite's example models (rate-coded spiking backends promise less)
 
     def __post_init__(self) -> None:
         if len(self.name) > 40 or not BACKEND_NAME.fullmatch(self.name):

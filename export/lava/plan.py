@@ -152,7 +152,7 @@ class _Ctx:
                                            "neurons; use --neuron sigma-delta")
                 g = self._diagonal(PopRef(src), np.ones(p.shape[0]), origin, "relay")
                 self.pops.append(Population([g], np.zeros(p.shape), p.shape, "relu" if p.nonneg else "linear",
-                                            p.node + "+relay", p.depth + 1, p.nonneg))
+                                            p.node + ".relay", p.depth + 1, p.nonneg))
                 self.relays[key] = len(self.pops) - 1
             src = self.relays[key]
         return src
