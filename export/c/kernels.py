@@ -11,6 +11,8 @@ kept from becoming memset/memcpy calls: the inference path calls no library func
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["COMMON", "KERNELS"]
 
 COMMON = r"""
@@ -220,6 +222,17 @@ static inline int32_t tk_smlad(int32_t a, int32_t b, int32_t c) {
 }
 #define TK_SMLAD(a, b, c) tk_smlad((a), (b), (c))
 #endif
+/* the table bases kept in registers (one load per table entry, not an address sum and a load) */
+#if defined(__GNUC__)
+#define TK_OPAQUE(p) __asm ("" : "+r"(p))
+#else
+#define TK_OPAQUE(p) (void)(p)
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define TK_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define TK_UNROLL2
+#endif
 
 /* four activations as one word (the target allows unaligned loads; no library call is made) */
 static inline uint32_t tk_rd32(const int8_t *p) {
@@ -236,69 +249,72 @@ static inline uint32_t tk_rd32(const int8_t *p) {
 
 DOT = {
     "2bit": r"""
-/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per byte, SMLAD of (x0, x2) and (x1, x3) with the
-   table's halfword trits */
+#define TK_TRITS_PER_BYTE 4
+/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte, its trits as halfword pairs (t0, t2)
+   and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
-    int32_t s0 = s[0], s1 = s[1], j = 0;
-    const int32_t nb = n >> 2;
+    int32_t s0 = s[0], s1 = s[1];
+    const int32_t *la = tk_lut_a, *lb = tk_lut_b;
+    TK_OPAQUE(la);
+    TK_OPAQUE(lb);
+    const int8_t *const end = x + (n & ~3);
     if (w1) {
-        for (; j < nb; j++, x += 4) {
-            uint32_t v = tk_rd32(x);
+        for (; x < end; x += 4) {
+            uint32_t v = tk_rd32(x), b0 = *w0++, b1 = *w1++;
             int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
-            const int32_t *e0 = tk_lut[w0[j]], *e1 = tk_lut[w1[j]];
-            s0 = TK_SMLAD(xa, e0[0], s0);
-            s1 = TK_SMLAD(xa, e1[0], s1);
-            s0 = TK_SMLAD(xb, e0[1], s0);
-            s1 = TK_SMLAD(xb, e1[1], s1);
+            s0 = TK_SMLAD(xa, la[b0], s0);
+            s1 = TK_SMLAD(xa, la[b1], s1);
+            s0 = TK_SMLAD(xb, lb[b0], s0);
+            s1 = TK_SMLAD(xb, lb[b1], s1);
         }
     } else {
-        for (; j < nb; j++, x += 4) {
-            uint32_t v = tk_rd32(x);
-            const int32_t *e0 = tk_lut[w0[j]];
-            s0 = TK_SMLAD(TK_SXTB16(v), e0[0], s0);
-            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), e0[1], s0);
+        for (; x < end; x += 4) {
+            uint32_t v = tk_rd32(x), b0 = *w0++;
+            s0 = TK_SMLAD(TK_SXTB16(v), la[b0], s0);
+            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), lb[b0], s0);
         }
     }
     for (int32_t k = 0; k < (n & 3); k++) { /* the last partial byte */
-        int32_t sh = 16 * (k >> 1), i = k & 1;
-        s0 += x[k] * (int32_t)(int16_t)(tk_lut[w0[nb]][i] >> sh);
-        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[w1[nb]][i] >> sh);
+        const int32_t *t = k & 1 ? lb : la, sh = 16 * (k >> 1);
+        s0 += x[k] * (int32_t)(int16_t)(t[*w0] >> sh);
+        if (w1) s1 += x[k] * (int32_t)(int16_t)(t[*w1] >> sh);
     }
     s[0] = s0;
     s[1] = s1;
 }
 """,
     "base3": r"""
-/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per byte (5 trits), SMLAD of (x0, x2) and (x1, x3)
-   with the table's halfword trits, and x4 times the fifth */
+#define TK_TRITS_PER_BYTE 5
+/* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte (5 trits), SMLAD of (x0, x2) and
+   (x1, x3) with the table's halfword trits, and x4 times the fifth */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
-    int32_t s0 = s[0], s1 = s[1], j = 0;
-    const int32_t nb = n / 5;
+    int32_t s0 = s[0], s1 = s[1];
+    const int32_t *const la = tk_lut_a, *const lb = tk_lut_b;
+    const int8_t *const lc = tk_lut_c;
+    const int8_t *const end = x + n - n % 5;
     if (w1) {
-        for (; j < nb; j++, x += 5) {
-            uint32_t v = tk_rd32(x);
+        for (; x < end; x += 5) {
+            uint32_t v = tk_rd32(x), b0 = *w0++, b1 = *w1++;
             int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
-            const int32_t *e0 = tk_lut[w0[j]], *e1 = tk_lut[w1[j]];
-            s0 = TK_SMLAD(xa, e0[0], s0);
-            s1 = TK_SMLAD(xa, e1[0], s1);
-            s0 = TK_SMLAD(xb, e0[1], s0);
-            s1 = TK_SMLAD(xb, e1[1], s1);
-            s0 += x4 * e0[2];
-            s1 += x4 * e1[2];
+            s0 = TK_SMLAD(xa, la[b0], s0);
+            s1 = TK_SMLAD(xa, la[b1], s1);
+            s0 = TK_SMLAD(xb, lb[b0], s0);
+            s1 = TK_SMLAD(xb, lb[b1], s1);
+            s0 += x4 * lc[b0];
+            s1 += x4 * lc[b1];
         }
     } else {
-        for (; j < nb; j++, x += 5) {
-            uint32_t v = tk_rd32(x);
-            const int32_t *e0 = tk_lut[w0[j]];
-            s0 = TK_SMLAD(TK_SXTB16(v), e0[0], s0);
-            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), e0[1], s0);
-            s0 += x[4] * e0[2];
+        for (; x < end; x += 5) {
+            uint32_t v = tk_rd32(x), b0 = *w0++;
+            s0 = TK_SMLAD(TK_SXTB16(v), la[b0], s0);
+            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), lb[b0], s0);
+            s0 += x[4] * lc[b0];
         }
     }
-    for (int32_t k = 0; k < n - 5 * nb; k++) { /* the last partial byte */
-        int32_t sh = k == 4 ? 0 : 16 * (k >> 1), i = k == 4 ? 2 : k & 1;
-        s0 += x[k] * (int32_t)(int16_t)(tk_lut[w0[nb]][i] >> sh);
-        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[w1[nb]][i] >> sh);
+    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
+        int32_t t0 = k == 4 ? lc[*w0] : (int16_t)((k & 1 ? lb : la)[*w0] >> 16 * (k >> 1));
+        s0 += x[k] * t0;
+        if (w1) s1 += x[k] * (k == 4 ? lc[*w1] : (int16_t)((k & 1 ? lb : la)[*w1] >> 16 * (k >> 1)));
     }
     s[0] = s0;
     s[1] = s1;
@@ -334,9 +350,10 @@ typedef struct {
 /* one output pixel at a time: its receptive field (per group) gathered into `col` (padding as zeros), then
    every output channel of the group is a dot product with it, two channels at a time */
 TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32) {
-    const int32_t hw = p->h * p->wd, ohw = p->oh * p->ow, n = p->cin_g * p->kh * p->kw;
+    const int32_t hw = p->h * p->wd, ohw = p->oh * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
     const int32_t groups = p->cout / p->cout_g;
     int32_t pix = 0;
+    for (int32_t i = p->cin_g * p->kh * p->kw; i < n; i++) col[i] = 0; /* the last byte's padding trits */
     for (int32_t oy = 0; oy < p->oh; oy++) {
         for (int32_t ox = 0; ox < p->ow; ox++, pix++) {
             const int32_t iy0 = oy * p->sy - p->py, ix0 = ox * p->sx - p->px;
@@ -381,18 +398,23 @@ def simd_common(packing: str) -> str:
 
 
 def lut_c(packing: str) -> str:
-    """The decode table: per weight byte, its trits as int16 halfword pairs (x0,x2), (x1,x3) [and x4 alone]."""
+    """The decode tables: per weight byte, its trits as int16 halfword pairs (t0, t2) in tk_lut_a, (t1, t3) in
+    tk_lut_b, and (base-3) the fifth trit in tk_lut_c."""
     from .packing import byte_trits
 
-    trits = byte_trits(packing)  # (entries, trits per byte)
-    words = []
-    for t in trits:
-        t = [int(v) for v in t]
-        pair = [(t[0] & 0xFFFF) | ((t[2] & 0xFFFF) << 16), (t[1] & 0xFFFF) | ((t[3] & 0xFFFF) << 16)]
-        if len(t) == 5:
-            pair.append(t[4])
-        words.append("{" + ", ".join(str(w - (1 << 32) if w >= 1 << 31 else w) for w in pair) + "}")
-    n = len(trits[0]) - 2
-    lines = [", ".join(words[i:i + 8]) for i in range(0, len(words), 8)]
-    return (f"\n/* weight byte -> trits as halfword pairs: {len(words)} entries */\n"
-            f"static const int32_t tk_lut[{len(words)}][{n}] = {{\n    " + ",\n    ".join(lines) + "\n};\n")
+    trits = byte_trits(packing).astype(np.int64)  # (entries, trits per byte)
+    a = (trits[:, 0] & 0xFFFF) | ((trits[:, 2] & 0xFFFF) << 16)
+    b = (trits[:, 1] & 0xFFFF) | ((trits[:, 3] & 0xFFFF) << 16)
+    out = f"\n/* weight byte -> trits ({len(trits)} entries) */\n"
+    for name, v in (("a", a), ("b", b)):
+        v = np.where(v >= 1 << 31, v - (1 << 32), v)
+        out += _table("int32_t", f"tk_lut_{name}", v)
+    if trits.shape[1] == 5:
+        out += _table("int8_t", "tk_lut_c", trits[:, 4])
+    return out
+
+
+def _table(ctype: str, name: str, values) -> str:
+    items = [v if isinstance(v, str) else str(int(v)) for v in values]
+    lines = [", ".join(items[i:i + 12]) for i in range(0, len(items), 12)]
+    return f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from ternkit.core.ops import im2col
+
 from .fixed import Requant, finish, store, term
-from .packing import pack_rows
+from .packing import TRITS_PER_BYTE, pack_rows
 
 __all__ = ["Step", "HANDLERS", "Terms", "c_array"]
 
@@ -171,8 +172,9 @@ class Conv:
         return "conv_simd" if step.simd else "conv2d"
 
     def scratch(self, step: Step) -> int:
-        if step.simd:  # one receptive field, int8
-            return int(np.prod(step.op.weight.shape[1:]))
+        if step.simd:  # one receptive field, int8, padded to whole weight bytes
+            per = TRITS_PER_BYTE[step.packing]
+            return -(-int(np.prod(step.op.weight.shape[1:])) // per) * per
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:

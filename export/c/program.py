@@ -25,7 +25,8 @@ from .fixed import QMAX, choose, scores_scale
 from .ops import FUSES_RELU, HANDLERS, WIDEN, Step
 from .packing import check_packing
 
-__all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict", "check_supported"]
+__all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
+           "check_supported"]
 
 SCORES = "scores"
 TARGETS = ("generic", "cortex-m4")
