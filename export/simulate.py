@@ -9,6 +9,8 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 from ternkit.core import Dataset, OptionError, TernaryModel, load_dataset, load_model
 from ternkit.core.activity_schema import FINGERPRINT_KEY
 from ternkit.core.data import DatasetLike
@@ -64,10 +66,14 @@ def simulate(model: TernaryModel | str | os.PathLike, data: DatasetLike, backend
         data = simulation_data(model, data, limit)
     if len(data) == 0:
         raise OptionError("no samples to simulate")
+    if model.task != "classify":  # backends score class decisions: give them none (values: see evaluate)
+        data = Dataset(data.x, np.zeros(len(data), np.int64), ["0"], data.name)
     rec = b.simulate(model, data, where=model_path or "the model", **given)
     rec.update({"model": model_path, FINGERPRINT_KEY: model.fingerprint(), "dataset": dataset})
     if model.task != "classify":  # class decisions mean nothing for values: evaluate gives MSE/R2, C is checked
         rec.update({"accuracy": None, "agreement": None, "task": model.task})  # bit-exact against its emulation
+        if "reference_accuracy" in rec:
+            rec["reference_accuracy"] = None
     if out is not None:
         write_text(out, json.dumps(rec, indent=1) + "\n")
     return rec
