@@ -15,37 +15,14 @@ from typing import Any
 import numpy as np
 
 from ternkit.core import INPUT
-from ternkit.core.activity_schema import FORMAT, VERSION, entry, record
+from ternkit.core.activity_schema import entry, record
 from ternkit.core.metrics import effective_inputs, operation_totals
-from ternkit.core.model import Conv2d, Dense, TernaryModel
+from ternkit.core.model import TernaryModel
 from ternkit.core.ops.conv2d import conv_fan_out
 
-__all__ = ["ACTIVITY_FORMAT", "ACTIVITY_VERSION", "fan_out", "conv_fan_out", "layer_entry", "activity_record",
-           "activations_activity", "dense_macs"]
+__all__ = ["conv_fan_out", "activity_record", "activations_activity", "dense_macs"]
 
-ACTIVITY_FORMAT, ACTIVITY_VERSION = FORMAT, VERSION
 activity_record = record  # the record writer (keyword arguments: see core.activity_schema.record)
-
-
-def fan_out(layer: Dense | Conv2d, in_shape: tuple[int, ...]) -> np.ndarray:
-    """Non-zero synapses per input neuron, flat in the model's (torch) order."""
-    if layer.kind == "conv2d":
-        return conv_fan_out(layer.weight, in_shape, layer.stride, layer.padding).reshape(-1)
-    return (np.asarray(layer.weight) != 0).sum(0).astype(np.int64)
-
-
-def layer_entry(index: int, kind: str, neurons: int, fan: np.ndarray, messages: np.ndarray, samples: int,
-                neuron_updates: float, slots: float, node: str | None = None) -> dict[str, Any]:
-    """One entry from per-input-neuron arrays: `messages` per input neuron summed over `samples`, `fan` the
-    non-zero synapses leaving each; `slots` is how many messages could have been sent per inference
-    (inputs x timesteps), for the sparsity."""
-    messages = np.asarray(messages, np.float64).reshape(-1)
-    fan = np.asarray(fan, np.float64).reshape(-1)
-    per = float(messages.sum()) / samples
-    return entry(index, kind, neurons=neurons, fan_out=float(fan.mean()), messages=per,
-                 synaptic_ops=float(messages @ fan) / samples, neuron_updates=neuron_updates,
-                 input_activation_sparsity=1 - per / slots if slots else 0.0, node=node,
-                 nonzero_connections=int(fan.sum()))
 
 
 def dense_macs(model: TernaryModel) -> int:

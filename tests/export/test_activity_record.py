@@ -9,7 +9,8 @@ from op_examples import MODELS, example_input, example_model
 
 from ternkit.core.activity_schema import parse
 from ternkit.core.metrics import synaptic_nodes
-from ternkit.export.activity import activations_activity, activity_record, fan_out, layer_entry
+from ternkit.core.ops.conv2d import conv_fan_out
+from ternkit.export.activity import activations_activity, activity_record
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -18,7 +19,8 @@ def test_fan_out_sums_to_the_nonzero_connections(name):
     shapes = model.shape_map()
     for n, c in zip(model.nodes, model.counts(), strict=True):
         if n.op.has_weights:
-            fan = fan_out(n.op, shapes[n.inputs[0]])
+            fan = (conv_fan_out(n.op.weight, shapes[n.inputs[0]], n.op.stride, n.op.padding) if n.op.kind == "conv2d"
+                   else (np.asarray(n.op.weight) != 0).sum(0))
             assert fan.size == int(np.prod(shapes[n.inputs[0]]))
             assert int(fan.sum()) == c.nonzero  # grouped and depthwise convs reach only their group
 
@@ -40,10 +42,3 @@ def test_frame_based_record_is_valid_and_counts_from_the_artifact(name):
     fields = parse(rec, "test")  # the reader targets use accepts what the writer writes
     assert fields["dense_macs"] == macs and len(fields["layers"]) == len(entries)
 
-
-def test_lava_style_entry_from_per_neuron_arrays():
-    fan = np.array([2, 0, 1])
-    messages = np.array([4, 2, 0])  # summed over 2 samples
-    e = layer_entry(0, "dense", 5, fan, messages, 2, 5, 3)
-    assert e["messages_per_inference"] == 3 and e["synaptic_ops_per_inference"] == 4  # (4*2 + 2*0 + 0*1) / 2
-    assert e["nonzero_connections"] == 3 and e["input_activation_sparsity"] == 0
