@@ -63,7 +63,8 @@ def _agreement(model, x: np.ndarray, ref: np.ndarray, lava_sim: int) -> dict:
     """ONNX INT2 and Lava sigma-delta (fixed point) argmax agreement with the reference on the test set."""
     from ternkit import export_onnx
     from ternkit.core import load_dataset
-    from ternkit.export import OnnxModel, build_graph, emulate
+    from ternkit.export import OnnxModel
+    from ternkit.export.lava.graph import build_graph, emulate
 
     res: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,7 +55,7 @@ def main(build, name: str) -> None:
     print(f"{name}: {len(model.nodes)} nodes ({', '.join(sorted({n.op.kind for n in model.nodes}))}); "
           f"accuracy on {args.dataset} {float((model.predict(data.x) == data.y).mean()):.4f}")
     ternkit.export_onnx(model, out / "model.onnx")
-    from ternkit.export import build_graph, save_graph
+    from ternkit.export.lava.graph import build_graph, save_graph
     from ternkit.targets import build_report, load_target, write_report
 
     save_graph(build_graph(model, data.x[:500]), out / "model.lava.json")
