@@ -27,7 +27,7 @@ __all__ = ["Backend", "Option", "Written", "backends", "get", "register", "unreg
            "simulation_data", "simulation_text"]
 
 _WHERE = {
-    "export_onnx": ".onnx.backend", "export_c": ".c.backend", "export_lava": ".lava.backend",
+    "export_onnx": ".onnx.export", "export_c": ".c.backend", "export_lava": ".lava.backend",
     "OnnxExport": ".onnx.export", "OnnxModel": ".onnx.infer", "write_bundle": ".onnx.bundle",
     "save_graph": ".lava.graph", "load_graph": ".lava.graph", "simulate_graph": ".lava.sim",
     "lava_activity": ".lava.sim", "LavaRun": ".lava.sim", "import_lava": ".lava.compat",
