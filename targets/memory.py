@@ -22,11 +22,10 @@ from ternkit.core.ops import Op
 from .ops import NodeOps
 from .spec import Target
 
-__all__ = ["model_memory", "entropy_bits", "activation_buffers", "fit", "IN_PLACE"]
+__all__ = ["model_memory", "entropy_bits", "activation_buffers", "fit"]
 
-# Operations that can overwrite their input's buffer (elementwise on one input, or a view) when no other
-# node reads that input; every other operation writes a buffer of its own.
-IN_PLACE = frozenset({"relu", "flatten", "affine"})
+# An operation declaring `in_place` (elementwise on one input, or a view) overwrites its input's buffer when no
+# other node reads that input; every other operation writes a buffer of its own.
 
 
 def entropy_bits(q: np.ndarray) -> float:
@@ -51,7 +50,7 @@ def activation_buffers(model: TernaryModel) -> dict[str, Any]:
     peak, written, per_node = size[INPUT], size[INPUT], {}
     for i, n in enumerate(model.nodes):
         src = n.inputs[0]
-        if n.op.kind in IN_PLACE and len(consumers[src]) == 1:
+        if n.op.in_place and len(consumers[src]) == 1:
             owner[n.name] = owner[src]
             per_node[n.name] = 0
         else:

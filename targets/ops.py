@@ -71,6 +71,10 @@ LayerOps = NodeOps  # the name before nodes replaced layers
 Arithmetic = Callable[[Op, Counts], dict[str, int]]
 
 
+def _table(op: Op, c: Counts) -> dict[str, int]:
+    return {"add": c.outputs}
+
+
 def _weights(op: Op, c: Counts) -> dict[str, int]:
     return {"scale multiply": c.outputs, "bias add": c.outputs}
 
@@ -85,6 +89,17 @@ ARITHMETIC: dict[str, Arithmetic] = {
     "concat": lambda op, c: {},  # a copy: memory traffic only
     "relu": lambda op, c: {"compare": c.outputs},
     "flatten": lambda op, c: {},  # a view
+    "clip": lambda op, c: {"compare": c.outputs * ((op.low is not None) + (op.high is not None))},
+    "hardsigmoid": lambda op, c: {"add": c.outputs, "compare": 2 * c.outputs, "multiply": c.outputs},
+    "hardswish": lambda op, c: {"add": c.outputs, "compare": 2 * c.outputs, "multiply": 2 * c.outputs},
+    # exp/erf/tanh-based functions: an integer deployment reads them from a 256-entry table (the C export does):
+    # one index add per output
+    "sigmoid": _table, "silu": _table, "tanh": _table, "gelu": _table,
+    "scale_shift": lambda op, c: {"multiply": c.outputs * (op.mul != 1.0), "add": c.outputs * (op.add != 0.0)},
+    "mul": lambda op, c: {"multiply": c.outputs},
+    "reshape": lambda op, c: {},  # a view
+    "transpose": lambda op, c: {},  # a copy: memory traffic only
+    "slice": lambda op, c: {},  # a copy: memory traffic only
 }
 
 

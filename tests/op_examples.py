@@ -22,6 +22,20 @@ from ternkit.core import (
     ReLU,
     TernaryModel,
 )
+from ternkit.core.ops import (
+    GELU,
+    Clip,
+    Hardsigmoid,
+    Hardswish,
+    Mul,
+    Reshape,
+    ScaleShift,
+    Sigmoid,
+    SiLU,
+    Slice,
+    Tanh,
+    Transpose,
+)
 
 
 def _trits(rng, shape, zeros=1 / 3):
@@ -118,10 +132,61 @@ def m_concat(rng):
     return _model(_head(rng, nodes, "r", 5 * 5 * 5), _image_spec(1, 5, 5))
 
 
+def _unary(op):
+    """conv -> the elementwise operation -> head: conv outputs span about +-3, both sides of every bend."""
+    def make(rng):
+        nodes = [Node("c", conv(rng, 3, 1), (INPUT,)), Node("f", op, ("c",))]
+        return _model(_head(rng, nodes, "f", 3 * 5 * 5), _image_spec(1, 5, 5))
+    return make
+
+
+def m_squeeze_excite(rng):
+    """x * hardsigmoid(conv1x1(relu(conv1x1(mean(x))))): the squeeze-excitation gate, (C, 1, 1) x (C, H, W)."""
+    nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+             Node("sq", AvgPool2d((5, 5), (5, 5)), ("r",)),
+             Node("fc1", conv(rng, 2, 4, k=(1, 1), padding=(0, 0)), ("sq",)), Node("r1", ReLU(), ("fc1",)),
+             Node("fc2", conv(rng, 4, 2, k=(1, 1), padding=(0, 0)), ("r1",)), Node("g", Hardsigmoid(), ("fc2",)),
+             Node("se", Mul(), ("r", "g"))]
+    return _model(_head(rng, nodes, "se", 4 * 5 * 5), _image_spec(1, 5, 5))
+
+
+def m_shuffle(rng):
+    """ShuffleNet's unit: chunk in two, one half through a conv, concat, channel shuffle (reshape ->
+    transpose -> reshape)."""
+    nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("a", Slice(0, 0, 2), ("c",)), Node("b", Slice(0, 2, 4), ("c",)),
+             Node("bc", conv(rng, 2, 2), ("b",)), Node("br", ReLU(), ("bc",)), Node("cat", Concat(), ("a", "br")),
+             Node("v", Reshape((2, 2, 5, 5)), ("cat",)), Node("t", Transpose((1, 0, 2, 3)), ("v",)),
+             Node("s", Reshape((4, 5, 5)), ("t",))]
+    return _model(_head(rng, nodes, "s", 4 * 5 * 5), _image_spec(1, 5, 5))
+
+
+def m_maxpool_ceil(rng):
+    nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+             Node("p", MaxPool2d((3, 3), (2, 2), (0, 0), ceil_mode=True), ("r",))]
+    return _model(_head(rng, nodes, "p", 4 * 3 * 3), _image_spec(1, 6, 6))
+
+
+def m_maxpool_ceil_pad(rng):
+    nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("p", MaxPool2d((3, 3), (2, 2), (1, 1), ceil_mode=True), ("c",))]
+    return _model(_head(rng, nodes, "p", 4 * 4 * 4), _image_spec(1, 6, 6))
+
+
+def m_avgpool_exclude_pad(rng):
+    nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+             Node("p", AvgPool2d((3, 3), (1, 1), (1, 1), count_include_pad=False), ("r",))]
+    return _model(_head(rng, nodes, "p", 4 * 6 * 6), _image_spec(1, 6, 6))
+
+
 MODELS: dict[str, Callable] = {
     "dense": m_dense, "conv2d": m_conv2d, "conv2d-rect": m_conv2d_rect, "conv2d-depthwise": m_depthwise,
     "conv2d-grouped": m_grouped, "affine": m_affine, "avgpool2d": m_avgpool, "avgpool2d-global": m_global_avgpool,
     "maxpool2d": m_maxpool, "add": m_add, "concat": m_concat,
+    "clip-relu6": _unary(Clip(0.0, 6.0)), "clip-hardtanh": _unary(Clip(-1.0, 1.0)), "clip-min": _unary(Clip(0.5, None)),
+    "hardswish": _unary(Hardswish()), "hardsigmoid": _unary(Hardsigmoid()), "sigmoid": _unary(Sigmoid()),
+    "silu": _unary(SiLU()), "tanh": _unary(Tanh()), "gelu": _unary(GELU()), "gelu-tanh": _unary(GELU("tanh")),
+    "scale-shift": _unary(ScaleShift(1 / 6, 0.5)), "mul-se": m_squeeze_excite, "shuffle-unit": m_shuffle,
+    "maxpool2d-ceil": m_maxpool_ceil, "maxpool2d-ceil-pad": m_maxpool_ceil_pad,
+    "avgpool2d-exclude-pad": m_avgpool_exclude_pad,
 }
 
 

@@ -273,12 +273,70 @@ def _pool_attrs(op) -> dict:
 
 
 def _avgpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
-    # count_include_pad=1: divide by the full window, as the reference (and torch's default) does
-    return b.node("AveragePool", xs, f"{n.name}_avgpool", count_include_pad=1, **_pool_attrs(n.op))
+    # count_include_pad=1: divide by the full window, as torch's default does; 0: by the real inputs
+    return b.node("AveragePool", xs, f"{n.name}_avgpool", count_include_pad=int(n.op.count_include_pad),
+                  **_pool_attrs(n.op))
 
 
 def _maxpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
-    return b.node("MaxPool", xs, f"{n.name}_maxpool", **_pool_attrs(n.op))  # padding never wins: as -inf
+    # padding never wins: as -inf; ceil_mode as torch's (the last window may hang over the end)
+    return b.node("MaxPool", xs, f"{n.name}_maxpool", ceil_mode=int(n.op.ceil_mode), **_pool_attrs(n.op))
+
+
+# -- elementwise functions: opset-13 operators in the reference's own float32 order ---------------------------
+def _scalar(b: _Builder, n: Node, role: str, v: float) -> str:
+    return b.const(f"{n.name}_{role}", np.array(v, np.float32))
+
+
+def _clip_values(b: _Builder, n: Node, x: str, low: float | None, high: float | None, stem: str) -> str:
+    lo = _scalar(b, n, f"{stem}_low", low) if low is not None else ""
+    hi = _scalar(b, n, f"{stem}_high", high) if high is not None else ""
+    return b.node("Clip", [x, lo, hi], f"{n.name}_{stem}")
+
+
+def _hardsigmoid_parts(b: _Builder, n: Node, x: str) -> str:
+    """min(max(x + 3, 0), 6) / 6, as torch and the reference compute it."""
+    t = b.node("Add", [x, _scalar(b, n, "three", 3.0)], f"{n.name}_plus3")
+    return _clip_values(b, n, t, 0.0, 6.0, "relu6")
+
+
+def _hardswish(b: _Builder, n: Node, xs: list[str]) -> str:
+    t = b.node("Mul", [xs[0], _hardsigmoid_parts(b, n, xs[0])], f"{n.name}_mul")
+    return b.node("Div", [t, _scalar(b, n, "six", 6.0)], f"{n.name}_hardswish")
+
+
+def _hardsigmoid(b: _Builder, n: Node, xs: list[str]) -> str:
+    return b.node("Div", [_hardsigmoid_parts(b, n, xs[0]), _scalar(b, n, "six", 6.0)], f"{n.name}_hardsigmoid")
+
+
+def _gelu(b: _Builder, n: Node, xs: list[str]) -> str:
+    x = xs[0]
+    if n.op.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = b.node("Mul", [b.node("Mul", [x, x], f"{n.name}_sq"), x], f"{n.name}_cube")
+        inner = b.node("Add", [x, b.node("Mul", [cube, _scalar(b, n, "c", 0.044715)], f"{n.name}_c3")], f"{n.name}_in")
+        t = b.node("Tanh", [b.node("Mul", [inner, _scalar(b, n, "k", float(np.sqrt(2 / np.pi)))], f"{n.name}_k")],
+                   f"{n.name}_tanh")
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        t = b.node("Erf", [b.node("Mul", [x, _scalar(b, n, "rsqrt2", float(1 / np.sqrt(2)))], f"{n.name}_s")],
+                   f"{n.name}_erf")
+    one = b.node("Add", [t, _scalar(b, n, "one", 1.0)], f"{n.name}_1p")
+    return b.node("Mul", [b.node("Mul", [x, one], f"{n.name}_x"), _scalar(b, n, "half", 0.5)], f"{n.name}_gelu")
+
+
+def _scale_shift(b: _Builder, n: Node, xs: list[str]) -> str:
+    y = xs[0]
+    if n.op.mul != 1.0:
+        y = b.node("Mul", [y, _scalar(b, n, "mul", n.op.mul)], f"{n.name}_mul")
+    if n.op.add != 0.0:
+        y = b.node("Add", [y, _scalar(b, n, "add", n.op.add)], f"{n.name}_add")
+    return y if y != xs[0] else b.node("Identity", [y], f"{n.name}_identity")
+
+
+def _slice(b: _Builder, n: Node, xs: list[str]) -> str:
+    op = n.op
+    ints = [b.const(f"{n.name}_{k}", np.array([v], np.int64)) for k, v in
+            (("starts", op.start), ("ends", op.stop), ("axes", op.axis + 1))]
+    return b.node("Slice", [xs[0], *ints], f"{n.name}_slice")
 
 
 def _add(b: _Builder, n: Node, xs: list[str]) -> str:
@@ -298,6 +356,20 @@ HANDLERS: dict[str, Callable[[_Builder, Node, list[str]], str]] = {
     "concat": lambda b, n, xs: b.node("Concat", xs, f"{n.name}_concat", axis=1),
     "relu": lambda b, n, xs: b.node("Relu", xs, f"{n.name}_relu"),
     "flatten": lambda b, n, xs: b.node("Flatten", xs, f"{n.name}_flatten", axis=1),
+    "clip": lambda b, n, xs: _clip_values(b, n, xs[0], n.op.low, n.op.high, "clip"),
+    "hardswish": _hardswish,
+    "hardsigmoid": _hardsigmoid,
+    "sigmoid": lambda b, n, xs: b.node("Sigmoid", xs, f"{n.name}_sigmoid"),
+    "silu": lambda b, n, xs: b.node("Mul", [xs[0], b.node("Sigmoid", xs, f"{n.name}_sigmoid")], f"{n.name}_silu"),
+    "tanh": lambda b, n, xs: b.node("Tanh", xs, f"{n.name}_tanh"),
+    "gelu": _gelu,
+    "scale_shift": _scale_shift,
+    "mul": lambda b, n, xs: b.node("Mul", xs, f"{n.name}_mul"),
+    "reshape": lambda b, n, xs: b.node("Reshape", [xs[0], b.const(f"{n.name}_shape", np.array(
+        [0, *n.op.shape], np.int64))], f"{n.name}_reshape"),
+    "transpose": lambda b, n, xs: b.node("Transpose", xs, f"{n.name}_transpose",
+                                         perm=[0, *(p + 1 for p in n.op.perm)]),
+    "slice": _slice,
 }
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from op_examples import MODELS, example_input, example_model
 
 from ternkit.core import OPS, Node, load_model, save_model
-from ternkit.core.ops import Add, Affine, AvgPool2d, Concat, Conv2d, Dense, Flatten, MaxPool2d, ReLU
+from ternkit.core.ops import Add, AvgPool2d, Concat, Conv2d, Dense, MaxPool2d
 
 TORCH = {
     "dense": lambda op, x: F.linear(x, torch.tensor(op.weight, dtype=torch.float32)) * torch.tensor(op.scale)
@@ -22,17 +22,31 @@ TORCH = {
     + torch.tensor(op.bias).view(-1, 1, 1),
     "affine": lambda op, x: x * torch.tensor(op.scale).view(1, -1, *[1] * (x.dim() - 2))
     + torch.tensor(op.bias).view(1, -1, *[1] * (x.dim() - 2)),
-    "avgpool2d": lambda op, x: F.avg_pool2d(x, op.kernel, op.stride, op.padding),
-    "maxpool2d": lambda op, x: F.max_pool2d(x, op.kernel, op.stride, op.padding),
+    "avgpool2d": lambda op, x: F.avg_pool2d(x, op.kernel, op.stride, op.padding,
+                                            count_include_pad=op.count_include_pad),
+    "maxpool2d": lambda op, x: F.max_pool2d(x, op.kernel, op.stride, op.padding, ceil_mode=op.ceil_mode),
     "relu": lambda op, x: F.relu(x),
     "flatten": lambda op, x: x.flatten(1),
+    "clip": lambda op, x: torch.clamp(x, op.low, op.high),
+    "hardswish": lambda op, x: F.hardswish(x),
+    "hardsigmoid": lambda op, x: F.hardsigmoid(x),
+    "sigmoid": lambda op, x: torch.sigmoid(x),
+    "silu": lambda op, x: F.silu(x),
+    "tanh": lambda op, x: torch.tanh(x),
+    "gelu": lambda op, x: F.gelu(x, approximate=op.approximate),
+    "scale_shift": lambda op, x: x * op.mul + op.add,
+    "reshape": lambda op, x: x.reshape(len(x), *op.shape),
+    "transpose": lambda op, x: x.permute(0, *(p + 1 for p in op.perm)),
+    "slice": lambda op, x: x.narrow(op.axis + 1, op.start, op.stop - op.start),
 }
+MULTI = {"add": lambda xs: sum(xs[1:], xs[0]), "concat": lambda xs: torch.cat(xs, 1),
+         "mul": lambda xs: xs[0] * xs[1]}  # operations on several inputs
 
 
 def test_every_registered_operation_has_an_example_and_a_torch_twin():
     covered = {n.op.kind for make in MODELS for n in example_model(make).nodes}
     assert covered == set(OPS)
-    assert set(TORCH) | {"add", "concat"} == set(OPS)
+    assert set(TORCH) | set(MULTI) == set(OPS)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -49,12 +63,7 @@ def test_forward_matches_torch(name):
     vals = {"input": torch.tensor(model.input.normalise(example_input(model, 4)))}
     for n, ours in zip(model.nodes, model.activations(example_input(model, 4)), strict=True):
         ins = [vals[i] for i in n.inputs]
-        if n.op.kind == "add":
-            ref = sum(ins[1:], ins[0])
-        elif n.op.kind == "concat":
-            ref = torch.cat(ins, 1)
-        else:
-            ref = TORCH[n.op.kind](n.op, ins[0])
+        ref = MULTI[n.op.kind](ins) if n.op.kind in MULTI else TORCH[n.op.kind](n.op, ins[0])
         np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"{name}: {n.name}")
         vals[n.name] = torch.tensor(ours)
 
@@ -103,13 +112,13 @@ def test_counts_match_brute_force(name):
         elif isinstance(op, Conv2d):
             expect = _brute_window(ins[0], out, op.kernel, op.stride, op.padding, op.weight != 0, op.groups)
         elif isinstance(op, AvgPool2d | MaxPool2d):
-            expect = _brute_window(ins[0], out, op.kernel, op.stride, op.padding)
+            expect = _brute_window(ins[0], out, op.kernel, op.stride, op.padding)  # out: ceil_mode's size
         elif isinstance(op, Add):
             expect = (sum(int(np.prod(s)) for s in ins),) * 2
         elif isinstance(op, Concat):
             expect = (int(np.prod(out)),) * 2
-        else:
-            assert isinstance(op, ReLU | Flatten | Affine)
+        else:  # elementwise, shape and affine operations: no connections
+            assert not op.has_weights and op.kind not in ("add", "concat", "avgpool2d", "maxpool2d")
             expect = (0, 0)
         assert (c.connections, c.nonzero) == expect, f"{name}: {n.name}"
 
