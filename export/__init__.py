@@ -17,6 +17,7 @@ from .c import backend as _c  # noqa: F401  -- registers c and cortex-m4
 from .deploy import export_model
 from .evaluate import evaluate  # a function named like its module: bound here, so the module never shadows it
 from .lava import backend as _lava  # noqa: F401  -- registers lava
+from .nir import backend as _nir  # noqa: F401  -- registers nir
 from .onnx import backend as _onnx  # noqa: F401  -- registers onnx
 from .simulate import simulate, simulation_data, simulation_text
 

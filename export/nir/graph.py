@@ -66,6 +66,7 @@ class SpikingGraph:
     nodes: dict[str, NirNode]  # topological order; "input" first, "output" last
     edges: list[tuple[str, str]]
     neurons: dict[str, str]  # IF node name -> the model node whose activation it approximates
+    joins: dict[int, list[str]] = field(default_factory=dict)  # model add node -> the NIR nodes it sums
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def inputs_of(self, name: str) -> list[str]:
@@ -237,6 +238,7 @@ def _add(ctx: _Ctx, node: Node, ins: list[Value]) -> Value:
         scale = _per_element(v.unit / ref, v.shape).astype(np.float32)
         sources.append(ctx.add(f"{node.name}_scale{k}", NirNode("Scale", {"scale": scale}, v.shape,
                                                                 ctx.index[node.name]), v.sources))
+    ctx.graph.joins[ctx.index[node.name]] = list(sources)
     shifts = [v.shift for v in ins if v.shift is not None]
     return Value(sources, ctx.shapes[node.name], ref.copy(), shift=sum(shifts) if shifts else None)
 

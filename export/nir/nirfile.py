@@ -100,8 +100,9 @@ def from_nir(g: Any) -> SpikingGraph:
     meta = {}
     for k, v in dict(g.metadata or {}).items():
         v = v.decode() if isinstance(v, bytes) else v
+        v = v.item() if isinstance(v, np.generic) else v  # HDF5 gives numpy scalars
         meta[k] = json.loads(v) if k in JSON_KEYS and isinstance(v, str) else v
-    out = SpikingGraph({k: nodes[k] for k in order}, edges, {}, meta)
+    out = SpikingGraph({k: nodes[k] for k in order}, edges, {}, metadata=meta)
     out.neurons = {k: k for k, n in out.nodes.items() if n.kind == "IF"}
     return out
 

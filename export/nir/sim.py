@@ -31,6 +31,7 @@ class SimRun:
     messages: dict[str, np.ndarray]  # synaptic node -> non-zero inputs per input element, summed (samples, steps)
     timesteps: int
     samples: int
+    emitted: dict[str, np.ndarray] = field(default_factory=dict)  # node -> non-zero outputs per element, summed
     currents: list[np.ndarray] = field(default_factory=list)  # the recorded node's input, one array per step
     final_v: np.ndarray | None = None  # (N, classes) membrane of the output neurons after the last step
 
@@ -108,11 +109,15 @@ def run_graph(graph: SpikingGraph, x: np.ndarray, timesteps: int, *, record: str
     out_counts = None
     values: dict[str, np.ndarray] = {"input": x}
     run = SimRun(np.zeros(0), spikes, messages, timesteps, n)
+    emitted = run.emitted
+    joined = {s for srcs in graph.joins.values() for s in srcs}
     for t in range(timesteps):
         for k in names[1:]:
             if t and k in constant:
                 if activity and k in messages:
                     messages[k] += messages[k + "\0first"]
+                if activity and k in joined:
+                    emitted[k] = emitted[k] + (values[k] != 0).sum(0, dtype=np.float64)
                 continue
             src = ins[k]
             total = values[src[0]]
@@ -136,6 +141,8 @@ def run_graph(graph: SpikingGraph, x: np.ndarray, timesteps: int, *, record: str
                 values[k] = out
             else:
                 values[k] = _apply(node, total)
+            if activity and k in joined:
+                emitted[k] = emitted.get(k, 0) + (values[k] != 0).sum(0, dtype=np.float64)
         if stop_after is None:
             step = values[graph.output_neuron]
             out_counts = step.astype(np.int64) if out_counts is None else out_counts + step.astype(np.int64)
