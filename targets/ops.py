@@ -84,6 +84,7 @@ ARITHMETIC: dict[str, Arithmetic] = {
     "conv2d": _weights,
     "affine": lambda op, c: {"multiply": c.outputs, "add": c.outputs},
     "avgpool2d": lambda op, c: {"add": c.connections - c.outputs, "multiply": c.outputs},  # window sum, then /k
+    "avgpool2d_exclude_pad": lambda op, c: {"add": c.connections - c.outputs, "multiply": c.outputs},
     "maxpool2d": lambda op, c: {"compare": c.connections - c.outputs},
     "add": lambda op, c: {"add": c.connections - c.outputs},
     "concat": lambda op, c: {},  # a copy: memory traffic only

@@ -24,6 +24,7 @@ from ternkit.core import (
 )
 from ternkit.core.ops import (
     GELU,
+    AvgPool2dExcludePad,
     Clip,
     Hardsigmoid,
     Hardswish,
@@ -173,7 +174,7 @@ def m_maxpool_ceil_pad(rng):
 
 def m_avgpool_exclude_pad(rng):
     nodes = [Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
-             Node("p", AvgPool2d((3, 3), (1, 1), (1, 1), count_include_pad=False), ("r",))]
+             Node("p", AvgPool2dExcludePad((3, 3), (1, 1), (1, 1)), ("r",))]
     return _model(_head(rng, nodes, "p", 4 * 6 * 6), _image_spec(1, 6, 6))
 
 

@@ -86,8 +86,8 @@ def _flag(attrs: dict[str, Any], key: str, default: bool) -> bool:
 @register
 @dataclass(eq=False)
 class AvgPool2d(_Pool):
-    count_include_pad: bool = True
     kind: ClassVar[str] = "avgpool2d"
+    count_include_pad: ClassVar[bool] = True
     torch_modules: ClassVar[tuple[str, ...]] = ("torch.nn.AvgPool2d",)
     torch_functions: ClassVar[tuple[str, ...]] = ("torch.nn.functional.avg_pool2d",)
 
@@ -101,14 +101,35 @@ class AvgPool2d(_Pool):
             raise UnsupportedError(f"{call.where}: average pooling with ceil_mode is not supported; pad the input "
                                    "or choose a kernel and stride that tile it")
         k, s, p = _window_args(a, call.where, "average pooling")
-        include = a["count_include_pad"] is not False or p == (0, 0)  # without padding both divide alike
-        return cls(k, s, p, include)
+        if a["count_include_pad"] is False and p != (0, 0):  # without padding both divide alike
+            return AvgPool2dExcludePad(k, s, p)
+        return AvgPool2d(k, s, p)
 
     def divisor(self, shape: Shape) -> np.ndarray:
-        """(OH, OW) float32 divisors: the full window, or the real inputs of each window."""
+        """(OH, OW) float32 divisors: the full window."""
         _, oh, ow = self.out_shape(shape)
-        if self.count_include_pad:
-            return np.full((oh, ow), self.kernel[0] * self.kernel[1], np.float32)
+        return np.full((oh, ow), self.kernel[0] * self.kernel[1], np.float32)
+
+    def forward(self, *xs: np.ndarray) -> np.ndarray:
+        (x,) = xs
+        cols = im2col(x, self.kernel, self.stride, self.padding)
+        return (cols.sum((4, 5), dtype=np.float32) / np.float32(self.kernel[0] * self.kernel[1])).astype(np.float32)
+
+
+@register
+@dataclass(eq=False)
+class AvgPool2dExcludePad(AvgPool2d):
+    """Average pooling that divides each window by its real (non-padding) inputs: torch's
+    count_include_pad=False. A separate operation because its divisor changes with the position, which a
+    fixed-weight synapse cannot express (backends that can, handle it; the others refuse it by name)."""
+
+    kind: ClassVar[str] = "avgpool2d_exclude_pad"
+    count_include_pad: ClassVar[bool] = False
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+
+    def divisor(self, shape: Shape) -> np.ndarray:
+        """(OH, OW) float32 divisors: the real inputs of each window."""
         rh = window_real(shape[1], self.kernel[0], self.stride[0], self.padding[0])
         rw = window_real(shape[2], self.kernel[1], self.stride[1], self.padding[1])
         return np.outer(rh, rw).astype(np.float32)
@@ -116,16 +137,7 @@ class AvgPool2d(_Pool):
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         (x,) = xs
         cols = im2col(x, self.kernel, self.stride, self.padding)
-        if self.count_include_pad:
-            return (cols.sum((4, 5), dtype=np.float32) / np.float32(self.kernel[0] * self.kernel[1])).astype(np.float32)
         return (cols.sum((4, 5), dtype=np.float32) / self.divisor(x.shape[1:])).astype(np.float32)
-
-    def attrs(self) -> dict[str, Any]:
-        return super().attrs() | ({} if self.count_include_pad else {"count_include_pad": False})
-
-    @classmethod
-    def load(cls, attrs: dict[str, Any], get: GetTensor, kind: str, bits: int) -> Op:
-        return cls(*cls._load_window(attrs), _flag(attrs, "count_include_pad", True))
 
 
 @register

@@ -31,7 +31,7 @@ import numpy as np
 
 from ternkit.core.errors import ArtifactError, UnsupportedError
 from ternkit.core.model import INPUT, Node, TernaryModel
-from ternkit.core.ops import handler
+from ternkit.core.ops import Affine, handler
 
 __all__ = ["Group", "Population", "Plan", "plan_model", "HANDLERS", "plan_forward"]
 
@@ -283,10 +283,30 @@ def _flatten(ctx: _Ctx, node: Node, ins: list[Value]) -> Value:
     return PopRef(ref.pop, flat=True, shift=shift)
 
 
+def _scale_shift(ctx: _Ctx, node: Node, ins: list[Value]) -> Value:
+    """x * a + b with constants: the per-channel affine with every channel alike."""
+    c = ctx.shapes[node.name][0]
+    aff = Affine(np.full(c, node.op.mul, np.float32), np.full(c, node.op.add, np.float32))
+    return _affine(ctx, Node(node.name, aff, node.inputs), ins)
+
+
 Handler = Callable[[_Ctx, Node, list[Value]], Value]
 HANDLERS: dict[str, Handler] = {"dense": _weights, "conv2d": _weights, "avgpool2d": _avgpool, "add": _add,
-                                "concat": _concat, "affine": _affine, "relu": _relu, "flatten": _flatten}
-HINTS = {"maxpool2d": "neuromorphic neurons cannot take a maximum; use a strided conv2d or avgpool2d instead"}
+                                "concat": _concat, "affine": _affine, "relu": _relu, "flatten": _flatten,
+                                "scale_shift": _scale_shift}
+_ONLY_RELU = "Lava's neurons compute ReLU (sigma-delta or integrate-and-fire) and nothing smoother: train with ReLU"
+HINTS = {"maxpool2d": "neuromorphic neurons cannot take a maximum; use a strided conv2d or avgpool2d instead",
+         "clip": "Lava's neurons clamp only at zero: use ReLU instead of ReLU6, Hardtanh or clamp",
+         "hardswish": _ONLY_RELU, "hardsigmoid": _ONLY_RELU, "sigmoid": _ONLY_RELU, "silu": _ONLY_RELU,
+         "tanh": _ONLY_RELU, "gelu": _ONLY_RELU,
+         "mul": "neurons add their synaptic inputs and cannot multiply two signals: leave out the "
+                "squeeze-excitation gate (or use add)",
+         "transpose": "a population keeps its (C, H, W) layout; shuffle channels by ordering the next conv's "
+                      "input channels instead",
+         "slice": "split channels with two convolutions reading the whole tensor instead of chunk/split",
+         "reshape": "a population keeps its (C, H, W) layout; flatten (x.flatten(1)) is the reshape it takes",
+         "avgpool2d_exclude_pad": "a synapse's weight cannot change with the position: use count_include_pad=True "
+                                  "(torch's default) or no padding"}
 
 
 def plan_model(model: TernaryModel, neuron: str, input_shift: np.ndarray | None) -> Plan:

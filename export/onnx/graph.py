@@ -351,6 +351,7 @@ HANDLERS: dict[str, Callable[[_Builder, Node, list[str]], str]] = {
     "conv2d": _conv2d,
     "affine": _affine,
     "avgpool2d": _avgpool2d,
+    "avgpool2d_exclude_pad": _avgpool2d,
     "maxpool2d": _maxpool2d,
     "add": _add,
     "concat": lambda b, n, xs: b.node("Concat", xs, f"{n.name}_concat", axis=1),
