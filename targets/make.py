@@ -29,10 +29,11 @@ __all__ = ["report_model", "DEFAULT_LIMIT"]
 DEFAULT_LIMIT = 1000  # samples the activation sparsity is measured on
 
 
-def _samples(spec: str, limit: int, shape: tuple[int, ...]) -> np.ndarray:
+def _samples(spec: Any, limit: int, shape: tuple[int, ...]) -> np.ndarray:
     data = load_dataset(spec)
     if data.shape != shape:
-        raise OptionError(f"{spec} has samples of shape {data.shape}, the model expects {shape}")
+        name = spec if isinstance(spec, str) else "the given data"
+        raise OptionError(f"{name} has samples of shape {data.shape}, the model expects {shape}")
     return data.spread(limit).x
 
 
@@ -60,9 +61,15 @@ def report_model(model: TernaryModel | str | os.PathLike, targets: Iterable[str 
               for t in dict.fromkeys(names)]  # a target named twice is reported once
     record = read_activity(activity, len(synaptic_nodes(model)), model.fingerprint(),
                            where) if activity else None
+    data_given = dataset
+    if dataset is not None and not isinstance(dataset, str):  # the API's arrays or torch dataset: measured, named
+        dataset = None
     spec, named = _dataset(model, dataset)
     x = None
-    if spec:
+    if data_given is not None and dataset is None:
+        x = _samples(data_given, limit, tuple(model.input.shape))
+        spec = "the given data"
+    elif spec:
         try:
             x = _samples(spec, limit, tuple(model.input.shape))
         except DataError:
