@@ -211,6 +211,9 @@ static inline int32_t tk_sxtb16_ror8(uint32_t v) {
 }
 #define TK_SXTB16_ROR8(v) tk_sxtb16_ror8(v)
 #define TK_SMLAD(a, b, c) ((int32_t)__smlad((int32_t)(a), (int32_t)(b), (c)))
+#if defined(__GNUC__) && defined(__thumb2__)
+#define TK_DSP_ASM 1 /* the inner loops in hand-scheduled Thumb-2 */
+#endif
 #else
 static inline int32_t tk_sxtb16(uint32_t v) {
     return (int32_t)(((uint32_t)(uint16_t)(int16_t)(int8_t)(v >> 16) << 16) | (uint16_t)(int16_t)(int8_t)v);
@@ -221,6 +224,9 @@ static inline int32_t tk_smlad(int32_t a, int32_t b, int32_t c) {
     return c + (int32_t)(int16_t)a * (int16_t)b + (a >> 16) * (b >> 16);
 }
 #define TK_SMLAD(a, b, c) tk_smlad((a), (b), (c))
+#endif
+#ifndef TK_DSP_ASM
+#define TK_DSP_ASM 0
 #endif
 /* the table bases kept in registers (one load per table entry, not an address sum and a load) */
 #if defined(__GNUC__)
@@ -250,6 +256,7 @@ static inline uint32_t tk_rd32(const int8_t *p) {
 DOT = {
     "2bit": r"""
 #define TK_TRITS_PER_BYTE 4
+#define TK_BLOCK 4 /* rows interleaved by four */
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte, its trits as halfword pairs (t0, t2)
    and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
@@ -258,6 +265,32 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
     TK_OPAQUE(la);
     TK_OPAQUE(lb);
     const int8_t *const end = x + (n & ~3);
+#if TK_DSP_ASM
+    if (w1 && x < end) { /* 15 instructions per 8 MACs */
+        uint32_t v, xa, xb, t0, t1;
+        __asm volatile(
+            "1:\n\t"
+            "ldr %[v], [%[x]], #4\n\t"
+            "ldrb %[t0], [%[w0]], #1\n\t"
+            "ldrb %[t1], [%[w1]], #1\n\t"
+            "sxtb16 %[xa], %[v]\n\t"
+            "sxtb16 %[xb], %[v], ror #8\n\t"
+            "ldr %[v], [%[la], %[t0], lsl #2]\n\t"
+            "smlad %[s0], %[xa], %[v], %[s0]\n\t"
+            "ldr %[v], [%[la], %[t1], lsl #2]\n\t"
+            "smlad %[s1], %[xa], %[v], %[s1]\n\t"
+            "ldr %[v], [%[lb], %[t0], lsl #2]\n\t"
+            "smlad %[s0], %[xb], %[v], %[s0]\n\t"
+            "ldr %[v], [%[lb], %[t1], lsl #2]\n\t"
+            "smlad %[s1], %[xb], %[v], %[s1]\n\t"
+            "cmp %[x], %[end]\n\t"
+            "bne 1b"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [v] "=&r"(v),
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [t0] "=&r"(t0), [t1] "=&r"(t1)
+            : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
+            : "cc", "memory");
+    }
+#endif
     if (w1) {
         for (; x < end; x += 4) {
             uint32_t v = tk_rd32(x), b0 = *w0++, b1 = *w1++;
@@ -282,42 +315,172 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
     s[0] = s0;
     s[1] = s1;
 }
+
+/* four rows at once, their bytes interleaved (w[4 j + r] is byte j of row r): s[r] += sum_j trit * x[j] */
+static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t *s) {
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const int32_t *la = tk_lut_a, *lb = tk_lut_b;
+    TK_OPAQUE(la);
+    TK_OPAQUE(lb);
+    const int8_t *const end = x + (n & ~3);
+#if TK_DSP_ASM
+    if (x < end) { /* 25 instructions per 16 MACs */
+        uint32_t v, xa, xb, t;
+        __asm volatile(
+            "1:\n\t"
+            "ldr %[v], [%[x]], #4\n\t"
+            "sxtb16 %[xa], %[v]\n\t"
+            "sxtb16 %[xb], %[v], ror #8\n\t"
+            "ldrb %[t], [%[w], #1]\n\t"
+            "ldr %[v], [%[la], %[t], lsl #2]\n\t"
+            "smlad %[s1], %[xa], %[v], %[s1]\n\t"
+            "ldr %[v], [%[lb], %[t], lsl #2]\n\t"
+            "smlad %[s1], %[xb], %[v], %[s1]\n\t"
+            "ldrb %[t], [%[w], #2]\n\t"
+            "ldr %[v], [%[la], %[t], lsl #2]\n\t"
+            "smlad %[s2], %[xa], %[v], %[s2]\n\t"
+            "ldr %[v], [%[lb], %[t], lsl #2]\n\t"
+            "smlad %[s2], %[xb], %[v], %[s2]\n\t"
+            "ldrb %[t], [%[w], #3]\n\t"
+            "ldr %[v], [%[la], %[t], lsl #2]\n\t"
+            "smlad %[s3], %[xa], %[v], %[s3]\n\t"
+            "ldr %[v], [%[lb], %[t], lsl #2]\n\t"
+            "smlad %[s3], %[xb], %[v], %[s3]\n\t"
+            "ldrb %[t], [%[w]], #4\n\t"
+            "ldr %[v], [%[la], %[t], lsl #2]\n\t"
+            "smlad %[s0], %[xa], %[v], %[s0]\n\t"
+            "ldr %[v], [%[lb], %[t], lsl #2]\n\t"
+            "smlad %[s0], %[xb], %[v], %[s0]\n\t"
+            "cmp %[x], %[end]\n\t"
+            "bne 1b"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [x] "+r"(x), [w] "+r"(w),
+              [v] "=&r"(v), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t)
+            : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
+            : "cc", "memory");
+    }
+#endif
+    for (; x < end; x += 4, w += 4) {
+        uint32_t v = tk_rd32(x);
+        int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+        s0 = TK_SMLAD(xb, lb[w[0]], TK_SMLAD(xa, la[w[0]], s0));
+        s1 = TK_SMLAD(xb, lb[w[1]], TK_SMLAD(xa, la[w[1]], s1));
+        s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2));
+        s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3));
+    }
+    for (int32_t k = 0; k < (n & 3); k++) { /* the last partial byte */
+        const int32_t *t = k & 1 ? lb : la, sh = 16 * (k >> 1);
+        s0 += x[k] * (int32_t)(int16_t)(t[w[0]] >> sh);
+        s1 += x[k] * (int32_t)(int16_t)(t[w[1]] >> sh);
+        s2 += x[k] * (int32_t)(int16_t)(t[w[2]] >> sh);
+        s3 += x[k] * (int32_t)(int16_t)(t[w[3]] >> sh);
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
 """,
     "base3": r"""
 #define TK_TRITS_PER_BYTE 5
+#define TK_BLOCK 4 /* rows interleaved by four */
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte (5 trits), SMLAD of (x0, x2) and
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
     int32_t s0 = s[0], s1 = s[1];
-    const int32_t *const la = tk_lut_a, *const lb = tk_lut_b;
-    const int8_t *const lc = tk_lut_c;
+    const int32_t *const la = tk_lut[0], *const lb = tk_lut[1], *const lc = tk_lut[2];
     const int8_t *const end = x + n - n % 5;
-    if (w1) {
-        for (; x < end; x += 5) {
-            uint32_t v = tk_rd32(x), b0 = *w0++, b1 = *w1++;
-            int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
-            s0 = TK_SMLAD(xa, la[b0], s0);
-            s1 = TK_SMLAD(xa, la[b1], s1);
-            s0 = TK_SMLAD(xb, lb[b0], s0);
-            s1 = TK_SMLAD(xb, lb[b1], s1);
-            s0 += x4 * lc[b0];
-            s1 += x4 * lc[b1];
-        }
-    } else {
-        for (; x < end; x += 5) {
-            uint32_t v = tk_rd32(x), b0 = *w0++;
-            s0 = TK_SMLAD(TK_SXTB16(v), la[b0], s0);
-            s0 = TK_SMLAD(TK_SXTB16_ROR8(v), lb[b0], s0);
-            s0 += x[4] * lc[b0];
+    for (; x < end; x += 5) {
+        uint32_t v = tk_rd32(x), b0 = *w0++;
+        int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
+        s0 = TK_SMLAD(xb, lb[b0], TK_SMLAD(xa, la[b0], s0)) + x4 * lc[b0];
+        if (w1) {
+            uint32_t b1 = *w1++;
+            s1 = TK_SMLAD(xb, lb[b1], TK_SMLAD(xa, la[b1], s1)) + x4 * lc[b1];
         }
     }
     for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
-        int32_t t0 = k == 4 ? lc[*w0] : (int16_t)((k & 1 ? lb : la)[*w0] >> 16 * (k >> 1));
-        s0 += x[k] * t0;
-        if (w1) s1 += x[k] * (k == 4 ? lc[*w1] : (int16_t)((k & 1 ? lb : la)[*w1] >> 16 * (k >> 1)));
+        const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
+        s0 += x[k] * (int32_t)(int16_t)(tk_lut[t][*w0] >> sh);
+        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[t][*w1] >> sh);
     }
     s[0] = s0;
     s[1] = s1;
+}
+
+/* four rows at once, their bytes interleaved (w[4 j + r] is byte j of row r): s[r] += sum_j trit * x[j] */
+static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t *s) {
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const int8_t *const end = x + n - n % 5;
+#if TK_DSP_ASM
+    if (x < end) { /* 38 instructions per 20 MACs */
+        const int32_t *base = tk_lut[0];
+        uint32_t v, xa, xb, x4, t;
+        __asm volatile(
+            "1:\n\t"
+            "ldr %[v], [%[x]], #5\n\t"
+            "sxtb16 %[xa], %[v]\n\t"
+            "sxtb16 %[xb], %[v], ror #8\n\t"
+            "ldrsb %[x4], [%[x], #-1]\n\t"
+            "ldrb %[t], [%[w], #1]\n\t"
+            "add %[t], %[base], %[t], lsl #2\n\t"
+            "ldr %[v], [%[t]]\n\t"
+            "smlad %[s1], %[xa], %[v], %[s1]\n\t"
+            "ldr %[v], [%[t], #1024]\n\t"
+            "smlad %[s1], %[xb], %[v], %[s1]\n\t"
+            "ldr %[v], [%[t], #2048]\n\t"
+            "mla %[s1], %[x4], %[v], %[s1]\n\t"
+            "ldrb %[t], [%[w], #2]\n\t"
+            "add %[t], %[base], %[t], lsl #2\n\t"
+            "ldr %[v], [%[t]]\n\t"
+            "smlad %[s2], %[xa], %[v], %[s2]\n\t"
+            "ldr %[v], [%[t], #1024]\n\t"
+            "smlad %[s2], %[xb], %[v], %[s2]\n\t"
+            "ldr %[v], [%[t], #2048]\n\t"
+            "mla %[s2], %[x4], %[v], %[s2]\n\t"
+            "ldrb %[t], [%[w], #3]\n\t"
+            "add %[t], %[base], %[t], lsl #2\n\t"
+            "ldr %[v], [%[t]]\n\t"
+            "smlad %[s3], %[xa], %[v], %[s3]\n\t"
+            "ldr %[v], [%[t], #1024]\n\t"
+            "smlad %[s3], %[xb], %[v], %[s3]\n\t"
+            "ldr %[v], [%[t], #2048]\n\t"
+            "mla %[s3], %[x4], %[v], %[s3]\n\t"
+            "ldrb %[t], [%[w]], #4\n\t"
+            "add %[t], %[base], %[t], lsl #2\n\t"
+            "ldr %[v], [%[t]]\n\t"
+            "smlad %[s0], %[xa], %[v], %[s0]\n\t"
+            "ldr %[v], [%[t], #1024]\n\t"
+            "smlad %[s0], %[xb], %[v], %[s0]\n\t"
+            "ldr %[v], [%[t], #2048]\n\t"
+            "mla %[s0], %[x4], %[v], %[s0]\n\t"
+            "cmp %[x], %[end]\n\t"
+            "bne 1b"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [x] "+r"(x), [w] "+r"(w),
+              [v] "=&r"(v), [xa] "=&r"(xa), [xb] "=&r"(xb), [x4] "=&r"(x4), [t] "=&r"(t)
+            : [end] "r"(end), [base] "r"(base)
+            : "cc", "memory");
+    }
+#endif
+    const int32_t *const la = tk_lut[0], *const lb = tk_lut[1], *const lc = tk_lut[2];
+    for (; x < end; x += 5, w += 4) {
+        uint32_t v = tk_rd32(x);
+        int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
+        s0 = TK_SMLAD(xb, lb[w[0]], TK_SMLAD(xa, la[w[0]], s0)) + x4 * lc[w[0]];
+        s1 = TK_SMLAD(xb, lb[w[1]], TK_SMLAD(xa, la[w[1]], s1)) + x4 * lc[w[1]];
+        s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2)) + x4 * lc[w[2]];
+        s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3)) + x4 * lc[w[3]];
+    }
+    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
+        const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
+        s0 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[0]] >> sh);
+        s1 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[1]] >> sh);
+        s2 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[2]] >> sh);
+        s3 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[3]] >> sh);
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
 }
 """,
 }
@@ -328,16 +491,14 @@ typedef struct {
     const uint8_t *w; int32_t rows, row_bytes, cols; tk_rq_t rq;
 } tk_dense_simd_t;
 
-/* two output rows at a time share each activation word */
+/* several output rows at a time share each activation word */
 TK_KERNEL void tk_dense_simd(const tk_dense_simd_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
-    for (int32_t o = 0; o < p->rows; o += 2) {
-        const uint8_t *w0 = p->w + o * p->row_bytes;
-        const int32_t two = o + 1 < p->rows;
-        int32_t s[2] = {0, 0};
-        tk_dot(w0, two ? w0 + p->row_bytes : 0, x, p->cols, s);
-        for (int32_t r = 0; r <= two; r++)
-            tk_put(y8, y32, o + r, tk_fin(tk_term(s[r], p->rq.m[o + r], p->rq.e[o + r]) + p->rq.b[o + r], p->rq.sh),
-                   p->rq.lo, p->rq.hi);
+    for (int32_t o = 0; o < p->rows;) {
+        int32_t s[4];
+        const int32_t k = tk_rows(p->w + o * p->row_bytes, p->rows - o, p->row_bytes, x, p->cols, s);
+        for (int32_t r = 0; r < k; r++, o++)
+            tk_put(y8, y32, o, tk_fin(tk_term(s[r], p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo,
+                   p->rq.hi);
     }
 }
 """,
@@ -375,14 +536,12 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
                     }
                 }
                 const int32_t end = (g + 1) * p->cout_g;
-                for (int32_t co = g * p->cout_g; co < end; co += 2) {
-                    const uint8_t *w0 = p->w + co * p->kbytes;
-                    const int32_t two = co + 1 < end;
-                    int32_t s[2] = {0, 0};
-                    tk_dot(w0, two ? w0 + p->kbytes : 0, col, n, s);
-                    for (int32_t r = 0; r <= two; r++)
-                        tk_put(y8, y32, (co + r) * ohw + pix, tk_fin(tk_term(s[r], p->rq.m[co + r], p->rq.e[co + r])
-                               + p->rq.b[co + r], p->rq.sh), p->rq.lo, p->rq.hi);
+                for (int32_t co = g * p->cout_g; co < end;) {
+                    int32_t s[4];
+                    const int32_t k = tk_rows(p->w + co * p->kbytes, end - co, p->kbytes, col, n, s);
+                    for (int32_t r = 0; r < k; r++, co++)
+                        tk_put(y8, y32, co * ohw + pix, tk_fin(tk_term(s[r], p->rq.m[co], p->rq.e[co]) + p->rq.b[co],
+                               p->rq.sh), p->rq.lo, p->rq.hi);
                 }
             }
         }
@@ -392,9 +551,25 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
 }
 
 
+ROWS = r"""
+/* the dot products of rows [0, rows) of w with x, TK_BLOCK (or two, or one) rows at a time: s gets k sums */
+static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const int8_t *x, int32_t n, int32_t *s) {
+    s[0] = s[1] = 0;
+#if TK_BLOCK == 4
+    if (left >= 4) {
+        tk_dot4(w, x, n, s);
+        return 4;
+    }
+#endif
+    tk_dot(w, left >= 2 ? w + rb : 0, x, n, s);
+    return left >= 2 ? 2 : 1;
+}
+"""
+
+
 def simd_common(packing: str) -> str:
-    """The SIMD helpers, the weight-byte table of `packing` and its dot product."""
-    return SIMD_COMMON + lut_c(packing) + DOT[packing]
+    """The SIMD helpers, the weight-byte table of `packing` and its dot products."""
+    return SIMD_COMMON + lut_c(packing) + DOT[packing] + ROWS
 
 
 def lut_c(packing: str) -> str:
@@ -406,15 +581,65 @@ def lut_c(packing: str) -> str:
     a = (trits[:, 0] & 0xFFFF) | ((trits[:, 2] & 0xFFFF) << 16)
     b = (trits[:, 1] & 0xFFFF) | ((trits[:, 3] & 0xFFFF) << 16)
     out = f"\n/* weight byte -> trits ({len(trits)} entries) */\n"
-    for name, v in (("a", a), ("b", b)):
-        v = np.where(v >= 1 << 31, v - (1 << 32), v)
-        out += _table("int32_t", f"tk_lut_{name}", v)
-    if trits.shape[1] == 5:
-        out += _table("int8_t", "tk_lut_c", trits[:, 4])
-    return out
+    a, b = (np.where(v >= 1 << 31, v - (1 << 32), v) for v in (a, b))
+    if trits.shape[1] == 4:
+        return out + _table("int32_t", "tk_lut_a", a) + _table("int32_t", "tk_lut_b", b)
+    # base-3: one table of three rows of 256 words (a, b, the fifth trit), so one address serves all three
+    rows = [np.pad(v, (0, 256 - len(v))) for v in (a, b, trits[:, 4])]
+    body = ",\n    ".join("{" + _table("", "", r).split("{", 1)[1].rsplit("}", 1)[0].strip() + "}" for r in rows)
+    return out + f"static const int32_t tk_lut[3][256] = {{\n    {body}\n}};\n"
 
 
 def _table(ctype: str, name: str, values) -> str:
     items = [v if isinstance(v, str) else str(int(v)) for v in values]
     lines = [", ".join(items[i:i + 12]) for i in range(0, len(items), 12)]
     return f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+
+
+# the kernels of export/c/handlers.py: elementwise functions of int8 activations, products, strided copies
+KERNELS |= {
+    "lut": r"""
+/* any elementwise function of an int8 activation: a 256-entry table indexed by the value's byte */
+TK_KERNEL void tk_lut(int32_t len, const int8_t *x, const int8_t *table, int8_t *y) {
+    for (int32_t i = 0; i < len; i++) y[i] = table[(uint8_t)x[i]];
+}
+""",
+    "mul": r"""
+typedef struct {
+    int32_t d[4], sa[4], sb[4]; tk_rq_t rq; /* output dims; each input's stride per output axis (0: broadcast) */
+} tk_mul_t;
+
+/* y = a * b, broadcasting (the squeeze-excitation gate): the int16 product requantised with one gain */
+TK_KERNEL void tk_mul(const tk_mul_t *p, const int8_t *a, const int8_t *b, int8_t *y8, int32_t *y32) {
+    int32_t o = 0;
+    for (int32_t i0 = 0; i0 < p->d[0]; i0++)
+        for (int32_t i1 = 0; i1 < p->d[1]; i1++)
+            for (int32_t i2 = 0; i2 < p->d[2]; i2++)
+                for (int32_t i3 = 0; i3 < p->d[3]; i3++, o++) {
+                    int32_t v = (int32_t)a[i0 * p->sa[0] + i1 * p->sa[1] + i2 * p->sa[2] + i3 * p->sa[3]]
+                              * (int32_t)b[i0 * p->sb[0] + i1 * p->sb[1] + i2 * p->sb[2] + i3 * p->sb[3]];
+                    tk_put(y8, y32, o, tk_fin(tk_term(v, p->rq.m[0], p->rq.e[0]) + p->rq.b[0], p->rq.sh),
+                           p->rq.lo, p->rq.hi);
+                }
+}
+""",
+    "gather": r"""
+typedef struct {
+    int32_t rank, len, off; int32_t d[6], s[6]; /* output dims, input stride per output axis */
+} tk_gather_t;
+
+/* a strided copy (transpose, slice): walks the output in order, the input by its strides */
+TK_KERNEL void tk_gather(const tk_gather_t *p, const int8_t *x, int8_t *y) {
+    int32_t idx[6] = {0, 0, 0, 0, 0, 0}, src = p->off;
+    for (int32_t o = 0; o < p->len; o++) {
+        y[o] = x[src];
+        for (int32_t k = p->rank - 1; k >= 0; k--) {
+            src += p->s[k];
+            if (++idx[k] < p->d[k]) break;
+            src -= p->s[k] * p->d[k];
+            idx[k] = 0;
+        }
+    }
+}
+""",
+}

@@ -15,7 +15,7 @@ import numpy as np
 from ternkit.core.ops import im2col
 
 from .fixed import Requant, finish, store, term
-from .packing import TRITS_PER_BYTE, pack_rows
+from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
 __all__ = ["Step", "HANDLERS", "Terms", "c_array"]
 
@@ -39,6 +39,7 @@ class Step:
     rqs: list[Requant] = field(default_factory=list)
     target: str = "generic"  # which kernels: "generic" (portable C99) or "cortex-m4" (SIMD dot products)
     packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
+    table: Any = None  # the 256-entry int8 table of an elementwise function (handlers.Lut)
 
     @property
     def simd(self) -> bool:
@@ -90,9 +91,14 @@ def _bias(rq: Requant, ndim: int, channel_axis: int | None) -> np.ndarray:
     return rq.b.reshape(shape)
 
 
-def _rows_packed(q: np.ndarray, packing: str = "2bit") -> tuple[np.ndarray, int]:
-    """Trits (rows, n) packed per row, each row padded to whole bytes: (bytes (rows, row_bytes), row_bytes)."""
-    return pack_rows(q, packing)
+def _rows_packed(q: np.ndarray, packing: str = "2bit", simd: bool = False, groups: int = 1
+                 ) -> tuple[np.ndarray, int]:
+    """Trits (rows, n) packed per row, each row padded to whole bytes: (bytes (rows, row_bytes), row_bytes);
+    for the SIMD kernels, each group's rows interleaved by four (`packing.interleave`)."""
+    packed, rb = pack_rows(q, packing)
+    if simd:
+        packed = interleave(packed, groups, 4)
+    return packed, rb
 
 
 def _trit_bound(q: np.ndarray) -> np.ndarray:
@@ -125,7 +131,7 @@ class Dense:
         return "dense_simd" if step.simd else "dense"
 
     def c_data(self, step: Step, sym: str) -> str:
-        packed, row_bytes = _rows_packed(step.op.weight, step.packing)
+        packed, row_bytes = _rows_packed(step.op.weight, step.packing, step.simd)
         rq = step.rqs[0]
         if step.simd:
             init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {step.op.weight.shape[1]}, {_rq_init(sym, rq)}}}"
@@ -187,7 +193,7 @@ class Conv:
         cin, h, w = step.in_shapes[0]
         cout, oh, ow = step.out_shape
         kh, kw = op.kernel
-        packed, kbytes = _rows_packed(op.weight.reshape(cout, -1), step.packing)
+        packed, kbytes = _rows_packed(op.weight.reshape(cout, -1), step.packing, step.simd, op.groups)
         if step.simd:
             return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
                     + f"static const tk_conv_simd_t {sym} = {{{sym}_w, {cout}, {cin // op.groups}, "
@@ -250,7 +256,7 @@ class MaxPool(_Pool):
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
         op = step.op
-        m = im2col(xs[0].astype(np.int64), op.kernel, op.stride, op.padding, -(1 << 40)).max((4, 5))
+        m = im2col(xs[0].astype(np.int64), op.kernel, op.stride, op.padding, -(1 << 40), op.ceil).max((4, 5))
         return np.clip(np.maximum(m, -128), step.lo, 127)
 
 
@@ -380,4 +386,3 @@ class Alias:
 HANDLERS: dict[str, Any] = {"dense": Dense(), "conv2d": Conv(), "avgpool2d": AvgPool(), "maxpool2d": MaxPool(),
                             "affine": Affine(), "add": Add(), "concat": Concat(), "relu": Relu(), "flatten": Alias()}
 WIDEN = Widen()
-FUSES_RELU = ("dense", "conv2d", "avgpool2d", "maxpool2d", "affine", "add", "concat")

@@ -12,7 +12,7 @@ import numpy as np
 from ternkit.core.errors import OptionError
 from ternkit.core.packing import pack_ints
 
-__all__ = ["PACKINGS", "TRITS_PER_BYTE", "pack_rows", "unpack_rows", "byte_trits", "check_packing"]
+__all__ = ["PACKINGS", "TRITS_PER_BYTE", "pack_rows", "interleave", "unpack_rows", "byte_trits", "check_packing"]
 
 PACKINGS = ("2bit", "base3")
 TRITS_PER_BYTE = {"2bit": 4, "base3": 5}
@@ -48,6 +48,20 @@ def pack_rows(q: np.ndarray, packing: str = "2bit") -> tuple[np.ndarray, int]:
         digits = (qp.astype(np.int64) + 1).reshape(rows, -1, 5)
         packed = (digits * (3 ** np.arange(5))).sum(-1).astype(np.uint8)
     return packed, packed.shape[1]
+
+
+def interleave(packed: np.ndarray, groups: int = 1, block: int = 4) -> np.ndarray:
+    """Within each of `groups` equal runs of rows, every whole block of `block` rows stored byte by byte
+    interleaved (byte j of rows r..r+3 side by side), the remaining rows as they are: a kernel reading four
+    rows at once walks one pointer. Each block keeps the bytes (and the offset) of its rows."""
+    out = np.array(packed, np.uint8, copy=True)
+    rows, rb = packed.shape
+    per = rows // groups
+    flat = out.reshape(-1)
+    for g in range(groups):
+        for r in range(g * per, g * per + (per // block) * block, block):
+            flat[r * rb:(r + block) * rb] = packed[r:r + block].T.reshape(-1)
+    return out
 
 
 def unpack_rows(packed: np.ndarray, n: int, packing: str = "2bit") -> np.ndarray:
