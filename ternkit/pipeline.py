@@ -22,7 +22,7 @@ from ternkit.core.readers import read_json, read_toml
 
 __all__ = ["PipelineConfig", "load_pipeline_config", "check_pipeline", "run_pipeline", "STAGES"]
 
-STAGES = ("train", "export-onnx", "eval", "export-lava", "simulate", "report", "summary")
+STAGES = ("train", "export-onnx", "eval", "export-lava", "export", "simulate", "report", "summary")
 
 
 @dataclass
@@ -37,7 +37,9 @@ class PipelineConfig:
     seed: int = 0
     val_fraction: float = 0.2
     batch_size: int = 64
+    task: str = ""  # classify | regress | autoencode; empty: inferred from the labels
     onnx_format: str = "int2"
+    exports: list[str] = field(default_factory=list)  # further backends to export with (c, nir, ...): stage export
     backend: str = "lava"
     neuron: str = "sigma-delta"
     timesteps: int = 0  # 0: the simulator's default for the neuron model
@@ -64,8 +66,8 @@ class PipelineConfig:
 ONNX_FORMATS = {"int2": "int2", "cast": "int2-cast", "int8": "int8", "float": "float", "nbits": "nbits"}
 
 _SECTIONS = {"data": ("dataset", "test"), "train": ("model", "method", "baseline", "epochs", "seed", "val_fraction",
-                                                     "batch_size"),
-             "onnx": ("format",), "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
+                                                     "batch_size", "task"),
+             "onnx": ("format",), "export": ("formats",), "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
 
 
 def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -79,7 +81,7 @@ def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = No
             for k, v in value.items():
                 if k not in _SECTIONS[key]:
                     raise OptionError(f"{path}: unknown key [{key}] {k}")
-                flat["onnx_format" if (key, k) == ("onnx", "format") else k] = v
+                flat[{("onnx", "format"): "onnx_format", ("export", "formats"): "exports"}.get((key, k), k)] = v
         elif key in ("name", "runs_dir"):
             flat[key] = value
         else:
@@ -119,10 +121,16 @@ def check_pipeline(cfg: PipelineConfig) -> None:
     for method in [cfg.method] + ([cfg.baseline] if cfg.baseline else []):
         try:
             TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
-                        val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None).validate()
+                        val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None,
+                        task=cfg.task or None).validate()
         except OptionError as e:  # the trainer's messages name its flags; say which setting it is here
             raise OptionError(f"pipeline [train]: {str(e).replace('--', '')}") from None
     get_backend(cfg.backend)
+    if not isinstance(cfg.exports, list) or not all(isinstance(e, str) for e in cfg.exports):
+        raise OptionError("pipeline [export] formats must be a list of backend names")
+    for name in cfg.exports:
+        if get_backend(name).export is None:
+            raise OptionError(f"pipeline [export] formats: backend {cut(name)} has no export")
     if cfg.backend == "lava" and cfg.neuron not in ("sigma-delta", "if"):
         raise OptionError(f"pipeline [simulate] neuron must be sigma-delta or if, got {cut(cfg.neuron)}")
     if not 0 <= cfg.timesteps <= MAX_TIMESTEPS:
@@ -138,7 +146,8 @@ def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) ->
     results = {}
     for method in [cfg.method] + ([cfg.baseline] if cfg.baseline and cfg.baseline != cfg.method else []):
         tc = TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
-                         val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None)
+                         val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None,
+                         task=cfg.task or None)
         out = run / ("model.tern" if method == cfg.method else f"{method}.tern")
         # an interrupted stage left OUT.ckpt: with --resume, training continues from it
         m = train(tc, out=out, progress=True, resume=resume).metrics
@@ -165,7 +174,7 @@ def _eval(cfg: PipelineConfig, run: Path, state: dict) -> dict:
     for name in ["model.tern", "model.onnx"] + [r["artifact"] for m, r in state["train"]["result"].items()
                                                  if m != cfg.method]:
         r = evaluate(run / name, cfg.eval_spec)
-        results[name] = {"accuracy": r["accuracy"], "n": r["n"]}
+        results[name] = {k: r[k] for k in ("task", "accuracy", "mse", "mae", "r2", "auc", "n") if k in r}
     return {"dataset": cfg.eval_spec, "models": results}
 
 
@@ -174,22 +183,44 @@ def _export_lava(cfg: PipelineConfig, run: Path, state: dict) -> dict:
     from ternkit.export import lava_graph_for, save_graph
 
     model = load_model(run / "model.tern")
+    if model.task != "classify":  # Lava reads out class decisions; a regression deploys through ONNX or C
+        return {"skipped": f"a {model.task} model: the Lava export takes classifiers"}
     save_graph(lava_graph_for(model, calibrate=cfg.calibration_spec, where=str(run / "model.tern")),
                run / "model.lava.json")
     return {"artifact": "model.lava.json"}
 
 
+def _export(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    """Every backend named in [export] formats, each with its own defaults (calibrated on the training part)."""
+    from ternkit.export import export_model, get
+
+    written = {}
+    for name in cfg.exports:
+        b = get(name)
+        declared = {o.dest for o in b.export_options}
+        options = {"calibrate": cfg.calibration_spec} if "calibrate" in declared else {}
+        w = export_model(name, run / "model.tern", run / b.default_out, **options)
+        written[name] = [str(p.relative_to(run)) for p in w.paths]
+    return {"artifacts": written}
+
+
 def _simulate(cfg: PipelineConfig, run: Path, state: dict) -> dict:
+    from ternkit.core import load_model
     from ternkit.export import get, simulate
 
+    backend, note = cfg.backend, None
+    if backend == "lava" and load_model(run / "model.tern").task != "classify":
+        backend, note = "onnx", "a regression model: simulated with onnx (Lava takes classifiers)"
     # the pipeline's settings that the backend declares as simulate options (and whose value it takes)
-    declared = {o.dest: o for o in get(cfg.backend).simulate_options}
+    declared = {o.dest: o for o in get(backend).simulate_options}
     wanted = {"neuron": cfg.neuron, "calibrate": cfg.calibration_spec, "timesteps": cfg.timesteps or None}
     options = {k: v for k, v in wanted.items() if k in declared and v is not None and (
         declared[k].choices is None or v in declared[k].choices)}
-    act = simulate(run / "model.tern", cfg.eval_spec, cfg.backend, limit=cfg.limit, out=run / "activity.json",
+    act = simulate(run / "model.tern", cfg.eval_spec, backend, limit=cfg.limit, out=run / "activity.json",
                    **options)
-    return {"artifact": "activity.json", **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
+    extra = {"note": note} if note else {}
+    return {"artifact": "activity.json", **extra,
+            **{k: act.get(k) for k in ("backend", "neuron", "timesteps", "samples",
                                                                        "accuracy", "agreement", "samples_per_second",
                                                                        "synaptic_ops_per_inference",
                                                                        "dense_macs_per_inference")}}
@@ -210,7 +241,7 @@ def _summary(cfg: PipelineConfig, run: Path, state: dict) -> dict:
 
 
 _STAGE_FUNCS: dict[str, Callable[[PipelineConfig, Path, dict], dict]] = {
-    "train": _train, "export-onnx": _export_onnx, "eval": _eval, "export-lava": _export_lava,
+    "train": _train, "export-onnx": _export_onnx, "eval": _eval, "export-lava": _export_lava, "export": _export,
     "simulate": _simulate, "report": _report, "summary": _summary,
 }
 

@@ -35,11 +35,13 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
     energy = energy_by_target(report)
     mem = train[cfg.method]["memory"]
     baseline = train.get(cfg.baseline) if cfg.baseline else None
+    figure = "accuracy" if "accuracy" in evals["model.tern"] else "r2"  # a regression's figure is R^2
     accuracy = {
-        f"{cfg.baseline} (reference)": evals.get(f"{cfg.baseline}.tern", {}).get("accuracy") if baseline else None,
-        f"{cfg.method} (reference numpy)": evals["model.tern"]["accuracy"],
-        f"ONNX ({cfg.onnx_format}, onnxruntime)": evals["model.onnx"]["accuracy"],
-        f"{cfg.backend} ({sim.get('neuron') or 'n/a'}, {sim.get('samples')} of them)": sim.get("accuracy"),
+        f"{cfg.baseline} (reference)": evals.get(f"{cfg.baseline}.tern", {}).get(figure) if baseline else None,
+        f"{cfg.method} (reference numpy)": evals["model.tern"].get(figure),
+        f"ONNX ({cfg.onnx_format}, onnxruntime)": evals["model.onnx"].get(figure),
+        f"{sim.get('backend') or cfg.backend} ({sim.get('neuron') or 'n/a'}, {sim.get('samples')} of them)":
+            sim.get("accuracy"),
     }
     summary = {"name": cfg.name, "dataset": cfg.dataset, "evaluated_on": cfg.eval_spec, "model": cfg.model,
                "accuracy": accuracy, "agreement": sim.get("agreement"), "memory": mem,
@@ -52,7 +54,8 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
              "| method | train error | validation error | training time |", "| --- | --- | --- | --- |"]
     lines += [f"| {m} | {_pct(r['train_error'])} | {_pct(r['val_error'])} | {r['train_seconds']:.1f} s |"
               for m, r in train.items()]
-    lines += ["", "## Accuracy", "", "| model | accuracy |", "| --- | --- |"]
+    lines += ["", "## Accuracy", "", "| model | accuracy |", "| --- | --- |"] if figure == "accuracy" else [
+        "", "## R² (regression, held out; shown x 100)", "", "| model | R² x 100 |", "| --- | --- |"]
     lines += [f"| {k} | {_pct(v)} |" for k, v in accuracy.items() if v is not None or baseline]
     lines += ["", f"Agreement of the {cfg.backend} simulation with the reference forward pass: "
               f"{_pct(sim.get('agreement'))} of {sim.get('samples')} samples.", "", "## Memory", "",
@@ -78,12 +81,13 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
     lines += ["", "Files: model.tern, model.onnx, model.lava.json, activity.json, report/, summary.png", ""]
     write_text(run / "summary.md", "\n".join(lines))
     write_text(run / "summary.json", json.dumps(summary, indent=2))
-    _plot(run / "summary.png", accuracy, energy, cfg.name)
+    _plot(run / "summary.png", accuracy, energy, cfg.name, "accuracy (%)" if figure == "accuracy" else "R² x 100")
     return {"files": ["summary.md", "summary.json", "summary.png"], "accuracy": accuracy,
             "agreement": sim.get("agreement")}
 
 
-def _plot(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict], title: str) -> None:
+def _plot(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict], title: str,
+          xlabel: str = "accuracy (%)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +98,7 @@ def _plot(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict]
     ax = axes[0][0]
     ax.barh(list(acc), [100 * v for v in acc.values()], color="#4c72b0")
     ax.set_xlim(max(0, min(100 * v for v in acc.values()) - 10), 100)
-    ax.set_xlabel("accuracy (%)")
+    ax.set_xlabel(xlabel)
     for i, v in enumerate(acc.values()):
         ax.text(100 * v, i, f" {100 * v:.1f}", va="center", fontsize=8)
     ax.invert_yaxis()
