@@ -11,12 +11,13 @@ from typing import Any
 from ternkit.core import Dataset, TernaryModel
 
 from ..backend import Backend, Option, Written, register
+from .handlers import REFUSALS
 
 __all__ = ["BACKEND", "CORTEX_M4", "export_c"]
 
 
 def _handlers() -> dict[str, Any]:
-    from .ops import HANDLERS
+    from .handlers import HANDLERS
 
     return HANDLERS
 
@@ -82,12 +83,14 @@ BACKEND = register(Backend(
     description="Write DIR/model.h and DIR/model.c: integer-only inference with 2-bit packed const weights and one "
     "static activation arena; requantisation is calibrated on data. API: tk_quantize(raw, q), tk_predict(q, "
     "scores).",
-    handlers=_handlers, export=_export, simulate=_simulator("c"), require=_require("c"), notes=_notes,
+    handlers=_handlers, refusals=REFUSALS, export=_export, simulate=_simulator("c"), require=_require("c"),
+    notes=_notes,
     out_help="directory to write (new, empty, or holding an earlier model.h/model.c)", out_name="c",
     export_options=(_CALIBRATE,), simulate_options=(_CALIBRATE, _BUILD),
 ))
 CORTEX_M4 = register(Backend(
     name="cortex-m4", title="C", summary="the C export cross-built for a Cortex-M4 and run in qemu (simulate only)",
-    handlers=_handlers, simulate=_simulator("cortex-m4"), require=_require("cortex-m4"), notes=_notes,
+    handlers=_handlers, refusals=REFUSALS, simulate=_simulator("cortex-m4"), require=_require("cortex-m4"),
+    notes=_notes,
     simulate_options=(_CALIBRATE, _BUILD),
 ))

@@ -505,19 +505,25 @@ TK_KERNEL void tk_dense_simd(const tk_dense_simd_t *p, const int8_t *x, int8_t *
     "conv_simd": r"""
 typedef struct {
     const uint8_t *w; int32_t cout, cin_g, cout_g, kh, kw, kbytes;
-    int32_t h, wd, oh, ow, sy, sx, py, px; tk_rq_t rq;
+    int32_t h, wd, oh, ow, sy, sx, py, px;
+    int32_t in_rows, out_rows; /* rows stored of the input / output planes: all, or a ring of the last few */
+    tk_rq_t rq;
 } tk_conv_simd_t;
 
-/* one output pixel at a time: its receptive field (per group) gathered into `col` (padding as zeros), then
-   every output channel of the group is a dot product with it, two channels at a time */
-TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32) {
-    const int32_t hw = p->h * p->wd, ohw = p->oh * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
+/* output rows [oy0, oy1), one pixel at a time: its receptive field (per group) gathered into `col` (padding
+   as zeros), then every output channel of the group is a dot product with it, four channels at a time.
+   Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
+   reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
+TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
+                            int32_t oy0, int32_t oy1) {
+    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
     const int32_t groups = p->cout / p->cout_g;
-    int32_t pix = 0;
     for (int32_t i = p->cin_g * p->kh * p->kw; i < n; i++) col[i] = 0; /* the last byte's padding trits */
-    for (int32_t oy = 0; oy < p->oh; oy++) {
+    for (int32_t oy = oy0; oy < oy1; oy++) {
+        int32_t pix = (oy % p->out_rows) * p->ow;
         for (int32_t ox = 0; ox < p->ow; ox++, pix++) {
             const int32_t iy0 = oy * p->sy - p->py, ix0 = ox * p->sx - p->px;
+            const int32_t inside = ix0 >= 0 && ix0 + p->kw <= p->wd;
             for (int32_t g = 0; g < groups; g++) {
                 int8_t *c = col;
                 const int8_t *xg = x + g * p->cin_g * hw;
@@ -528,10 +534,14 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
                             for (int32_t kx = 0; kx < p->kw; kx++) *c++ = 0;
                             continue;
                         }
-                        const int8_t *row = xg + ci * hw + iy * p->wd;
-                        for (int32_t kx = 0; kx < p->kw; kx++) {
-                            const int32_t ix = ix0 + kx;
-                            *c++ = (uint32_t)ix < (uint32_t)p->wd ? row[ix] : 0;
+                        const int8_t *row = xg + ci * hw + (iy % p->in_rows) * p->wd;
+                        if (inside) {
+                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = row[ix0 + kx];
+                        } else {
+                            for (int32_t kx = 0; kx < p->kw; kx++) {
+                                const int32_t ix = ix0 + kx;
+                                *c++ = (uint32_t)ix < (uint32_t)p->wd ? row[ix] : 0;
+                            }
                         }
                     }
                 }

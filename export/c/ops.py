@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed"]
 
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
 Terms = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
@@ -37,6 +37,9 @@ class Step:
     scores: bool = False  # writes the int32 scores instead of an int8 buffer
     lo: int = -128  # 0 when a ReLU is fused into the step
     rqs: list[Requant] = field(default_factory=list)
+    in_ring: int = 0  # rows of its input kept (the ring of the step it streams from), 0: all
+    ring: int = 0  # rows of its output kept (a ring read by the next step, computed inside that step's call)
+    streams_from: int = -1  # index of the step whose output rows this step's call computes as it needs them
     target: str = "generic"  # which kernels: "generic" (portable C99) or "cortex-m4" (SIMD dot products)
     packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
     table: Any = None  # the 256-entry int8 table of an elementwise function (handlers.Lut)
@@ -48,6 +51,14 @@ class Step:
     @property
     def size(self) -> int:
         return int(np.prod(self.out_shape))
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes of its output buffer: the whole value, or its ring of rows."""
+        if self.ring:
+            c, _, w = self.out_shape
+            return c * self.ring * w
+        return self.size
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -195,10 +206,12 @@ class Conv:
         kh, kw = op.kernel
         packed, kbytes = _rows_packed(op.weight.reshape(cout, -1), step.packing, step.simd, op.groups)
         if step.simd:
+            in_rows = step.in_ring or h
             return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
                     + f"static const tk_conv_simd_t {sym} = {{{sym}_w, {cout}, {cin // op.groups}, "
                       f"{cout // op.groups}, {kh}, {kw}, {kbytes}, {h}, {w}, {oh}, {ow}, {op.stride[0]}, "
-                      f"{op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {_rq_init(sym, rq)}}};\n")
+                      f"{op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {in_rows}, {step.ring or oh}, "
+                      f"{_rq_init(sym, rq)}}};\n")
         ylo, yhi = _valid_range(h, oh, kh, op.stride[0], op.padding[0])
         xlo, xhi = _valid_range(w, ow, kw, op.stride[1], op.padding[1])
         return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
@@ -211,8 +224,23 @@ class Conv:
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
         if step.simd:
-            return f"tk_conv_simd(&{sym}, {xs[0]}, (int8_t *)(void *){scratch}, {y8}, {y32});"
+            return f"tk_conv_simd(&{sym}, {xs[0]}, (int8_t *)(void *){scratch}, {y8}, {y32}, 0, {step.out_shape[1]});"
         return f"tk_conv(&{sym}, {xs[0]}, {scratch}, {y8}, {y32});"
+
+
+def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str, prev: Step, prev_sym: str,
+                    prev_xs: list[str], ring: str) -> str:
+    """A conv that reads the ring of the conv before it: before each of its output rows, the producer's rows
+    up to the last one that row reads are computed (both share the scratch for their receptive fields)."""
+    y8, y32 = _out(step, y)
+    op = step.op
+    sy, py, kh = op.stride[0], op.padding[0], op.kernel[0]
+    h_in, oh = step.in_shapes[0][1], step.out_shape[1]
+    col = f"(int8_t *)(void *){scratch}"
+    return (f"{{ int32_t done = 0; for (int32_t oy = 0; oy < {oh}; oy++) {{ "
+            f"int32_t need = oy * {sy} - {py} + {kh}; if (need > {h_in}) need = {h_in}; "
+            f"if (need > done) {{ tk_conv_simd(&{prev_sym}, {prev_xs[0]}, {col}, {ring}, 0, done, need); done = need; }} "
+            f"tk_conv_simd(&{sym}, {ring}, {col}, {y8}, {y32}, oy, oy + 1); }} }}")
 
 
 class _Pool:

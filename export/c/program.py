@@ -22,7 +22,8 @@ from ternkit.core.model import INPUT, TernaryModel
 from ternkit.core.ops import handler
 
 from .fixed import QMAX, choose, scores_scale
-from .ops import FUSES_RELU, HANDLERS, WIDEN, Step
+from .handlers import HANDLERS, REFUSALS
+from .ops import WIDEN, Step
 from .packing import check_packing
 
 __all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
@@ -78,7 +79,7 @@ def check_supported(model: TernaryModel) -> None:
         raise UnsupportedError(f"the C export takes ternary weights (levels 1); this model has levels "
                                f"{model.levels}")
     for n in model.nodes:
-        handler(HANDLERS, n.op, "C", where=f"node {n.name}")
+        handler(HANDLERS, n.op, "C", where=f"node {n.name}", hint=REFUSALS)
 
 
 def _max_abs(model: TernaryModel, x: np.ndarray) -> dict[str, float]:
@@ -153,7 +154,7 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
             value[n.name] = ins[0]
             continue
         out, lo, cons = n.name, -128, consumers[n.name]
-        if n.op.kind in FUSES_RELU and len(cons) == 1 and kinds[cons[0]] == "relu" and cons[0] != final:
+        if n.op.fuses_relu and len(cons) == 1 and kinds[cons[0]] == "relu" and cons[0] != final:
             out, lo = cons[0], 0
             fused.add(out)
         step = Step(n.op.kind, out, n.op, ins, [tuple(shapes[i]) for i in n.inputs], tuple(shapes[n.name]), lo=lo,
@@ -165,6 +166,9 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
             step.rqs = [choose(*g, s_out, lo=lo, scores=step.scores, where=f"node {n.name} ({n.op.kind})")
                         for g in groups]
             step.scale = s_out
+        elif getattr(h, "rescales", False):  # a table from the input's scale to an output scale of its own
+            step.scale = _scale(maxabs[out])
+            h.prepare(step, [scale[v] for v in ins])
         else:
             step.scale = scale[ins[0]]
         value[n.name] = value[out] = out
