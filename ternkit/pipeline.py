@@ -67,7 +67,8 @@ ONNX_FORMATS = {"int2": "int2", "cast": "int2-cast", "int8": "int8", "float": "f
 
 _SECTIONS = {"data": ("dataset", "test"), "train": ("model", "method", "baseline", "epochs", "seed", "val_fraction",
                                                      "batch_size", "task"),
-             "onnx": ("format",), "export": ("formats",), "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
+             "onnx": ("format",), "export": ("formats",),
+             "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
 
 
 def load_pipeline_config(path: str | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
