@@ -337,7 +337,8 @@ class _Walk:
         method = n.op == "call_method"
         key = str(n.target) if method else n.target
         special = (SPECIAL_METHODS if method else SPECIAL_FUNCTIONS).get(key)
-        if any(self.is_size(a) for a in n.args):
+        if n.args and (self.is_size(n.args[0]) or not method and key in _SIZE_ARITH and any(
+                self.is_size(a) for a in n.args)):  # arithmetic on sizes (c // groups), not on tensors
             return self.size_arith(n, where)
         if special is not None and not registry_only:
             return special(self, n, where)
