@@ -31,6 +31,7 @@ import numpy as np
 from .dataset import TASKS, Dataset, build
 from .errors import DataError
 from .readers import LIMITS, read_bytes, read_gzip, read_text
+from .text import cut
 
 __all__ = ["Dataset", "Split", "load_dataset", "split_dataset", "load_split", "normalisation", "DATASETS", "BUILTIN",
            "parse_split", "is_builtin", "TASKS", "DatasetLike"]
@@ -244,6 +245,21 @@ def _isnum(s: str) -> bool:
         return False
 
 
+MAX_SPLITS = 8  # SPEC@val@train...: more nested splits than anyone means (1,500 were a RecursionError)
+
+
+def _check_spec(spec: str) -> None:
+    """One line for a spec that cannot name anything: a NUL or other control character, or splits nested
+    deeper than MAX_SPLITS (checked iteratively, before the recursive load)."""
+    if any(ord(c) < 32 for c in spec):
+        raise DataError(f"dataset spec {cut(spec)} holds a control character (NUL, newline, ...)")
+    depth, s = 0, spec
+    while not os.path.lexists(s) and (part := parse_split(s)) is not None:
+        s, depth = part[0], depth + 1
+        if depth > MAX_SPLITS:
+            raise DataError(f"dataset spec {cut(spec)} nests more than {MAX_SPLITS} @val/@train splits")
+
+
 def load_dataset(spec: DatasetLike, task: str | None = None) -> Dataset:
     """Load a whole dataset by spec (or from arrays / a torch dataset in the Python API); `task` None infers it
     from the labels. Raises DataError with one line on any problem."""
@@ -255,6 +271,7 @@ def load_dataset(spec: DatasetLike, task: str | None = None) -> Dataset:
         return from_object(spec, task)
     if not spec:
         raise DataError("empty dataset spec")
+    _check_spec(spec)
     part = parse_split(spec) if not os.path.lexists(spec) else None
     if part is not None:
         base, which, seed, fraction = part
