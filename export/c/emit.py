@@ -14,6 +14,7 @@ from ternkit.core.text import c_comment
 from ternkit.core.version import ternkit_version
 
 from .kernels import COMMON, KERNELS, SIMD_KERNELS, simd_common
+from .ops import c_call_streamed
 from .program import CProgram, _handler, build_program, check_supported, check_target
 
 __all__ = ["render", "write_c", "export_c", "check_out_dir", "FILES"]
@@ -100,7 +101,14 @@ def render(prog: CProgram) -> tuple[str, str]:
         parts.append(h.c_data(st, sym))
         y = "0" if st.scores else _ref(prog, st.node)
         scratch = f"(int32_t *)(void *)(a + {prog.scratch[st.node]})" if st.node in prog.scratch else "0"
-        calls.append("    " + h.c_call(st, sym, [_ref(prog, v) for v in st.inputs], y, scratch))
+        xs = [_ref(prog, v) for v in st.inputs]
+        if st.ring:  # computed inside the next step's call (streaming)
+            held = (st, sym, xs)
+            continue
+        if st.streams_from >= 0:
+            calls.append("    " + c_call_streamed(st, sym, xs, y, scratch, *held, xs[0]))
+            continue
+        calls.append("    " + h.c_call(st, sym, xs, y, scratch))
     words = max(1, prog.arena_bytes // 4)
     parts.append(f"\nstatic int32_t tk_arena[{words}]; /* every activation, laid out by liveness */\n")
     parts.append(f"""

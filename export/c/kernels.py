@@ -261,7 +261,7 @@ DOT = {
    and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
     int32_t s0 = s[0], s1 = s[1];
-    const int32_t *la = tk_lut_a, *lb = tk_lut_b;
+    const int32_t *la = tk_trits_a, *lb = tk_trits_b;
     TK_OPAQUE(la);
     TK_OPAQUE(lb);
     const int8_t *const end = x + (n & ~3);
@@ -319,7 +319,7 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
 /* four rows at once, their bytes interleaved (w[4 j + r] is byte j of row r): s[r] += sum_j trit * x[j] */
 static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t *s) {
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    const int32_t *la = tk_lut_a, *lb = tk_lut_b;
+    const int32_t *la = tk_trits_a, *lb = tk_trits_b;
     TK_OPAQUE(la);
     TK_OPAQUE(lb);
     const int8_t *const end = x + (n & ~3);
@@ -387,7 +387,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
     int32_t s0 = s[0], s1 = s[1];
-    const int32_t *const la = tk_lut[0], *const lb = tk_lut[1], *const lc = tk_lut[2];
+    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1], *const lc = tk_trits[2];
     const int8_t *const end = x + n - n % 5;
     for (; x < end; x += 5) {
         uint32_t v = tk_rd32(x), b0 = *w0++;
@@ -400,8 +400,8 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
     }
     for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
         const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(tk_lut[t][*w0] >> sh);
-        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_lut[t][*w1] >> sh);
+        s0 += x[k] * (int32_t)(int16_t)(tk_trits[t][*w0] >> sh);
+        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_trits[t][*w1] >> sh);
     }
     s[0] = s0;
     s[1] = s1;
@@ -413,7 +413,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
     const int8_t *const end = x + n - n % 5;
 #if TK_DSP_ASM
     if (x < end) { /* 38 instructions per 20 MACs */
-        const int32_t *base = tk_lut[0];
+        const int32_t *base = tk_trits[0];
         uint32_t v, xa, xb, x4, t;
         __asm volatile(
             "1:\n\t"
@@ -461,7 +461,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
             : "cc", "memory");
     }
 #endif
-    const int32_t *const la = tk_lut[0], *const lb = tk_lut[1], *const lc = tk_lut[2];
+    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1], *const lc = tk_trits[2];
     for (; x < end; x += 5, w += 4) {
         uint32_t v = tk_rd32(x);
         int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
@@ -472,10 +472,10 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
     }
     for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
         const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[0]] >> sh);
-        s1 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[1]] >> sh);
-        s2 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[2]] >> sh);
-        s3 += x[k] * (int32_t)(int16_t)(tk_lut[t][w[3]] >> sh);
+        s0 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[0]] >> sh);
+        s1 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[1]] >> sh);
+        s2 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[2]] >> sh);
+        s3 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[3]] >> sh);
     }
     s[0] = s0;
     s[1] = s1;
@@ -583,8 +583,8 @@ def simd_common(packing: str) -> str:
 
 
 def lut_c(packing: str) -> str:
-    """The decode tables: per weight byte, its trits as int16 halfword pairs (t0, t2) in tk_lut_a, (t1, t3) in
-    tk_lut_b, and (base-3) the fifth trit in tk_lut_c."""
+    """The decode tables: per weight byte, its trits as int16 halfword pairs (t0, t2) in tk_trits_a, (t1, t3) in
+    tk_trits_b, and (base-3) the fifth trit too, all three in tk_trits."""
     from .packing import byte_trits
 
     trits = byte_trits(packing).astype(np.int64)  # (entries, trits per byte)
@@ -593,11 +593,11 @@ def lut_c(packing: str) -> str:
     out = f"\n/* weight byte -> trits ({len(trits)} entries) */\n"
     a, b = (np.where(v >= 1 << 31, v - (1 << 32), v) for v in (a, b))
     if trits.shape[1] == 4:
-        return out + _table("int32_t", "tk_lut_a", a) + _table("int32_t", "tk_lut_b", b)
+        return out + _table("int32_t", "tk_trits_a", a) + _table("int32_t", "tk_trits_b", b)
     # base-3: one table of three rows of 256 words (a, b, the fifth trit), so one address serves all three
     rows = [np.pad(v, (0, 256 - len(v))) for v in (a, b, trits[:, 4])]
     body = ",\n    ".join("{" + _table("", "", r).split("{", 1)[1].rsplit("}", 1)[0].strip() + "}" for r in rows)
-    return out + f"static const int32_t tk_lut[3][256] = {{\n    {body}\n}};\n"
+    return out + f"static const int32_t tk_trits[3][256] = {{\n    {body}\n}};\n"
 
 
 def _table(ctype: str, name: str, values) -> str:

@@ -239,7 +239,8 @@ def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str, p
     col = f"(int8_t *)(void *){scratch}"
     return (f"{{ int32_t done = 0; for (int32_t oy = 0; oy < {oh}; oy++) {{ "
             f"int32_t need = oy * {sy} - {py} + {kh}; if (need > {h_in}) need = {h_in}; "
-            f"if (need > done) {{ tk_conv_simd(&{prev_sym}, {prev_xs[0]}, {col}, {ring}, 0, done, need); done = need; }} "
+            f"if (need > done) {{ tk_conv_simd(&{prev_sym}, {prev_xs[0]}, {col}, {ring}, 0, done, need); "
+            f"done = need; }} "
             f"tk_conv_simd(&{sym}, {ring}, {col}, {y8}, {y32}, oy, oy + 1); }} }}")
 
 

@@ -178,22 +178,49 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
     if not (steps and steps[-1].node == last and steps[-1].scores):
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
+    _plan_streams(steps)
     offsets, scratch, arena = _layout(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
                     model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
 
 
+def _plan_streams(steps: list[Step]) -> None:
+    """Streaming: a (SIMD) conv whose only reader is the next step, itself a conv, keeps only the rows of its
+    output that one reads at once (its kernel height) in a ring, and is computed row by row inside the next
+    conv's call, just ahead of the rows that need it. One level: a conv that streams from another is not
+    streamed into a third."""
+    readers: dict[str, int] = {}
+    for st in steps:
+        for v in st.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    for k in range(len(steps) - 1):
+        a, b = steps[k], steps[k + 1]
+        if not (a.kind == b.kind == "conv2d" and a.simd and b.simd and not a.scores and a.streams_from < 0
+                and b.inputs == [a.node] and readers.get(a.node) == 1):
+            continue
+        ring = min(b.op.kernel[0], a.out_shape[1])
+        if ring < a.out_shape[1]:
+            a.ring, b.in_ring, b.streams_from = ring, ring, k
+
+
 def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
-    """First-fit offsets (4-byte aligned) for every int8 value and int32 scratch, from their lifetimes."""
+    """First-fit offsets (4-byte aligned) for every int8 value and int32 scratch, from their lifetimes. A
+    streamed producer runs inside its reader's step: its inputs live until then, and the two share one
+    scratch."""
     last_read: dict[str, int] = {}
     for k, st in enumerate(steps):
         for v in st.inputs:
             last_read[v] = k
+        if st.streams_from >= 0:
+            for v in steps[st.streams_from].inputs:
+                last_read[v] = k
     blocks: list[tuple[str, str, int, int, int]] = []  # (kind, name, size, first step, last step)
     for k, st in enumerate(steps):
         if not st.scores:
-            blocks.append(("value", st.node, st.size, k, max(k, last_read.get(st.node, k))))
-        need = _handler(st).scratch(st)
+            blocks.append(("value", st.node, st.stored_size, k, max(k, last_read.get(st.node, k))))
+        need = 0 if st.ring else _handler(st).scratch(st)
+        if st.streams_from >= 0:
+            need = max(need, _handler(steps[st.streams_from]).scratch(steps[st.streams_from]))
         if need:
             blocks.append(("scratch", st.node, need, k, k))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
