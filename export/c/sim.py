@@ -32,6 +32,7 @@ from .build import (
     undefined_symbols,
 )
 from .emit import FILES, check_out_dir, render
+from .packing import TRITS_PER_BYTE
 from .program import CProgram, build_program, emulate
 
 __all__ = ["simulate_c", "run_backend", "c_summary", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
@@ -58,7 +59,8 @@ def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions
         "model_fingerprint": prog.fingerprint, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
         "ram_bytes": sec["data"] + sec["bss"] + (stack_bytes or 0),
         "static_ram_bytes": sec["data"] + sec["bss"], "stack_bytes": stack_bytes,
-        "arena_bytes": prog.arena_bytes, "sections": sec,
+        "arena_bytes": prog.arena_bytes, "sections": sec, "c_target": prog.target, "weight_packing": prog.packing,
+        "weight_bits_per_weight": 8 / TRITS_PER_BYTE[prog.packing],
         "caller_buffers_bytes": prog.inputs + 4 * prog.classes,
         "library_symbols": undefined_symbols(obj),
         "measured": ["flash_bytes", "static_ram_bytes"] + (["stack_bytes", "ram_bytes"] if stack_bytes is not None
@@ -100,15 +102,18 @@ def build_figures(build_dir: str | os.PathLike) -> dict[str, Any]:
 
 def simulate_c(model: TernaryModel, x: np.ndarray, y: np.ndarray | None, backend: str, calib_x: np.ndarray, *,
                source: str | None = None, model_path: str = "", dataset: str = "",
-               build_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Export, build, run and check; `build_dir` keeps the build (sources, objects, measured figures)."""
+               build_dir: str | os.PathLike | None = None, target: str | None = None,
+               packing: str = "2bit") -> dict[str, Any]:
+    """Export, build, run and check; `build_dir` keeps the build (sources, objects, measured figures).
+    `target`: the kernels (default: "cortex-m4" SIMD kernels for that backend, portable C99 for the host)."""
     if backend not in BACKENDS:
         raise ValueError(backend)
     require_tools(backend)  # before any work: says how to install what is missing
     if build_dir is not None:
         check_out_dir(build_dir, BUILD_FILES)
     x = np.asarray(x, np.float32)
-    prog = build_program(model, calib_x, source)
+    target = target or ("cortex-m4" if backend == "cortex-m4" else "generic")
+    prog = build_program(model, calib_x, source, target=target, packing=packing)
     header, c_source = render(prog)
     keep = build_dir is not None
     ctx = atomic_dir(build_dir, replaceable=BUILD_FILES) if keep else tempfile.TemporaryDirectory(prefix="ternkit-c-")
@@ -146,11 +151,12 @@ def _build_and_run(prog: CProgram, model: TernaryModel, x: np.ndarray, y: np.nda
         emulation_identical=bool(same.all()), emulation_mismatches=int((~same).sum()),
         predicted_equals_argmax=bool(np.array_equal(run.predicted, run.scores.argmax(1))),
         reference_accuracy=float((ref == y).mean()) if y is not None else None,
-        arena_bytes=prog.arena_bytes, **extra)
+        arena_bytes=prog.arena_bytes, c_target=prog.target, weight_packing=prog.packing, **extra)
 
 
 def run_backend(backend: str, model: TernaryModel, data: Any, *, calibrate: str | None = None,
-                build: str | os.PathLike | None = None, where: str = "the model") -> dict[str, Any]:
+                build: str | os.PathLike | None = None, where: str = "the model", packing: str = "2bit"
+                ) -> dict[str, Any]:
     """The `c` / `cortex-m4` entry of `export.simulate.BACKENDS`: calibrate as `ternkit export c` does (the
     model's own training data unless `calibrate` names a dataset), then `simulate_c`."""
     from ..calibration import calibration_data
@@ -158,7 +164,8 @@ def run_backend(backend: str, model: TernaryModel, data: Any, *, calibrate: str 
     if build is not None:
         check_out_dir(build, BUILD_FILES)  # before calibration
     x, _, spec = calibration_data(model, calibrate, where=where)
-    return simulate_c(model, data.x, data.y, backend, x, source=spec, model_path=where, build_dir=build)
+    return simulate_c(model, data.x, data.y, backend, x, source=spec, model_path=where, build_dir=build,
+                      packing=packing)
 
 
 def c_summary(r: dict[str, Any]) -> str:
