@@ -86,6 +86,8 @@ def regression(tmp: Path, seeds: list[int], quick: bool) -> list[dict]:
                 calib = f"{spec}@train:{seed}:0.2"
                 c_out, same = _c_outputs(r.model, load_dataset(calib, "regress").x, val.x, calib, val)
                 row["c_max_rel"], row["c_identical_to_emulation"] = _rel(c_out, ref), same
+                row["c_mean_rel"] = float(np.mean(np.abs(c_out - ref) / np.abs(ref)))
+                row["c_max_err_of_range"] = float(np.abs(c_out - ref).max() / (ref.max() - ref.min()))
                 row["c_r2"] = regression_scores(c_out, val.y)["r2"]
             rows.append(row)
     return rows
@@ -133,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = results["regression"] = regression(tmp, seeds, args.quick)
             print("diabetes (csv, regression), R^2 on the held-out 20 %")
             print(f"{'seed':>4} {'method':<8} {'R2':>7} {'MAE':>7} {'params B':>8} {'CPU s':>6} "
-                  f"{'ONNX max rel':>12} {'C max rel':>10} {'C R2':>7} {'C == emu':>8}")
+                  f"{'ONNX max rel':>12} {'C max rel':>10} {'C mean rel':>10} {'C max/range':>11} {'C R2':>7} "
+                  f"{'C == emu':>8}")
             for r in rows:
-                extra = (f"{r['onnx_max_rel']:12.2e} {r['c_max_rel']:10.2e} {r['c_r2']:7.4f} "
+                extra = (f"{r['onnx_max_rel']:12.2e} {r['c_max_rel']:10.2e} {r['c_mean_rel']:10.2e} "
+                         f"{r['c_max_err_of_range']:11.2e} {r['c_r2']:7.4f} "
                          f"{str(r['c_identical_to_emulation']):>8}" if "c_max_rel" in r else "")
                 print(f"{r['seed']:>4} {r['method']:<8} {r['r2']:7.4f} {r['mae']:7.2f} {r['parameter_bytes']:8d} "
                       f"{r['cpu_seconds']:6.1f} {extra}")
