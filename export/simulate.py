@@ -62,8 +62,7 @@ def simulate(model: TernaryModel | str | os.PathLike, data: DatasetLike, backend
     b.check_require("simulate")  # optional dependencies: one line on how to install them, before any work
     if isinstance(data, str):
         dataset = dataset or data
-    if not isinstance(data, Dataset) or limit is not None:
-        data = simulation_data(model, data, limit)
+    data = simulation_data(model, data, limit)  # checked against the model in every form
     if len(data) == 0:
         raise OptionError("no samples to simulate")
     if model.task != "classify":  # backends score class decisions: give them none (values: see evaluate)
