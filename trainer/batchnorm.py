@@ -9,17 +9,33 @@ weights (float: 91.9 → 92.1 %). One pass over the training data, cumulative av
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
-__all__ = ["recalibrate_batchnorm"]
+__all__ = ["recalibrate_batchnorm", "stale_batchnorms"]
+
+# BatchNorm module -> the version of its running mean when `recalibrate_batchnorm` last set it (torch bumps a
+# tensor's version on every in-place change, so a later training step shows). Kept here, not on the module.
+_FRESH: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+
+
+def _norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def stale_batchnorms(model: nn.Module) -> list[str]:
+    """Names of the BatchNorms whose running statistics were not re-estimated since they last changed."""
+    return [n for n, m in _norms(model) if _FRESH.get(m) != m.running_mean._version]
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> bool:
     """Recompute every BatchNorm's running statistics on `x` (normalised inputs) for the current weights.
     Other modules run in evaluation mode (no dropout). Returns whether the model has any BatchNorm."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [m for _, m in _norms(model)]
     if not norms:
         return False
     was_training = model.training
@@ -33,5 +49,6 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 2
         model(x[i:i + batch_size])
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
+        _FRESH[m] = m.running_mean._version
     model.train(was_training)
     return True

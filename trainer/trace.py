@@ -18,6 +18,7 @@ import importlib
 import math
 import operator
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from ternkit.core.text import to_name
 
 from .layers import QuantLayer
 
-__all__ = ["to_artifact", "trace_graph"]
+__all__ = ["to_artifact", "trace_graph", "StaleBatchNormWarning"]
 
 _IDENTITY = object()  # a call that passes its input through in inference (dropout, identity)
 #: modules that are the identity in inference, by class name (torchvision's StochasticDepth is not importable
@@ -559,15 +560,46 @@ def _kind_and_levels(model: nn.Module) -> tuple[str, int]:
     return ("ternary", levels.pop()) if ternary else ("float", 1)
 
 
+def _warn_stale_batchnorm(model: nn.Module) -> None:
+    """A discrete-weight model whose BatchNorm statistics were left as training left them: say so (once)."""
+    from .batchnorm import stale_batchnorms
+
+    if not any(isinstance(m, QuantLayer) and m.parametrisation == "discrete" for m in model.modules()):
+        return
+    stale = stale_batchnorms(model)
+    if stale:
+        warnings.warn(f"{stale[0]}: BatchNorm running statistics (of {len(stale)} BatchNorm layers) were not "
+                      "re-estimated for the final discrete weights, so they describe weights that no longer exist "
+                      "(seen: 96 % -> 66 %); pass to_artifact(..., recalibrate=training inputs) or call "
+                      "ternkit.recalibrate_batchnorm(model, x) first", StaleBatchNormWarning, stacklevel=3)
+
+
+class StaleBatchNormWarning(UserWarning):
+    """A ternary model is deployed with BatchNorm statistics that training left behind."""
+
+
 def to_artifact(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] | None = None,
                 labels: list[str] | None = None, normalisation: tuple[Any, Any] | None = None, *,
                 input_spec: InputSpec | None = None, provenance: dict[str, Any] | None = None,
-                metrics: dict[str, Any] | None = None, check: bool = True, task: str = "classify") -> TernaryModel:
+                metrics: dict[str, Any] | None = None, check: bool = True, task: str = "classify",
+                recalibrate: torch.Tensor | None = None) -> TernaryModel:
     """The deployed model of a torch `model` (a spec network or your own `nn.Module`), traced with torch.fx.
 
     `example_input`: a batch (N, *shape) or the sample shape; `labels`: class names (default "0".."K-1");
     `normalisation`: (mean, std) the model's input is normalised with, broadcasting against the sample shape
-    (default: none -- the model sees raw features). The artifact is checked against the model's own output."""
+    (default: none -- the model sees raw features). `recalibrate`: training inputs (as the model sees them) on
+    which every BatchNorm's running statistics are first re-estimated for the final weights
+    (`ternkit.recalibrate_batchnorm`, in place): CoNNTrA moves weights in discrete jumps, so the running
+    averages a training loop leaves behind describe weights that no longer exist, and a model deployed with
+    them can lose tens of points. The artifact is checked against the model's own output."""
+    if recalibrate is not None:
+        from .batchnorm import recalibrate_batchnorm
+
+        if not isinstance(recalibrate, torch.Tensor) or recalibrate.ndim < 2 or len(recalibrate) == 0:
+            raise UnsupportedError("recalibrate must be a non-empty batch of training inputs (a torch tensor)")
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        with torch.no_grad():
+            recalibrate_batchnorm(model, recalibrate.to(device))
     if input_spec is None:
         if example_input is None:
             raise UnsupportedError("to_artifact needs an example input (a batch or the sample shape)")
@@ -582,6 +614,7 @@ def to_artifact(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] 
         input_spec = InputSpec(shape, mean, std)
     shape = tuple(int(d) for d in input_spec.shape)
     kind, levels = _kind_and_levels(model)
+    _warn_stale_batchnorm(model)
     was_training = model.training
     model.eval()
     try:

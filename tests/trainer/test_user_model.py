@@ -17,6 +17,7 @@ from ternkit.cli import main
 from ternkit.core import UnsupportedError, load_model
 from ternkit.nn import TernaryConv2d, TernaryLinear, ternarize
 from ternkit.optim import CoNNTrA
+from ternkit.trainer.trace import StaleBatchNormWarning
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -210,3 +211,84 @@ def test_device_option(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main([*args, str(tmp_path / "gpu.tern"), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16), (2, 3, 7, 16)])
+def test_ternary_linear_is_right_on_any_rank(shape):
+    """scale and bias act on the last axis, as nn.Linear's bias does, whatever the input's rank."""
+    torch.manual_seed(0)
+    layer = TernaryLinear(16, 5, method="conntra")
+    x = torch.randn(*shape)
+    w = layer.weight * layer.scale.reshape(-1, 1)
+    with torch.no_grad():
+        layer.bias.uniform_(-1, 1)
+        np.testing.assert_allclose(layer(x).numpy(), torch.nn.functional.linear(x, w, layer.bias).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_ternarize_converts_linear_subclasses_and_refuses_own_forwards():
+    class Attention(nn.Module):  # torch's MultiheadAttention keeps its projection in such a subclass
+        def __init__(self):
+            super().__init__()
+            self.out_proj = nn.modules.linear.NonDynamicallyQuantizableLinear(8, 8)
+
+        def forward(self, x):
+            return self.out_proj(x)
+
+    model = ternarize(nn.Sequential(nn.Flatten(), Attention(), nn.ReLU(), nn.Linear(8, 3)))
+    assert not [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]  # none left float
+
+    class Lora(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    with pytest.raises(ValueError, match=r"^ternarize: 0 is a Lora, a subclass of Linear with its own forward.*"
+                                         r"skip=\['0'\]"):
+        ternarize(nn.Sequential(Lora(4, 3)))
+
+
+def test_conntra_without_total_steps_works_like_a_torch_optimizer():
+    torch.manual_seed(0)
+    model = ternarize(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)))
+    x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
+    opt = CoNNTrA(model.parameters(), lr=1e-2)  # no run length: a constant move budget
+    before = [m.weight.detach().clone() for m in model if hasattr(m, "scale")]
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert opt.fraction() == pytest.approx(1e-3)
+    assert losses[-1] < losses[0]
+    assert any((m.weight != b).any() for m, b in zip([m for m in model if hasattr(m, "scale")], before, strict=True))
+    with pytest.raises(ValueError, match="cosine"):
+        CoNNTrA(model.parameters(), lr=1e-2, lr_schedule="cosine")
+
+
+def test_stale_batchnorm_is_hard_to_miss():
+    """After CoNNTrA steps the running statistics describe earlier weights: to_artifact warns, and with
+    recalibrate= it re-estimates them (the same artifact as ternkit.recalibrate_batchnorm first)."""
+    import copy
+
+    torch.manual_seed(0)
+    model = ternarize(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                                    nn.Linear(4 * 6 * 6, 3)))
+    x, y = torch.randn(128, 1, 8, 8), torch.randint(0, 3, (128,))
+    opt = CoNNTrA(model, lr=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    twin = copy.deepcopy(model)
+    with pytest.warns(StaleBatchNormWarning, match=r"^1: BatchNorm running statistics"):
+        ternkit.to_artifact(model, x)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        art = ternkit.to_artifact(model, x, recalibrate=x)
+        ternkit.recalibrate_batchnorm(twin, x)
+        ref = ternkit.to_artifact(twin, x)
+    assert art.fingerprint() == ref.fingerprint()
