@@ -52,17 +52,21 @@ class CoNNTrA(torch.optim.Optimizer):
 
     `params`: a model (its ternary layers are found, and a technique's active submatrix respected) or an
     iterable of parameters / param groups. `total_steps`: the number of `step()` calls planned (the move
-    budget decays over them, like a scheduler's horizon). `lr` is Adam's rate for the continuous parameters;
+    budget decays over them, like a scheduler's horizon); without it, as with any torch optimizer, the budget is
+    constant, sqrt(frac_start * frac_end) of each layer's weights per step (1e-3 by default), and
+    `lr_schedule` must be "constant". `lr` is Adam's rate for the continuous parameters;
     with `lr_schedule="cosine"` it follows a cosine to 0 over `total_steps` (a function of the step alone, so a
     resumed run continues exactly); with "constant" it is left to you (torch LR schedulers work)."""
 
-    def __init__(self, params: nn.Module | Iterable[Any], lr: float = 1e-3, *, total_steps: int,
+    def __init__(self, params: nn.Module | Iterable[Any], lr: float = 1e-3, *, total_steps: int | None = None,
                  frac_start: float = 1e-2, frac_end: float = 1e-4, beta: float = 0.99, beta2: float = 0.999,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  zero_bonus: float = 0.0, lr_schedule: str = "constant"):
         if not 0 < frac_end <= frac_start <= 1:
             raise ValueError(f"need 0 < frac_end <= frac_start <= 1, got {frac_end}, {frac_start}")
-        if total_steps < 1 or lr <= 0 or lr_schedule not in ("constant", "cosine"):
+        if total_steps is None and lr_schedule != "constant":
+            raise ValueError("lr_schedule='cosine' needs total_steps (the run's length); or use a torch LR scheduler")
+        if total_steps is not None and total_steps < 1 or lr <= 0 or lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"need total_steps >= 1, lr > 0, lr_schedule constant|cosine; got {total_steps}, {lr}, "
                              f"{lr_schedule!r}")
         self._owners: dict[int, QuantLayer] = {}
@@ -74,7 +78,8 @@ class CoNNTrA(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
-        self.total_steps, self.zero_bonus, self.lr_schedule = max(1, int(total_steps)), zero_bonus, lr_schedule
+        self.total_steps = None if total_steps is None else max(1, int(total_steps))
+        self.zero_bonus, self.lr_schedule = zero_bonus, lr_schedule
         self.discrete = [p for g in self.param_groups for p in g["params"] if is_discrete(p)]
         for p in self.discrete:
             if p.ternary_levels is None:
@@ -89,7 +94,10 @@ class CoNNTrA(torch.optim.Optimizer):
 
     # -- schedule -------------------------------------------------------------------------------------------
     def fraction(self) -> float:
-        """Share of each layer's weights allowed to move this step (exponential decay)."""
+        """Share of each layer's weights allowed to move this step (exponential decay over `total_steps`, or
+        constant without it)."""
+        if self.total_steps is None:
+            return math.sqrt(self.frac_start * self.frac_end)
         t = min(1.0, self.step_index / max(1, self.total_steps - 1))
         return self.frac_start * (self.frac_end / self.frac_start) ** t
 
