@@ -29,6 +29,7 @@ from .layers import QuantLayer
 from .network import Network
 from .optim import CoNNTrA
 from .rules import Closure, UpdateRule
+from .step_context import StepContext
 
 __all__ = ["ConntraRule", "ExactConntraRule"]
 
@@ -63,6 +64,7 @@ class ConntraRule(UpdateRule):
             self.optimizer.add_param_group({"params": extra})
         self.beta, self.beta2 = beta, beta2
         self.layers = _discrete(net)
+        self.context: StepContext | None = None
 
     @property
     def step_index(self) -> int:
@@ -83,11 +85,11 @@ class ConntraRule(UpdateRule):
     def fraction(self) -> float:
         return self.optimizer.fraction()
 
-    def step(self, closure: Closure) -> float:
+    def step(self, closure: Closure) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         loss = closure()
-        self.optimizer.step()
-        return float(loss)
+        self.optimizer.step(context=self.context)
+        return loss
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

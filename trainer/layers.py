@@ -21,10 +21,20 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["QuantLayer", "ternarize_twn", "PARAMETRISATIONS"]
+__all__ = ["QuantLayer", "ternarize_twn", "discrete_levels", "PARAMETRISATIONS"]
 
 PARAMETRISATIONS = ("float", "ste", "discrete")
+
+# the integer weights of discrete layers and their levels, held weakly, so that an optimizer given bare
+# parameters (`ternkit.optim.CoNNTrA(model.parameters())`) knows which to move: no tag on the parameter
+_DISCRETE: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def discrete_levels(p: torch.Tensor) -> int | None:
+    """L if `p` is a discrete layer's integer weight in {-L..L}, else None."""
+    return _DISCRETE.get(p)
 
 
 def ternarize_twn(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,8 +72,8 @@ class QuantLayer(nn.Module):
     """A dense (`kind='dense'`) or convolutional (`kind='conv'`) layer under one parametrisation.
 
     Convolutions take torch's arguments: rectangular kernels, strides and padding as ints or pairs, and
-    `groups` (depthwise when groups = in = out channels). A discrete weight is tagged `ternary_levels`, so an
-    optimizer given bare parameters (`ternkit.optim.CoNNTrA(model.parameters())`) knows which to move."""
+    `groups` (depthwise when groups = in = out channels). A discrete weight is registered with its levels
+    (`discrete_levels`), so an optimizer given bare parameters knows which to move."""
 
     def __init__(self, kind: str, in_features: int, out_features: int, parametrisation: str,
                  kernel: int | tuple[int, int] = 1, stride: int | tuple[int, int] = 1,
@@ -92,16 +102,13 @@ class QuantLayer(nn.Module):
             mean_sq = sum(v * v for v in range(-levels, levels + 1)) / (2 * levels + 1)
             n_scale = out_features if scale_mode == "channel" else 1
             self.weight = nn.Parameter(q)
-            self.weight.ternary_levels = levels  # type: ignore[attr-defined]
+            _DISCRETE[self.weight] = levels
             self.scale = nn.Parameter(torch.full((n_scale,), math.sqrt(1.0 / (fan_in * mean_sq))))
         else:
             bound = math.sqrt(6.0 / fan_in) / 2  # Kaiming-uniform-like for ReLU nets
             self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=generator))
             self.register_parameter("scale", None)
         self.op: Callable[..., torch.Tensor] | None = None
-        # (rows, columns) of the weight that take part in this training step, set by a technique that computes
-        # on a submatrix (batchwise dropout); None = all. A rule may then update only that submatrix.
-        self.active: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
 
     @property
     def in_features(self) -> int:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .checkpoint import load_checkpoint, save_checkpoint
 from .network import Network
 from .rules import UpdateRule
+from .step_context import StepContext
 
 __all__ = ["Hooks", "TrainingInterrupted", "fit", "accuracy", "batch_order"]
 
@@ -37,6 +38,8 @@ class Hooks:
     # task_loss(logits, y) replaces the cross-entropy (e.g. layerwise imitation trains on loss_terms alone)
     task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     is_main: bool = True  # only the main process writes checkpoints and shows progress
+    # per-step facts a technique hands to the update rule (e.g. the submatrix batchwise dropout trains)
+    context: StepContext = field(default_factory=StepContext)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -76,6 +79,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     # CPU seconds beside wall seconds: on a shared machine wall time swings with other load, CPU time much less
     history: dict[str, Any] = {"epochs": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0}
     start_epoch, start_batch, partial_loss = 0, 0, 0.0
+    device = x.device
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, identity or {}, net)
         net.load_state_dict(state["net"])
@@ -98,6 +102,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     # once the training loss nears 0, squared gradients (Adam's and CoNNTrA's second moments) underflow into
     # denormal floats, which x86 processes many times slower; flush them to zero while training
     torch.set_flush_denormal(True)
+    rule.context = hooks.context  # what techniques decide for a step reaches the rule here
     bar = None
     if progress and hooks.is_main:
         from tqdm import tqdm
@@ -107,21 +112,26 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     # `done` is the position a checkpoint records: (epoch, batches of it applied), changed only once a step
     # has finished; Ctrl-C during a step is held until the step is complete (see _DeferredInterrupt), so a
     # checkpoint never records a batch as not done whose update was partly applied (scales, biases)
-    done, loss_sum = (start_epoch, start_batch), partial_loss
+    # the epoch's loss is summed on the device and read back once per epoch and per progress update: a read
+    # per step would make the host wait for every GPU step (float64, as a Python float sum was)
+    done, loss_sum = (start_epoch, start_batch), torch.tensor(partial_loss, dtype=torch.float64, device=device)
     guard = _DeferredInterrupt()
     try:
         guard.install()
         net.train()
         for epoch in range(start_epoch, epochs):
             order = batch_order(n, seed, epoch)
+            # the batch indices go to the device once per epoch, not once per step
+            order_d = torch.from_numpy(order).to(device) if hooks.shard is None else None
             t0, c0 = time.perf_counter(), time.process_time()
             first = start_batch if epoch == start_epoch else 0
             if epoch != start_epoch:
-                loss_sum = 0.0
+                loss_sum.zero_()
             for b in range(first, steps_per_epoch):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                if hooks.shard is not None:
-                    idx = hooks.shard(idx)
+                if order_d is not None:
+                    idx = order_d[b * batch_size:(b + 1) * batch_size]
+                else:
+                    idx = hooks.shard(order[b * batch_size:(b + 1) * batch_size])
                 xb, yb = x[idx], y[idx]
                 with guard:
                     for hook in hooks.before_step:
@@ -131,17 +141,19 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
                     done = (epoch, b + 1)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
+                    if (b + 1) % _SHOW_EVERY == 0:  # a progress update: the one place a step's loss is read
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}", refresh=False)
             history["train_seconds"] += time.perf_counter() - t0
             history["train_cpu_seconds"] += time.process_time() - c0
             # the mean over the whole epoch, also when it was resumed from its middle (loss_sum carried over)
-            record = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch,
+            record = {"epoch": epoch + 1, "loss": float(loss_sum) / steps_per_epoch,
                       "train_error": 1 - accuracy(net, x, y),
                       "val_error": 1 - accuracy(net, *val) if len(val[0]) else None,
                       "seconds": history["train_seconds"]}
             with guard:  # the record and the position move together
                 history["epochs"].append(record)
-                done, loss_sum = (epoch + 1, 0), 0.0
+                done = (epoch + 1, 0)
+                loss_sum.zero_()
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['loss']:.3f}",
                                 val_acc="-" if record["val_error"] is None else f"{1 - record['val_error']:.3f}")
@@ -150,7 +162,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
     except KeyboardInterrupt:
         guard.uninstall()  # a second Ctrl-C while saving stops at once (the last checkpoint file stays whole)
         if checkpoint is not None and hooks.is_main:
-            saved = {**history, _PARTIAL_LOSS: loss_sum} if done[1] else history
+            saved = {**history, _PARTIAL_LOSS: float(loss_sum)} if done[1] else history
             save_checkpoint(checkpoint, net, rule, saved, done[0], done[1], identity or {})
         raise TrainingInterrupted(checkpoint if hooks.is_main else None) from None
     finally:
@@ -162,6 +174,7 @@ def fit(net: Network, rule: UpdateRule, train: tuple[torch.Tensor, torch.Tensor]
 
 
 _PARTIAL_LOSS = "partial_epoch_loss_sum"  # in a mid-epoch checkpoint's history: the losses of its done batches
+_SHOW_EVERY = 50  # steps between progress-bar loss updates
 
 
 class _DeferredInterrupt:

@@ -2,12 +2,21 @@
 ternkit's (one implementation).
 
 Per step: Adam on every continuous parameter (scales, biases, BatchNorm, float layers); for every discrete
-weight (a `TernaryLinear`/`TernaryConv2d` trained with method="conntra", tagged `ternary_levels`), a
-per-weight moving average M of dL/dq (beta 0.99, reset when the weight moves) and of its square V rank the
-one-level moves against sign(M) by |M| / sqrt(V); each layer applies its top k, k = f * n with f decaying
-exponentially from `frac_start` to `frac_end` over `total_steps`. M, V and the signed score are exactly an
-Adam step (betas 0.99, 0.999) taken from 0 with rate 1, so one fused Adam kernel computes them in one pass.
-All state lives in `self.state` and the param groups, so `state_dict()`/`load_state_dict()` resume exactly.
+weight (a `TernaryLinear`/`TernaryConv2d` trained with method="conntra"), a per-weight moving average M of
+dL/dq (beta 0.99, reset when the weight moves) and of its square V rank the one-level moves against sign(M)
+by |M| / sqrt(V); each layer applies its k best, k = f * n with f decaying exponentially from `frac_start`
+to `frac_end` over `total_steps`. M, V and the signed proposal P are exactly an Adam step (betas 0.99, 0.999)
+taken from 0 with rate 1, so one fused Adam kernel computes them in one pass.
+
+The k best are found without sorting and without reading anything back to the host: a threshold t from the
+scores of a fixed sample of positions (all of them in layers of up to 8,192 weights: then exact), and then
+one dense, branch-free update, q <- clamp(q + clamp(trunc(P / t), -1, 1), -L, L), moves every weight whose
+score reaches t one level toward sign(P) -- the clamp is the blocked-move mask. Exact ties (every |P| is 1
+after the first step) are broken by a fixed per-position offset below 1e-4 added to P.
+
+Which weights are discrete and their levels travel in the param groups (key "levels"); a technique that
+trains a submatrix passes it for one step in a `StepContext`. All state lives in `self.state` and the param
+groups, so `state_dict()`/`load_state_dict()` resume exactly.
 """
 
 from __future__ import annotations
@@ -20,15 +29,19 @@ import torch
 from torch import nn
 from torch.optim.adam import adam as adam_kernel
 
-from .layers import QuantLayer
+from .layers import QuantLayer, discrete_levels
+from .step_context import StepContext
 
-__all__ = ["CoNNTrA", "is_discrete"]
+__all__ = ["CoNNTrA", "is_discrete", "StepContext"]
 
 _GOLDEN = 0.6180339887498949
+_SAMPLE = 8192  # positions a big layer's threshold is estimated from; smaller layers use all (exact)
+_TIE = 1e-4  # the tie-breaking offsets lie in (-_TIE, _TIE); a move needs |P| >= 2 * _TIE, so its sign is P's
 
 
 def is_discrete(p: torch.Tensor) -> bool:
-    return getattr(p, "ternary_levels", None) is not None
+    """Whether `p` is the integer weight of a ternkit layer trained with CoNNTrA."""
+    return discrete_levels(p) is not None
 
 
 def _gather(t: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor:
@@ -47,16 +60,42 @@ def _scatter(t: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | No
         t.index_put_((rows[:, None], cols[None, :]), part)
 
 
+def _groups(params: nn.Module | Iterable[Any]) -> list[dict[str, Any]]:
+    """Param groups with the discrete weights in groups of their own, tagged with their levels."""
+    if isinstance(params, nn.Module):
+        layers = [m for m in params.modules() if isinstance(m, QuantLayer) and m.parametrisation == "discrete"]
+        levels = {id(m.weight): m.levels for m in layers}
+        groups = [{"params": [p for p in params.parameters() if p.requires_grad]}]
+    else:
+        items = list(params)
+        groups = [dict(g) for g in items] if items and isinstance(items[0], dict) else [{"params": items}]
+        levels = {}
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        ps = list(g["params"]) if not isinstance(g["params"], torch.Tensor) else [g["params"]]
+        if "levels" in g:
+            out.append({**g, "params": ps})
+            continue
+        found = {id(p): levels.get(id(p), discrete_levels(p)) for p in ps}
+        rest = [p for p in ps if found[id(p)] is None]
+        if rest or not ps:
+            out.append({**g, "params": rest})
+        for lv in sorted({v for v in found.values() if v is not None}):
+            out.append({**g, "params": [p for p in ps if found[id(p)] == lv], "levels": lv})
+    return [g for g in out if g["params"]] or out[:1]
+
+
 class CoNNTrA(torch.optim.Optimizer):
     """CoNNTrA for discrete weights, Adam for everything else.
 
-    `params`: a model (its ternary layers are found, and a technique's active submatrix respected) or an
-    iterable of parameters / param groups. `total_steps`: the number of `step()` calls planned (the move
-    budget decays over them, like a scheduler's horizon); without it, as with any torch optimizer, the budget is
-    constant, sqrt(frac_start * frac_end) of each layer's weights per step (1e-3 by default), and
-    `lr_schedule` must be "constant". `lr` is Adam's rate for the continuous parameters;
-    with `lr_schedule="cosine"` it follows a cosine to 0 over `total_steps` (a function of the step alone, so a
-    resumed run continues exactly); with "constant" it is left to you (torch LR schedulers work)."""
+    `params`: a model (its ternary layers are found) or an iterable of parameters / param groups (ternkit's
+    discrete weights are recognised; a group with a "levels" key is discrete). `total_steps`: the number of
+    `step()` calls planned (the move budget decays over them, like a scheduler's horizon); without it, as with
+    any torch optimizer, the budget is constant, sqrt(frac_start * frac_end) of each layer's weights per step
+    (1e-3 by default), and `lr_schedule` must be "constant". `lr` is Adam's rate
+    for the continuous parameters; with `lr_schedule="cosine"` it follows a cosine to 0 over `total_steps` (a
+    function of the step alone, so a resumed run continues exactly); with "constant" it is left to you (torch
+    LR schedulers work). `step(context=...)` takes this step's `StepContext` (e.g. a submatrix to update)."""
 
     def __init__(self, params: nn.Module | Iterable[Any], lr: float = 1e-3, *, total_steps: int | None = None,
                  frac_start: float = 1e-2, frac_end: float = 1e-4, beta: float = 0.99, beta2: float = 0.999,
@@ -74,23 +113,30 @@ class CoNNTrA(torch.optim.Optimizer):
             for m in params.modules():
                 if isinstance(m, QuantLayer) and m.parametrisation == "discrete":
                     self._owners[id(m.weight)] = m
-            params = [p for p in params.parameters() if p.requires_grad]
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, defaults)
+        super().__init__(_groups(params), defaults)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
         self.total_steps = None if total_steps is None else max(1, int(total_steps))
         self.zero_bonus, self.lr_schedule = zero_bonus, lr_schedule
-        self.discrete = [p for g in self.param_groups for p in g["params"] if is_discrete(p)]
-        for p in self.discrete:
-            if p.ternary_levels is None:
-                raise ValueError("discrete weight without levels")
         self.step_index = 0
-        self.moves_last_step = 0
-        self._samples: dict[int, torch.Tensor] = {}
+        self._moved: list[torch.Tensor] = []  # last step's |move| per layer (summed only when asked)
+        self._samples: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._offsets: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._context: StepContext | None = None
+        self._buffers: dict[int, torch.Tensor] = {}  # scratch per weight, never saved
+
+    @property
+    def discrete(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups if "levels" in g for p in g["params"]]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self.param_groups[-1].setdefault("base_lr", self.param_groups[-1]["lr"])  # each group's own cosine start
+
+    @property
+    def moves_last_step(self) -> int:
+        """Weights moved by the last step (reads the count back from the device: not for every step)."""
+        return int(sum(int(d.sum()) for d in self._moved))
 
     # -- schedule -------------------------------------------------------------------------------------------
     def fraction(self) -> float:
@@ -108,19 +154,26 @@ class CoNNTrA(torch.optim.Optimizer):
 
     # -- the step -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], torch.Tensor] | None = None, *,
+             context: StepContext | None = None) -> torch.Tensor | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._step_continuous()
-        self._step_discrete()
+        self._context = context
+        try:
+            self._step_continuous()
+            self._step_discrete()
+        finally:
+            self._context = None
         self.step_index += 1
         return loss
 
     def _step_continuous(self) -> None:
         for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None and not is_discrete(p)]
+            if "levels" in group:
+                continue
+            ps = [p for p in group["params"] if p.grad is not None]
             if not ps:
                 continue
             lr = self.learning_rate(group)
@@ -146,28 +199,38 @@ class CoNNTrA(torch.optim.Optimizer):
         return st
 
     def _step_discrete(self) -> None:
-        frac, moved = self.fraction(), 0
-        live = [(i, p) for i, p in enumerate(self.discrete) if p.grad is not None]
-        if live:
-            # each layer's (q, M, V, dL/dq): the whole tensors, or copies of the submatrix a technique marked
-            # active (batchwise dropout) -- its other weights saw no data this step: averages and values stay
-            parts = [self._part(p) for _, p in live]
-            qs, ms, vs, gs = zip(*parts, strict=True)
-            proposals = [torch.zeros_like(q) for q in qs]
-            adam_kernel(proposals, list(gs), list(ms), list(vs), [], [self.state[p]["step"] for _, p in live],
-                        fused=True, amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0,
-                        eps=1e-12, maximize=False)
-            for (i, p), q, m, v, prop in zip(live, qs, ms, vs, proposals, strict=True):
-                moved += self._move(i, p, q, m, prop, frac)
-                active = self._active(p)
-                if active is not None:
-                    for full, part in ((p.data, q), (self.state[p]["m"], m), (self.state[p]["v"], v)):
-                        _scatter(full, *active, part)
-        self.moves_last_step = moved
+        frac, discrete = self.fraction(), self.discrete
+        live = [(i, p, g["levels"]) for g in self.param_groups if "levels" in g
+                for i, p in enumerate(g["params"]) if p.grad is not None]
+        self._moved = []
+        if not live:
+            return
+        # each layer's (q, M, V, dL/dq): the whole tensors, or copies of the submatrix that takes part in this
+        # step (batchwise dropout) -- its other weights saw no data this step: averages and values stay
+        parts = [self._part(p) for _, p, _ in live]
+        qs, ms, vs, gs = zip(*parts, strict=True)
+        # the proposal starts from the tie-breaking offsets, not from 0 (one pass either way), in a buffer
+        # kept between steps (a fresh weight-sized tensor costs its page faults on every step)
+        props = [self._buffer(p, q) for (_, p, _), q in zip(live, qs, strict=True)]
+        torch._foreach_copy_(props, [self._offset(q) for q in qs])
+        adam_kernel(props, list(gs), list(ms), list(vs), [], [self.state[p]["step"] for _, p, _ in live],
+                    fused=True, amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0,
+                    eps=1e-12, maximize=False)
+        index = {id(p): j for j, p in enumerate(discrete)}
+        for (_, p, levels), q, m, v, prop in zip(live, qs, ms, vs, props, strict=True):
+            moved = self._move(index[id(p)], len(discrete), levels, q, m, prop, frac)
+            if moved is not None:
+                self._moved.append(moved)
+            active = self._active(p)
+            if active is not None:
+                for full, part in ((p.data, q), (self.state[p]["m"], m), (self.state[p]["v"], v)):
+                    _scatter(full, *active, part)
 
     def _active(self, p: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
-        owner = self._owners.get(id(p))
-        return None if owner is None else owner.active
+        if self._context is not None and p in self._context.active:
+            return self._context.active[p]
+        owner = self._owners.get(id(p))  # compatibility: a technique that still marks the layer itself
+        return None if owner is None else getattr(owner, "active", None)
 
     def _part(self, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
         st = self._discrete_state(p)
@@ -175,53 +238,72 @@ class CoNNTrA(torch.optim.Optimizer):
         active = self._active(p)
         return tensors if active is None else tuple(_gather(t, *active) for t in tensors)
 
-    def _move(self, i: int, p: torch.Tensor, q: torch.Tensor, m: torch.Tensor, prop: torch.Tensor, frac: float) -> int:
-        """Move the top-k weights of one layer one level in the direction of their proposal; reset their M."""
+    def _fixed(self, table: dict, n: int, device: torch.device, make: Callable[[torch.Generator], torch.Tensor]
+               ) -> torch.Tensor:
+        got = table.get((n, device))
+        if got is None:  # seeded by the size alone: the same on every process and after a resume
+            got = table[(n, device)] = make(torch.Generator().manual_seed(n)).to(device)
+        return got
+
+    def _buffer(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        if q.data_ptr() != p.data.data_ptr():  # a gathered submatrix: its size changes from step to step
+            return torch.empty_like(q)
+        buf = self._buffers.get(id(p))
+        if buf is None or buf.shape != q.shape or buf.device != q.device:
+            buf = self._buffers[id(p)] = torch.empty_like(q)
+        return buf
+
+    def _offset(self, q: torch.Tensor) -> torch.Tensor:
+        n = q.numel()
+        return self._fixed(self._offsets, n, q.device,
+                           lambda g: (torch.rand(n, generator=g) * 2 - 1).mul_(_TIE)).view_as(q)
+
+    def _move(self, i: int, count: int, levels: int, q: torch.Tensor, m: torch.Tensor, prop: torch.Tensor,
+              frac: float) -> torch.Tensor | None:
+        """Move the k best weights of one layer one level toward sign(P); reset their M. Returns |move|."""
         # budget floor(f*n + u) with u from a golden-ratio sequence: small layers still move at the right
         # average rate, and every process of a data-parallel run draws the same u without sharing an RNG
-        u = (self.step_index * _GOLDEN + 0.5 * i / max(1, len(self.discrete))) % 1.0
-        k = int(frac * q.numel() + u)
+        u = (self.step_index * _GOLDEN + 0.5 * i / max(1, count)) % 1.0
+        n = q.numel()
+        k = int(frac * n + u)
         if k < 1:
-            return 0
-        flat_q, flat_p = q.view(-1), prop.view(-1)
-        idx = self._top(self._scores(p.ternary_levels, q, prop).view(-1), k)
-        flat_q[idx] += torch.sign(flat_p[idx])
-        m.view(-1)[idx] = 0.0
-        return int(idx.numel())
+            return None
+        t = self._threshold(levels, q.view(-1), prop.view(-1), k)
+        if self.zero_bonus:  # a move onto 0 needs only t / (1 + bonus): scale its P instead (sign kept)
+            prop.mul_(torch.where((q * prop < 0) & (q.abs() == 1), 1 + self.zero_bonus, 1.0))
+        d = prop.div_(t, rounding_mode="trunc").clamp_(-1, 1)  # the proposed move where the score reaches t
+        new = torch.add(q, d).clamp_(-levels, levels)  # blocked moves (past +-L) stay where they are
+        d = torch.sub(new, q, out=d)
+        q.copy_(new)
+        d.abs_()
+        m.addcmul_(m, d, value=-1.0)  # M <- 0 where the weight moved
+        return d
+
+    def _threshold(self, levels: int, q: torch.Tensor, p: torch.Tensor, k: int) -> torch.Tensor:
+        """The k-th largest score |P| among the possible moves: exact for up to _SAMPLE weights, else from a
+        fixed sample of _SAMPLE positions (the expected number of weights above it is k). A 0-d tensor on P's
+        device: nothing is read back to the host."""
+        n = q.numel()
+        if n > _SAMPLE:
+            idx = self._fixed(self._samples, n, q.device, lambda g: torch.randint(0, n, (_SAMPLE,), generator=g))
+            q, p = q[idx], p[idx]
+            j = min(_SAMPLE, max(1, round(k * _SAMPLE / n)))
+        else:
+            j = min(n, k)
+        score = self._scores(levels, q, p)
+        return torch.topk(score, j, sorted=False).values.min().clamp_min(2 * _TIE)
 
     def _scores(self, levels: int, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """|p| (= |M| / sqrt(V) up to the layer's bias corrections) where the move toward sign(p) is possible, else
-        0: at the end of the range it is not -- q and p of the same sign and |q| == L (for ternary, the sign test
-        alone suffices)."""
-        score = p.abs()
+        """|P| where the move toward sign(P) is possible, else 0: at the end of the range it is not -- q and P
+        of the same sign and |q| == L (for ternary: |P| - relu(q P))."""
         qp = q * p
-        if levels == 1:  # a 0/1 float mask: comparisons into bool tensors (and masked_fill) cost 4x here
-            score.mul_(torch.le(qp, 0, out=torch.empty_like(qp)))
+        if levels == 1:
+            score = p.abs().sub_(qp.relu_())
         else:
-            score.masked_fill_((qp > 0) & (q.abs() == levels), 0.0)
-        if self.zero_bonus:  # moves that land on 0: q == -sign(p) with |q| == 1
+            score = p.abs().masked_fill_((qp > 0) & (q.abs() == levels), 0.0)
+        if self.zero_bonus:  # moves that land on 0: q == -sign(P) with |q| == 1
             score = torch.where((qp < 0) & (q.abs() == 1), score * (1 + self.zero_bonus), score)
         return score
-
-    def _top(self, flat: torch.Tensor, k: int) -> torch.Tensor:
-        """Indices of the k largest positive scores. A full top-k over every weight was the largest cost of a
-        step, so big layers first keep the candidates above a threshold estimated from a fixed sample (aimed
-        at ~2k of them) and rank only those; exact whenever the candidates suffice (nearly always). (The
-        threshold must be applied to the scores, not to |p|: most large |p| belong to blocked weights.)"""
-        n = flat.numel()
-        sample = self._samples.get(n)
-        if sample is None and n >= 65536:
-            gen = torch.Generator().manual_seed(n)  # the same sample on every process
-            sample = self._samples[n] = torch.randint(0, n, (8192,), generator=gen).to(flat.device)
-        if sample is not None and 8 * k < n:
-            j = min(len(sample), max(2, math.ceil(2 * k * len(sample) / n)))
-            threshold = torch.topk(flat[sample], j, sorted=False).values.min()
-            cand = (flat >= threshold).nonzero().squeeze(1) if threshold > 0 else None
-            if cand is not None and cand.numel() >= k:
-                top = torch.topk(flat[cand], k, sorted=False)
-                return cand[top.indices[top.values > 0]]
-        top = torch.topk(flat, k, sorted=False)
-        return top.indices[top.values > 0]
 
     # -- state ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
