@@ -1,0 +1,88 @@
+"""The SIMD kernels of the C export (`--target cortex-m4`) and base-3 weights (`--packing base3`), built for
+the host, where the three DSP intrinsics are plain C: bit-identical to the numpy emulation for every operation
+and ending; the packings round-trip; conv -> conv streaming keeps a ring and shrinks the arena."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from op_examples import conv, dense, example_input
+from test_c_export import ALL, _image, _make, _model
+
+from ternkit.core import INPUT, Flatten, Node
+from ternkit.core.errors import OptionError
+from ternkit.export.c.build import build_host, run_host
+from ternkit.export.c.emit import export_c
+from ternkit.export.c.packing import byte_trits, interleave, pack_rows, unpack_rows
+from ternkit.export.c.program import build_program, emulate
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
+
+CONFIGS = [("cortex-m4", "2bit"), ("cortex-m4", "base3")]
+# the kernels the SIMD target changes (dense, conv: grouped, depthwise, rectangular) and a few endings; the
+# whole registry under -m slow
+FAST = ["dense", "conv2d", "conv2d-depthwise", "conv2d-rect", "end-global-pool", "end-concat"]
+NAMES = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(ALL)]
+
+
+@pytest.mark.parametrize("target,packing", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
+def test_simd_kernels_are_bit_identical_to_emulation(name, target, packing, tmp_path):
+    model = _make(name)
+    x = example_input(model, 40)
+    prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+def test_packing_round_trips_and_base3_is_five_trits_a_byte(packing):
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 5, 9, 23, 40):
+        q = rng.integers(-1, 2, (7, n)).astype(np.int8)
+        packed, rb = pack_rows(q, packing)
+        assert rb == -(-n // (5 if packing == "base3" else 4))
+        np.testing.assert_array_equal(unpack_rows(packed, n, packing), q)
+    table = byte_trits("base3")
+    assert table.shape == (243, 5) and len({tuple(t) for t in table}) == 243  # every byte value a distinct group
+
+
+def test_interleave_keeps_each_block_of_four_rows_in_its_bytes():
+    packed = np.arange(6 * 3, dtype=np.uint8).reshape(6, 3)  # 6 rows of 3 bytes: one block of 4, 2 rows left
+    out = interleave(packed).reshape(-1)
+    np.testing.assert_array_equal(out[:12], packed[:4].T.reshape(-1))  # byte j of rows 0..3 side by side
+    np.testing.assert_array_equal(out[12:], packed[4:].reshape(-1))
+    two = interleave(np.arange(8 * 2, dtype=np.uint8).reshape(8, 2), groups=2)  # groups of 4 rows each
+    np.testing.assert_array_equal(two.reshape(2, -1), [[0, 2, 4, 6, 1, 3, 5, 7], [8, 10, 12, 14, 9, 11, 13, 15]])
+
+
+def _chain(rng):
+    """conv 1->4 (3x3, 12x12) -> conv 4->6 (3x3, stride 2) -> dense: the first conv streams into the second."""
+    nodes = [Node("c1", conv(rng, 4, 1), (INPUT,)), Node("c2", conv(rng, 6, 4, stride=(2, 2)), ("c1",)),
+             Node("f", Flatten(), ("c2",))]
+    return _model(nodes + [Node("fc", dense(rng, 3, 6 * 6 * 6), ("f",))], _image(1, 12, 12))
+
+
+def test_conv_streams_into_conv_with_a_ring_of_rows(tmp_path):
+    model = _chain(np.random.default_rng(0))
+    x = example_input(model, 16)
+    plain = build_program(model, x)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
+    first = prog.steps[0]
+    assert first.ring == 3 and prog.steps[1].streams_from == 0 and prog.steps[1].in_ring == 3
+    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + one receptive field (36)
+    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 36 < plain.arena_bytes
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_unknown_target_or_packing_is_one_line(tmp_path):
+    model = _make("dense")
+    x = example_input(model, 4)
+    with pytest.raises(OptionError, match="unknown C target 'avr'"):
+        export_c(model, tmp_path / "a", x, target="avr")
+    with pytest.raises(OptionError, match="unknown weight packing 'nibble'"):
+        export_c(model, tmp_path / "b", x, packing="nibble")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
