@@ -110,3 +110,51 @@ def test_third_party_entry_point(tern, tmp_path):
     r = subprocess.run([sys.executable, "-m", "ternkit", "export", "toy", str(tern), "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "invalid choice: 'toy'" in r.stderr
+
+
+@pytest.fixture
+def toy_op(monkeypatch):
+    """The toy operation from tests/toy_op.py (registered with its handlers), with an example model."""
+    import importlib
+
+    import op_examples
+
+    sys.modules.pop("toy_op", None)
+    module = importlib.import_module("toy_op")
+    added = module.install_handlers()
+
+    def make(rng):
+        nodes = [op_examples.Node("c", op_examples.conv(rng, 3, 1), (op_examples.INPUT,)),
+                 op_examples.Node("s", module.ToySoftsign(), ("c",))]
+        return op_examples._model(op_examples._head(rng, nodes, "s", 3 * 5 * 5), op_examples._image_spec(1, 5, 5))
+
+    monkeypatch.setitem(op_examples.MODELS, "toy-op", make)
+    yield module
+    module.uninstall(added)
+    sys.modules.pop("toy_op", None)
+
+
+def test_toy_operation_on_the_toy_backend_and_every_backend(toy_op, tmp_path, capsys):
+    """A toy operation and a toy backend, both registered from tests/: the conformance suite runs the
+    operation's example on every backend (it runs where the backend has a handler, and is refused in one line
+    naming it where not), and `ternkit export toy` / `ternkit simulate --backend toy` run it."""
+    import test_backend_conformance as conformance
+    from op_examples import example_input, example_model
+
+    for name, b in backends().items():
+        if b.export is not None:
+            (tmp_path / name).mkdir()
+            conformance.test_export(tmp_path / name, name, "toy-op")
+        if b.simulate is not None and name not in conformance.SLOW:
+            conformance.test_simulate(name, "toy-op")
+    model = example_model("toy-op")
+    assert toy_op.KIND in {n.op.kind for n in model.nodes}
+    tern, data = tmp_path / "toy.tern", tmp_path / "toy.npz"
+    save_model(model, tern)
+    x = example_input(model, 30)
+    np.savez(data, x=x, y=np.arange(len(x)) % model.num_classes)
+    assert main(["export", "toy", str(tern), "-o", str(tmp_path / "t.json")]) == 0
+    assert toy_op.KIND in json.loads((tmp_path / "t.json").read_text())["nodes"]
+    assert main(["simulate", str(tern), "--backend", "toy", "--dataset", f"npz:{data}", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert r["backend"] == "toy" and r["agreement"] == 1.0 and r["samples"] == 30
