@@ -37,7 +37,7 @@ Then make it load, in ONE of two ways:
 - anyone else, without editing ternkit: a Python entry point in the group `ternkit.backends` of their
   distribution naming that module (pyproject.toml: `[project.entry-points."ternkit.backends"]`
   `toy = "toy_pkg.backend"`) -- or a `Backend` object (`"toy_pkg.backend:BACKEND"`). `backends()` loads the
-  group once, on first use.
+  group once, on first use; a plug-in that fails to load (or to register) is skipped with one line on stderr.
 
 The contract of the functions:
 - `export(model, out, *, where, **options) -> Written`; `simulate(model, data, *, where, **options) -> dict`.
@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -70,7 +71,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ternkit.core.activity_schema import BACKEND_NAME
-from ternkit.core.errors import OptionError, TernkitError
+from ternkit.core.errors import OptionError
 from ternkit.core.ops import handler as _lookup
 
 __all__ = ["Option", "Backend", "Written", "ENTRY_POINT_GROUP", "REGISTRY", "register", "unregister", "backends", "get",
@@ -214,11 +215,11 @@ def _load_entry_points() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = ep.load()
-        except Exception as e:  # a broken plugin is the user's environment: one line, exit 2
-            raise TernkitError(f"backend entry point {ep.name} = {ep.value} failed to load: "
-                               f"{type(e).__name__}: {e}"[:300]) from None
-        if isinstance(loaded, Backend):
-            register(loaded)
+            if isinstance(loaded, Backend):
+                register(loaded)
+        except Exception as e:  # someone else's broken plug-in must not take ternkit's own backends down
+            msg = " ".join(f"{type(e).__name__}: {e}".split())
+            print(f"ternkit: skipped backend plug-in {ep.name} = {ep.value} ({msg})"[:300], file=sys.stderr)
 
 
 def backends() -> dict[str, Backend]:

@@ -96,7 +96,7 @@ def test_third_party_entry_point(tern, tmp_path):
     dist = tmp_path / "site" / "toy_backend-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[ternkit.backends]\ntoy = toy_backend\n")
+    (dist / "entry_points.txt").write_text("[ternkit.backends]\ntoy = toy_backend\nbroken = no_such_module_x\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(HERE), str(HERE.parent)])}
     out = tmp_path / "m.toy.json"
     for argv in (["export", "toy", str(tern), "-o", str(out)],
@@ -104,6 +104,10 @@ def test_third_party_entry_point(tern, tmp_path):
         r = subprocess.run([sys.executable, "-m", "ternkit", *argv], capture_output=True, text=True, env=env,
                            timeout=300)
         assert r.returncode == 0, r.stderr
+        # a broken plug-in beside it is skipped with one line; ternkit's own backends and the toy still work
+        assert r.stderr.strip().splitlines() == [
+            "ternkit: skipped backend plug-in broken = no_such_module_x (ModuleNotFoundError: No module named "
+            "'no_such_module_x')"]
     assert json.loads(r.stdout)["backend"] == "toy" and out.exists()
     # without the distribution, the name is unknown: one line, exit 2
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent)])
