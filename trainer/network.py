@@ -14,7 +14,7 @@ from ternkit.core.model import InputSpec, TernaryModel
 from ternkit.core.ops import window_out
 
 from .layers import QuantLayer
-from .specs import ConvPlan, DensePlan, PoolPlan, ResNetPlan, parse_model_spec
+from .specs import ConvPlan, DensePlan, MobileNetPlan, PoolPlan, ResNetPlan, SEPlan, parse_model_spec
 
 __all__ = ["Network", "build_network", "to_artifact", "MAX_PARAMETERS"]
 
@@ -87,6 +87,62 @@ class _ResNet(nn.Module):
         return self.fc(self.flatten(self.pool(self.blocks(self.stem(x)))))
 
 
+_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish}
+
+
+class _SqueezeExcite(nn.Module):
+    """x * hardsigmoid(fc2(relu(fc1(mean(x))))) with 1x1 convs: MobileNetV3's squeeze-and-excitation."""
+
+    def __init__(self, channels: int, q: Any):
+        super().__init__()
+        squeeze = max(1, channels // 4)
+        self.fc1 = q("conv", channels, squeeze, kernel=1, stride=1, padding=0)
+        self.fc2 = q("conv", squeeze, channels, kernel=1, stride=1, padding=0)
+        self.relu, self.gate = nn.ReLU(), nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.fc2(self.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+def _conv_bn(q: Any, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+             relu6: bool = True) -> list[nn.Module]:
+    layers = [q("conv", cin, cout, kernel=kernel, stride=stride, padding=kernel // 2, groups=groups),
+              nn.BatchNorm2d(cout)]
+    return layers + ([nn.ReLU6()] if relu6 else [])
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion, 3x3 depthwise, 1x1 linear projection (BN, ReLU6), plus the input
+    where the shape allows."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, q: Any):
+        super().__init__()
+        hidden = cin * expand
+        self.residual = stride == 1 and cin == cout
+        layers = _conv_bn(q, cin, hidden, 1) if expand != 1 else []
+        self.conv = nn.Sequential(*layers, *_conv_bn(q, hidden, hidden, 3, stride, hidden),
+                                  *_conv_bn(q, hidden, cout, 1, relu6=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class _MobileNetV2(nn.Module):
+    def __init__(self, plan: MobileNetPlan, in_channels: int, num_classes: int, q: Any):
+        super().__init__()
+        cin = plan.widths[0]
+        layers: list[nn.Module] = _conv_bn(q, in_channels, cin, 3)
+        for s, (width, n) in enumerate(zip(plan.widths, plan.blocks, strict=True)):
+            for b in range(n):
+                layers.append(_InvertedResidual(cin, width, 2 if s > 0 and b == 0 else 1, 1 if s == 0 else 6, q))
+                cin = width
+        self.features = nn.Sequential(*layers, *_conv_bn(q, cin, 4 * cin, 1))
+        self.fc = q("dense", 4 * cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
+
+
 def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, parametrisation: str,
                   seed: int = 0, levels: int = 1, scale_mode: str = "channel") -> Network:
     plans = parse_model_spec(spec)
@@ -103,12 +159,14 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
             raise OptionError(f"model spec {spec!r} asks for more than {MAX_PARAMETERS:,} weights")
         return QuantLayer(kind, cin, cout, **conv, **kw)
 
-    needs_image = any(isinstance(p, ConvPlan | PoolPlan | ResNetPlan) for p in plans)
+    needs_image = any(isinstance(p, ConvPlan | PoolPlan | ResNetPlan | MobileNetPlan | SEPlan) for p in plans)
     if needs_image and len(shape) != 3:
         raise OptionError(f"{spec.partition(':')[0]} needs image input (C, H, W); this dataset has samples of "
                           f"shape {shape}")
     if isinstance(plans[0], ResNetPlan):
         return Network(_ResNet(plans[0], shape[0], num_classes, q), shape)
+    if isinstance(plans[0], MobileNetPlan):
+        return Network(_MobileNetV2(plans[0], shape[0], num_classes, q), shape)
     layers: list[nn.Module] = []
     for plan in plans:
         if isinstance(plan, ConvPlan):
@@ -125,8 +183,10 @@ def build_network(spec: str, input_shape: tuple[int, ...], num_classes: int, par
             layers.append(q("conv", c, cout, kernel=(kh, kw_), stride=plan.stride, padding=(ph, pw), groups=groups))
             if plan.batchnorm:
                 layers.append(nn.BatchNorm2d(cout))
-            layers.append(nn.ReLU())
+            layers.append(_ACTIVATIONS[plan.activation]())
             shape = (cout, oh, ow)
+        elif isinstance(plan, SEPlan):
+            layers.append(_SqueezeExcite(shape[0], q))
         elif isinstance(plan, PoolPlan):
             c, h, w = shape
             if plan.kind == "global":

@@ -28,11 +28,14 @@ ternary), float (float32 backprop, the baseline). Datasets: iris, digits, mnist-
 csv:FILE[:LABEL_COLUMN], npz:FILE[:test] (arrays x, y), folder:DIR[@HxW] (a subfolder of PNG/JPEG per class).
 
 Models: mlp:256, mlp:512x256, mlp:256bnx128 (bn: BatchNorm); cnn (= cnn:16c5s2-32c5s2-100), tokens joined by
-'-': <ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn] convolution, dw<k>[s<stride>][bn] depthwise
-convolution, ap<k> / mp<k> average / max pooling, gap global average pooling, <units>[bn] dense (e.g. a
-depthwise-separable net: cnn:16c3s2bn-dw3bn-32c1bn-dw3s2bn-64c1bn-gap); resnet:16-32-64 (a small residual CNN,
-16x2 = two blocks per stage); or FILE.py:FUNCTION, your own torch model: FUNCTION(input_shape, num_classes)
-returns an nn.Module whose Linear/Conv2d layers are made ternary per --method. Loading FILE.py runs its code:
+'-': <ch>c<k>[x<k2>][s<stride>][p<pad>][g<groups>][bn][r6|hs] convolution, dw<k>[s<stride>][bn][r6|hs]
+depthwise convolution (activation ReLU; r6 ReLU6, hs Hardswish), se squeeze-and-excitation (Hardsigmoid gate),
+ap<k> / mp<k> average / max pooling, gap global average pooling, <units>[bn] dense (e.g. a
+depthwise-separable net: cnn:16c3s2bn-dw3bn-32c1bn-dw3s2bn-64c1bn-gap; MobileNetV3-like:
+cnn:16c3s2bnhs-dw3bnhs-se-24c1bn-gap); resnet:16-32-64 (a small residual CNN, 16x2 = two blocks per stage);
+mbv2:16-24x2-32x3 (a MobileNetV2: inverted residuals with ReLU6, 24x2 = two blocks); or FILE.py:FUNCTION,
+your own torch model: FUNCTION(input_shape, num_classes) returns an nn.Module whose Linear/Conv2d layers are
+made ternary per --method. Loading FILE.py runs its code:
 that is trusted by design (it is yours); no data file ternkit reads is ever executed.
 
 example: ternkit train --dataset mnist-sample --model mlp:256 --epochs 30 --compare float --out model.tern"""

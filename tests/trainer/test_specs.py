@@ -24,3 +24,28 @@ def test_cnn_shapes():
     assert net.layers[5].weight.shape == (32, 16 * 7 * 7)
     with pytest.raises(OptionError, match="image input"):
         build_network("cnn", (4,), 3, "float")
+
+
+@pytest.mark.parametrize("spec, kinds", [
+    ("cnn:8c3s2bnr6-dw3bnhs-se-16c1bn-gap", {"clip", "hardswish", "hardsigmoid", "mul"}),
+    ("mbv2:8-12x2-16", {"clip", "add"}),
+])
+def test_edge_tokens_build_and_trace(spec, kinds):
+    """r6 / hs activations, the se block and the mbv2 family reach the artifact as the operations they name."""
+    import numpy as np
+    import torch
+
+    import ternkit
+
+    net = build_network(spec, (1, 16, 16), 10, "discrete")
+    x = torch.randn(16, 1, 16, 16)
+    art = ternkit.to_artifact(net.eval(), x, recalibrate=x)
+    assert kinds <= {n.op.kind for n in art.nodes}
+    with torch.no_grad():
+        np.testing.assert_allclose(art.forward(x.numpy()), net(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_edge_tokens_in_the_help():
+    from ternkit.trainer.specs import SPEC_HELP
+
+    assert all(t in SPEC_HELP for t in ("[r6|hs]", " se ", "mbv2:"))
