@@ -204,3 +204,30 @@ def test_guide_own_three_channel_model(tmp_path, capsys, monkeypatch):
     if shutil.which("cc"):
         assert main(["simulate", "rgb.tern", "--backend", "c", "--dataset", "npz:rgb.npz:test", "--calibrate",
                      "npz:rgb.npz"]) == 0
+
+
+def test_identity_normalisation_is_stored_as_scalars_and_the_task_round_trips(tmp_path):
+    import torch
+    import torch.nn as nn
+
+    import ternkit
+    from ternkit.core import ArtifactError, save_model
+    from ternkit.core.io import model_bytes, parse_model
+    from ternkit.nn import TernaryConv2d, TernaryLinear
+
+    torch.manual_seed(0)
+    net = nn.Sequential(TernaryConv2d(3, 8, 3, stride=4), nn.ReLU(), nn.Flatten(), TernaryLinear(8 * 24 * 24, 2))
+    model = ternkit.to_artifact(net, example_input=(3, 96, 96))
+    assert model.input.mean.shape == (1,) and model.input.std.shape == (1,)
+    save_model(model, tmp_path / "m.tern")
+    # 96x96x3 identity arrays would be 2 x 110 KB; the weights are ~9 KB packed
+    assert (tmp_path / "m.tern").stat().st_size < 20_000
+    x = np.random.default_rng(0).random((2, 3, 96, 96)).astype(np.float32)
+    assert np.array_equal(load_model(tmp_path / "m.tern").forward(x), model.forward(x))
+    reg = ternkit.to_artifact(nn.Sequential(TernaryLinear(4, 1)), example_input=(4,), labels=["y"], task="regress")
+    back = parse_model(model_bytes(reg))
+    assert back.task == "regress" and back.fingerprint() == reg.fingerprint()
+    assert parse_model(model_bytes(model)).task == "classify"  # no "task" key: a classifier, as older files
+    raw = model_bytes(reg).replace(b'\\"task\\": \\"regress\\"', b'\\"task\\": \\"dancing\\"')
+    with pytest.raises(ArtifactError, match="unknown task"):
+        parse_model(raw)
