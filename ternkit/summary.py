@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ternkit.core.atomic import atomic_path, write_text
+from ternkit.core.text import md
 
 __all__ = ["write_summary", "energy_by_target"]
 
@@ -75,7 +76,7 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
         for name, e in energy.items():
             r = e["ratio"]
             ratio = "–" if not r else (f"{1 / r:.0f}× less" if r < 1 else f"{r:.2f}× more")
-            lines.append(f"| {name} | {fmt(e['ternary_pj'])} | {fmt(e['float_pj'])} | {ratio} |")
+            lines.append(f"| {md(name)} | {fmt(e['ternary_pj'])} | {fmt(e['float_pj'])} | {ratio} |")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "| --- | --- |"]
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["stage_seconds"].items() if v is not None]
     lines += ["", "Files: model.tern, model.onnx, model.lava.json, activity.json, report/, summary.png", ""]
@@ -88,9 +89,15 @@ def write_summary(cfg: Any, run: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 def _plot(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict], title: str,
           xlabel: str = "accuracy (%)") -> None:
+    """summary.png; labels (target names from TOML files, dataset specs) are plain text: mathtext and TeX off."""
     import matplotlib
 
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.usetex": False, "text.parse_math": False}):
+        _draw(path, accuracy, energy, title, xlabel)
+
+
+def _draw(path: Path, accuracy: dict[str, float | None], energy: dict[str, dict], title: str, xlabel: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2 if energy else 1, figsize=(11 if energy else 6, 3.6), squeeze=False)
