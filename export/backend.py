@@ -46,8 +46,10 @@ The contract of the functions:
   backend cannot do is a `TernkitError` with one line.
 - `handlers()` maps each operation kind it runs to its handler; a kind it cannot express is in `refusals` with
   a hint (what to do instead), and `Backend.handler(op)` refuses it in one line. The conformance suite
-  (tests/export/test_backend_conformance.py) reads `refusals`: a refused kind must be refused with its hint,
-  every other operation must export and agree with the reference. No test keeps its own exclusion list.
+  (tests/export/test_backend_conformance.py) reads these declarations, no exclusion list of its own: a model
+  whose kinds are all handled must export, and simulate with a valid activity record agreeing with the
+  reference on at least `agreement` of the samples; a refused kind must be refused with its hint; any other
+  kind (an operation registered after the backend was written) must be refused in one line naming it.
 - `require(stage)` (stage "export" or "simulate": an export may need less than a simulation) runs before any
   slow work (calibration, building) and raises a TernkitError whose one line says how to install what is
   missing; the tests skip a backend whose `require` fails, with that line as the reason.
