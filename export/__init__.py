@@ -19,6 +19,7 @@ from .evaluate import evaluate  # a function named like its module: bound here, 
 from .lava import backend as _lava  # noqa: F401  -- registers lava
 from .nir import backend as _nir  # noqa: F401  -- registers nir
 from .onnx import backend as _onnx  # noqa: F401  -- registers onnx
+from .qonnx import backend as _qonnx  # noqa: F401  -- registers qonnx and hls4ml
 from .simulate import simulate, simulation_data, simulation_text
 
 __all__ = ["Backend", "Option", "Written", "backends", "get", "register", "unregister",

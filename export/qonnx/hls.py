@@ -37,6 +37,7 @@ HLS_BACKEND = "Vitis"
 IO_TYPE = "io_parallel"
 PROJECT = "ternkit_model"
 CALIBRATION = 64  # samples whose tensor ranges set the precisions
+PROJECT_FILES = ("hls4ml_config.yml", "model.hls4ml.onnx", "project")  # what --build DIR holds (replaceable)
 
 
 def require_hls4ml() -> None:
@@ -73,26 +74,23 @@ class HlsRun:
 
     def write_project(self, out: str | Path) -> list[Path]:
         """DIR/hls4ml_config.yml (`hls4ml convert -c` reads it), DIR/model.hls4ml.onnx (the graph it names),
-        DIR/project/ (the HLS sources hls4ml generated; `hls4ml build` or Vitis HLS synthesises them)."""
+        DIR/project/ (the HLS sources hls4ml generated; `hls4ml build` or Vitis HLS synthesises them). The
+        directory is written whole or not at all; an earlier one of these is replaced."""
         import yaml
 
-        from ternkit.core.atomic import write_bytes, write_text
+        from ternkit.core.atomic import atomic_dir
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        onnx_path = out / "model.hls4ml.onnx"
-        write_bytes(onnx_path, self.prepared.model.SerializeToString())
-        cfg = {"OnnxModel": onnx_path.name, "OutputDir": "project", "ProjectName": PROJECT,
+        cfg = {"OnnxModel": "model.hls4ml.onnx", "OutputDir": "project", "ProjectName": PROJECT,
                "Backend": HLS_BACKEND, "IOType": IO_TYPE, "ClockPeriod": 5, "HLSConfig": self.config}
-        yml = out / "hls4ml_config.yml"
-        write_text(yml, "# hls4ml configuration written by ternkit (precisions chosen from the model's ranges;\n"
-                        "# docs/fpga.md). Run: hls4ml convert -c hls4ml_config.yml && hls4ml build -p project\n"
-                        + yaml.safe_dump(cfg, sort_keys=False))
-        proj = out / "project"
-        if proj.exists():
-            shutil.rmtree(proj)
-        shutil.copytree(self.workdir, proj, ignore=shutil.ignore_patterns("*.so", "*.o"))
-        return [yml, onnx_path, proj]
+        with atomic_dir(out, PROJECT_FILES) as tmp:
+            (tmp / "model.hls4ml.onnx").write_bytes(self.prepared.model.SerializeToString())
+            (tmp / "hls4ml_config.yml").write_text(
+                "# hls4ml configuration written by ternkit: precisions chosen from the model's ranges (docs/fpga.md)\n"
+                "# synthesis: hls4ml convert -c hls4ml_config.yml, then hls4ml build -p project (Vivado/Vitis HLS)\n"
+                + yaml.safe_dump(cfg, sort_keys=False))
+            shutil.copytree(self.workdir, tmp / "project", ignore=shutil.ignore_patterns("*.so", "*.o"))
+        out = Path(out)
+        return [out / "hls4ml_config.yml", out / "model.hls4ml.onnx", out / "project"]
 
     def close(self) -> None:
         if self._tmp is not None:
