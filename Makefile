@@ -21,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,mnist,lava]'
+	$(BIN)/pip install --quiet -e '.[dev,mnist,lava,fpga]'
 	$(BIN)/ternkit install-lava --quiet
 	touch $(STAMP)
 
