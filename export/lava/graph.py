@@ -394,6 +394,11 @@ def _check_ranges(graph: dict[str, Any], fixed: bool) -> None:
     for key in ("unit", "lam"):
         _need(key not in inp or inp[key] is None or _real(inp[key], 1e-30), f"input.{key} must be a positive number")
     _need(_real(graph["readout"]["unit"], 1e-30), "readout.unit must be a positive number")
+    _need(graph.get("source") is None or (isinstance(graph["source"], str) and len(graph["source"]) <= 4096),
+          "source must be a string of at most 4096 characters")
+    _need(graph.get("percentile") is None or _real(graph["percentile"], 1e-9, 100), "percentile must be in (0, 100]")
+    _need(graph.get("calibration_samples") is None or _int(graph["calibration_samples"], 0, 1 << 62),
+          "calibration_samples must be a count")
     fp = graph.get("model_fingerprint")
     _need(fp is None or (isinstance(fp, str) and len(fp) == 64 and all(c in "0123456789abcdef" for c in fp)),
           "model_fingerprint must be 64 hexadecimal digits")

@@ -81,6 +81,10 @@ CASES = [  # (field, value, words in the message)
     ("model_fingerprint", "0" * 64, "fingerprints differ"),
     ("model_fingerprint", _DELETE, "carries no model fingerprint"),
     ("version", 99, "version"),
+    ("source", {"path": "/etc/passwd"}, "source"),
+    ("source", "x" * 5000, "source"),
+    ("percentile", "high", "percentile"),
+    ("calibration_samples", -1, "calibration_samples"),
 ]
 
 
