@@ -278,7 +278,8 @@ def load_dataset(spec: DatasetLike, task: str | None = None) -> Dataset:
         base, which, seed, fraction = part
         train, val = split_dataset(load_dataset(base, task), fraction, seed)
         chosen = train if which == "train" else val
-        return Dataset(chosen.x, chosen.y, chosen.labels, spec, chosen.task, chosen.note)
+        return Dataset(chosen.x, chosen.y, chosen.labels, spec, chosen.task, chosen.note, chosen.classes,
+                       chosen.class_names)
     if spec in ("iris", "digits"):
         return _sklearn(spec, task)
     if spec == "mnist-sample":
@@ -305,15 +306,16 @@ def split_dataset(data: Dataset, val_fraction: float, seed: int) -> tuple[Datase
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"validation fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
-    if data.task != "classify":  # targets, not classes: a plain shuffle
+    strata = data.y if data.task == "classify" else data.classes
+    if strata is None:  # targets, not classes: a plain shuffle
         idx = rng.permutation(len(data))
         n_val = min(int(round(len(idx) * val_fraction)), len(idx) - 1)
         if val_fraction > 0 and n_val < 1:
             raise DataError(f"{data.name}: too few samples for a validation split")
         return data.subset(idx[n_val:]), data.subset(idx[:n_val])
     train_idx, val_idx = [], []
-    for c in np.unique(data.y):
-        idx = np.flatnonzero(data.y == c)
+    for c in np.unique(strata):
+        idx = np.flatnonzero(strata == c)
         rng.shuffle(idx)
         n_val = int(round(len(idx) * val_fraction))
         n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 and val_fraction > 0 else 0

@@ -45,7 +45,9 @@ def from_object(obj: Any, task: str | None = None) -> Dataset:
     if isinstance(obj, Dataset):
         if task is not None and task != obj.task:
             if task == "autoencode":
-                return build(obj.x, None, obj.name, "autoencode")
+                labelled = obj.task == "classify"
+                return build(obj.x, obj.y if labelled else None, obj.name, "autoencode",
+                             obj.labels if labelled else None)
             raise DataError(f"{obj.name}: a {obj.task} dataset, not {task}")
         return obj
     if isinstance(obj, np.ndarray) or hasattr(obj, "detach"):

@@ -31,6 +31,10 @@ class Dataset:
     name: str
     task: str = "classify"
     note: str = ""  # why the task was inferred ("" when it was given or is the reader's only one)
+    # an autoencoder's data read from a labelled set keeps the class indices: they stratify its split (the same
+    # split as the set read for classification) and mark anomalies in evaluation (class "0" normal)
+    classes: np.ndarray | None = None
+    class_names: list[str] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -40,7 +44,8 @@ class Dataset:
         return len(self.y)
 
     def subset(self, idx: np.ndarray) -> Dataset:
-        return Dataset(self.x[idx], self.y[idx], self.labels, self.name, self.task, self.note)
+        return Dataset(self.x[idx], self.y[idx], self.labels, self.name, self.task, self.note,
+                       None if self.classes is None else self.classes[idx], self.class_names)
 
     def spread(self, n: int) -> Dataset:
         """n samples evenly spaced over the set, in order: the first n of a file sorted by label (as the MNIST
@@ -93,6 +98,19 @@ def _class_names(y: np.ndarray, values: np.ndarray | None) -> tuple[np.ndarray, 
     return np.array([index[s] for s in raw], dtype=np.int64), names
 
 
+def _indices(y: np.ndarray, values: np.ndarray | None, labels: list[str] | None,
+             name: str) -> tuple[np.ndarray, list[str]]:
+    """Class indices and names of labels `y` (numbers or strings); `labels` names integer classes."""
+    if labels is not None and values is not None:
+        if np.any(values != np.round(values)) or values.min() < 0 or values.max() >= len(labels):
+            raise DataError(f"{name}: labels must be class indices in 0..{len(labels) - 1}")
+        return values.astype(np.int64), list(labels)
+    if values is not None and np.any(values != np.round(values)):
+        raise DataError(f"{name}: class labels hold non-integer values (use --task regress for targets)")
+    idx, names = _class_names(y, values)
+    return np.asarray(idx, np.int64), names
+
+
 def _finite(a: np.ndarray, name: str, what: str) -> None:
     if not np.all(np.isfinite(a)):
         bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0, 0])
@@ -125,12 +143,16 @@ def build(x: np.ndarray, y: np.ndarray | None, name: str, task: str | None = Non
             raise DataError(f"{name}: {len(x)} samples but {y.shape[0] if y.ndim else 0} labels/targets")
         if y.dtype.kind not in "biufUS":
             raise DataError(f"{name}: labels/targets must be numbers or strings, got dtype {y.dtype}")
+    values = None if y is None else _numeric(y)
     if task == "autoencode":
         k = int(np.prod(x.shape[1:]))
         if k > MAX_OUTPUTS:
             raise DataError(f"{name}: an autoencoder of {k} values per sample has more than {MAX_OUTPUTS} outputs")
-        return Dataset(x, x.reshape(len(x), -1).copy(), [str(i) for i in range(k)], name, "autoencode")
-    values = _numeric(y)
+        classes, class_names = None, None
+        if y is not None and y.ndim == 1 and (values is None or np.all(values == np.round(values))):
+            classes, class_names = _indices(y, values, labels, name)
+        return Dataset(x, x.reshape(len(x), -1).copy(), [str(i) for i in range(k)], name, "autoencode", "",
+                       classes, class_names)
     if task is None:
         task, note = _infer(y, values)
     if task == "regress":
@@ -149,14 +171,7 @@ def build(x: np.ndarray, y: np.ndarray | None, name: str, task: str | None = Non
     if y.ndim != 1:
         raise DataError(f"{name}: class labels must be one per sample, got shape {y.shape} (use --task regress "
                         "for several targets per sample)")
-    if labels is not None and values is not None:
-        if np.any(values != np.round(values)) or values.min() < 0 or values.max() >= len(labels):
-            raise DataError(f"{name}: labels must be class indices in 0..{len(labels) - 1}")
-        idx, names = values.astype(np.int64), list(labels)
-    else:
-        if values is not None and np.any(values != np.round(values)):
-            raise DataError(f"{name}: class labels hold non-integer values (use --task regress for targets)")
-        idx, names = _class_names(y, values)
+    idx, names = _indices(y, values, labels, name)
     if len(np.unique(idx)) < 2:
         raise DataError(f"{name}: labels hold a single class; at least two are needed")
     return Dataset(x, np.asarray(idx, dtype=np.int64), names, name, "classify", note)

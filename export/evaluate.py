@@ -101,14 +101,16 @@ def roc_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
 
 def anomaly_labels(data: Dataset) -> np.ndarray | None:
     """True for the anomalies of a labelled set (label "0" = normal, any other = anomaly), or None when the set
-    has no class labels."""
-    if data.task != "classify":
+    has no class labels (an autoencoder's data keeps them in `classes`)."""
+    if data.task == "classify":
+        idx, names = data.y, data.labels
+    elif data.classes is not None and data.class_names is not None:
+        idx, names = data.classes, data.class_names
+    else:
         return None
-    names = np.array(data.labels)
-    if "0" not in data.labels:
-        raise OptionError(f"{data.name}: anomaly labels must mark normal samples 0 (labels: "
-                          f"{', '.join(data.labels[:5])})")
-    return names[data.y] != "0"
+    if "0" not in names:
+        raise OptionError(f"{data.name}: anomaly labels must mark normal samples 0 (labels: {', '.join(names[:5])})")
+    return np.array(names)[idx] != "0"
 
 
 def regression_scores(out: np.ndarray, target: np.ndarray, anomaly: np.ndarray | None = None) -> dict[str, Any]:
@@ -142,8 +144,9 @@ def evaluate(model: str | os.PathLike | TernaryModel, dataset: DatasetLike, limi
     a labelled set (label 0 = normal, others anomalies) "auc", the ROC AUC of the reconstruction error."""
     p = load_predictor(model)
     labels, shape, forward = p.labels, p.shape, p.forward
-    # an autoencoder's data keeps its labels (if any): they mark the anomalies
-    data = load_dataset(dataset, {"classify": "classify", "regress": "regress", "autoencode": None}[p.task])
+    # read for the model's task (so SPEC@val is the part its training held out); an autoencoder's data keeps its
+    # class labels, if any: they mark the anomalies
+    data = load_dataset(dataset, p.task)
     name = dataset if isinstance(dataset, str) else data.name
     if limit is not None:
         if limit < 1:

@@ -209,3 +209,9 @@ def test_arrays_and_torch_datasets_where_a_spec_is_taken():
         load_dataset((x, y[:5]))
     with pytest.raises(DataError, match="a dataset must be"):
         load_dataset(3.5)
+
+
+def test_autoencoder_data_from_a_labelled_set_keeps_the_split_and_the_classes():
+    a, c = load_dataset("digits@val:3", task="autoencode"), load_dataset("digits@val:3")
+    assert a.task == "autoencode" and np.array_equal(a.x, c.x)  # the same held-out part as for classification
+    assert np.array_equal(a.classes, c.y) and a.class_names == c.labels and np.array_equal(a.y, a.x.reshape(len(a), -1))
