@@ -92,7 +92,7 @@ def render(prog: CProgram) -> tuple[str, str]:
                  f"{'channel' if inq.inner > 1 else 'feature'} */\n")
     parts.append(f"static const float tk_in_a[{len(inq.a)}] = {{{', '.join(_float(v) for v in inq.a)}}};\n")
     parts.append(f"static const float tk_in_b[{len(inq.b)}] = {{{', '.join(_float(v) for v in inq.b)}}};\n")
-    calls = []
+    calls, held = [], []
     for k, st in enumerate(prog.steps):
         sym = f"tk_s{k}"
         h = _handler(st)
@@ -102,11 +102,12 @@ def render(prog: CProgram) -> tuple[str, str]:
         y = "0" if st.scores else _ref(prog, st.node)
         scratch = f"(int32_t *)(void *)(a + {prog.scratch[st.node]})" if st.node in prog.scratch else "0"
         xs = [_ref(prog, v) for v in st.inputs]
-        if st.ring:  # computed inside the next step's call (streaming)
-            held = (st, sym, xs)
+        if st.ring:  # computed inside the call of its chain's last step (streaming)
+            held.append((sym, xs[0], y))
             continue
         if st.streams_from >= 0:
-            calls.append("    " + c_call_streamed(st, sym, xs, y, scratch, *held, xs[0]))
+            calls.append("    " + c_call_streamed(st, sym, xs, y, scratch, held))
+            held = []
             continue
         calls.append("    " + h.c_call(st, sym, xs, y, scratch))
     words = max(1, prog.arena_bytes // 4)

@@ -557,6 +557,28 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
         }
     }
 }
+
+typedef struct {
+    const tk_conv_simd_t *p; const int8_t *x; int8_t *y; /* y: the stage's ring (0 for the last stage) */
+} tk_stage_t;
+
+/* a chain of convs, each the only reader of the one before, row by row: the last stage's next row is made as
+   soon as the rows it reads exist; otherwise the highest stage whose next row can be made makes it. So each
+   ring holds just the rows its reader needs at once, and every row is computed once. */
+TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *col, int8_t *y8, int32_t *y32) {
+    for (int32_t j = 0; j < n; j++) done[j] = 0;
+    while (done[n - 1] < s[n - 1].p->oh) {
+        int32_t j = n - 1;
+        for (; j > 0; j--) {
+            const tk_conv_simd_t *p = s[j].p;
+            int32_t need = done[j] * p->sy - p->py + p->kh;
+            if (need > p->h) need = p->h;
+            if (done[j - 1] >= need) break;
+        }
+        tk_conv_simd(s[j].p, s[j].x, col, j == n - 1 ? y8 : s[j].y, j == n - 1 ? y32 : 0, done[j], done[j] + 1);
+        done[j]++;
+    }
+}
 """,
 }
 

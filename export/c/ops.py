@@ -228,20 +228,15 @@ class Conv:
         return f"tk_conv(&{sym}, {xs[0]}, {scratch}, {y8}, {y32});"
 
 
-def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str, prev: Step, prev_sym: str,
-                    prev_xs: list[str], ring: str) -> str:
-    """A conv that reads the ring of the conv before it: before each of its output rows, the producer's rows
-    up to the last one that row reads are computed (both share the scratch for their receptive fields)."""
+def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str,
+                    stages: list[tuple[str, str, str]]) -> str:
+    """The call of a streamed chain of convs (`tk_chain`), made at its last conv: `stages` are the earlier
+    convs' (symbol, input, ring) in order."""
     y8, y32 = _out(step, y)
-    op = step.op
-    sy, py, kh = op.stride[0], op.padding[0], op.kernel[0]
-    h_in, oh = step.in_shapes[0][1], step.out_shape[1]
-    col = f"(int8_t *)(void *){scratch}"
-    return (f"{{ int32_t done = 0; for (int32_t oy = 0; oy < {oh}; oy++) {{ "
-            f"int32_t need = oy * {sy} - {py} + {kh}; if (need > {h_in}) need = {h_in}; "
-            f"if (need > done) {{ tk_conv_simd(&{prev_sym}, {prev_xs[0]}, {col}, {ring}, 0, done, need); "
-            f"done = need; }} "
-            f"tk_conv_simd(&{sym}, {ring}, {col}, {y8}, {y32}, oy, oy + 1); }} }}")
+    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages] + [f"{{&{sym}, {xs[0]}, 0}}"]
+    n = len(items)
+    return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
+            f"tk_chain(st, {n}, done, (int8_t *)(void *){scratch}, {y8}, {y32}); }}")
 
 
 class _Pool:

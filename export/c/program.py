@@ -185,42 +185,42 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
 
 
 def _plan_streams(steps: list[Step]) -> None:
-    """Streaming: a (SIMD) conv whose only reader is the next step, itself a conv, keeps only the rows of its
-    output that one reads at once (its kernel height) in a ring, and is computed row by row inside the next
-    conv's call, just ahead of the rows that need it. One level: a conv that streams from another is not
-    streamed into a third."""
+    """Streaming: a run of (SIMD) convs, each the only reader of the one before, runs as one chain row by row:
+    each conv but the last keeps only the rows of its output its reader needs at once (the reader's kernel
+    height) in a ring, and a row is computed just before the reader's next row needs it. The whole chain runs
+    in the last conv's call."""
     readers: dict[str, int] = {}
     for st in steps:
         for v in st.inputs:
             readers[v] = readers.get(v, 0) + 1
     for k in range(len(steps) - 1):
         a, b = steps[k], steps[k + 1]
-        if not (a.kind == b.kind == "conv2d" and a.simd and b.simd and not a.scores and a.streams_from < 0
-                and b.inputs == [a.node] and readers.get(a.node) == 1):
+        if not (a.kind == b.kind == "conv2d" and a.simd and b.simd and not a.scores and b.inputs == [a.node]
+                and readers.get(a.node) == 1):
             continue
-        ring = min(b.op.kernel[0], a.out_shape[1])
-        if ring < a.out_shape[1]:
-            a.ring, b.in_ring, b.streams_from = ring, ring, k
+        a.ring = b.in_ring = min(b.op.kernel[0], a.out_shape[1])
+        b.streams_from = a.streams_from if a.streams_from >= 0 else k  # the chain's first step
 
 
 def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
     """First-fit offsets (4-byte aligned) for every int8 value and int32 scratch, from their lifetimes. A
-    streamed producer runs inside its reader's step: its inputs live until then, and the two share one
-    scratch."""
+    streamed chain runs inside its last step: its first input and its rings live until then, and its convs
+    share one scratch."""
     last_read: dict[str, int] = {}
     for k, st in enumerate(steps):
         for v in st.inputs:
             last_read[v] = k
-        if st.streams_from >= 0:
-            for v in steps[st.streams_from].inputs:
-                last_read[v] = k
+        if st.streams_from >= 0 and not st.ring:  # the chain runs here: its first input and rings live till now
+            for j in range(st.streams_from, k):
+                for v in steps[j].inputs + [steps[j].node]:
+                    last_read[v] = k
     blocks: list[tuple[str, str, int, int, int]] = []  # (kind, name, size, first step, last step)
     for k, st in enumerate(steps):
         if not st.scores:
             blocks.append(("value", st.node, st.stored_size, k, max(k, last_read.get(st.node, k))))
         need = 0 if st.ring else _handler(st).scratch(st)
-        if st.streams_from >= 0:
-            need = max(need, _handler(steps[st.streams_from]).scratch(steps[st.streams_from]))
+        if st.streams_from >= 0 and not st.ring:  # one receptive-field scratch for the whole chain
+            need = max(_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k + 1))
         if need:
             blocks.append(("scratch", st.node, need, k, k))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
