@@ -276,3 +276,4 @@ def test_target_constant_with_a_huge_integer_is_one_line(tmp_path):
 
 def test_limits_are_documented_values():
     assert LIMITS["toml"] <= 1 << 20 and LIMITS["idx"] == 256 << 20 and LIMITS["csv"] == 256 << 20
+    assert LIMITS["npz"] == LIMITS["folder"] == 256 << 20 and LIMITS["image_file"] == 64 << 20
