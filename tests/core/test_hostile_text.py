@@ -84,8 +84,10 @@ def test_names_the_tracer_and_the_spec_networks_make_pass_the_grammar():
     from torch import nn
 
     from ternkit import to_artifact
+    from ternkit.core.ops import OPS
     from ternkit.trainer.network import build_network
 
+    assert all(is_name(kind) for kind in OPS)  # operation kinds are written where names are
     for factory in MODELS.values():
         m = factory(np.random.default_rng(0))
         assert all(is_name(n.name) for n in m.nodes), [n.name for n in m.nodes]
