@@ -14,7 +14,7 @@ import numpy as np
 
 from ternkit.core import Dataset, TernaryModel
 from ternkit.core.activity_schema import record
-from ternkit.core.errors import UnsupportedError
+from ternkit.core.errors import OptionError, UnsupportedError
 
 from ..backend import Backend, Option, Written, register
 from .graph import HINTS
@@ -44,8 +44,6 @@ def _export(model: TernaryModel, out: str, *, where: str = "the model", act_bits
     from .export import export_qonnx
 
     if not str(out).endswith(".onnx"):
-        from ternkit.core.errors import OptionError
-
         raise OptionError(f"-o {out}: the output file name must end in .onnx (e.g. model.qonnx.onnx)")
     check_writable(out)
     x = source = None
@@ -62,6 +60,9 @@ def _check_hls4ml(model: TernaryModel) -> None:
     """What hls4ml 1.3.0 cannot take though QONNX can say it: refused before any slow work."""
     for n in model.nodes:
         op = n.op
+        if op.kind == "maxpool2d" and op.ceil:
+            raise UnsupportedError(f"node {n.name}: hls4ml 1.3.0 has no ceil_mode max pooling; pad the input so "
+                                   "the windows fit, or export QONNX for FINN")
         if op.kind == "conv2d" and 1 < op.groups < op.in_channels:
             raise UnsupportedError(f"node {n.name}: hls4ml 1.3.0 reads grouped convolutions only as depthwise "
                                    f"(groups = channels), not groups={op.groups}; split the layer or export QONNX "
@@ -83,10 +84,13 @@ def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the mod
     from .precision import DEFAULT_WIDTH
 
     _check_hls4ml(model)
+    width = DEFAULT_WIDTH if width is None else width
+    if not 6 <= width <= 64:
+        raise OptionError(f"--width {width}: choose 6..64 bits")
     if build is not None:
         check_output_dir(build, PROJECT_FILES)
     x_cal, source = _calibration(model, calibrate, where)
-    run = hls4ml_model(model, x_cal, width=width or DEFAULT_WIDTH, act_bits=act_bits)
+    run = hls4ml_model(model, x_cal, width=width, act_bits=act_bits)
     try:
         t0 = time.perf_counter()
         logits = run.predict(data.x)
@@ -96,14 +100,18 @@ def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the mod
     finally:
         run.close()
     ref = model.forward(data.x)
-    pred, ref_pred = logits.argmax(1), ref.argmax(1)
-    graph_ref = quantised_forward(model, data.x, None) if act_bits is None else None
+    # max |difference| against what the graph computes: the reference, or its activation-quantised twin
+    twin = ref if run.act is None else quantised_forward(model, data.x, run.act)
+    classify = getattr(model, "task", "classify") == "classify"
+    pred = logits.argmax(1)
     weights = [p for row in storage if row["class"] in _WEIGHTED for p in row["params"] if p["name"] == "weight"]
     return record(
-        backend="hls4ml", neuron=None, timesteps=1, samples=len(data), accuracy=float((pred == data.y).mean()),
-        agreement=float((pred == ref_pred).mean()), samples_per_second=len(data) / max(seconds, 1e-9),
+        backend="hls4ml", neuron=None, timesteps=1, samples=len(data),
+        accuracy=float((pred == data.y).mean()) if classify else None,
+        agreement=float((pred == ref.argmax(1)).mean()) if classify else None,
+        samples_per_second=len(data) / max(seconds, 1e-9),
         layers=activations_activity(model, data.x)[0], dense_macs=operation_totals(model)["connections"],
-        max_abs_diff=float(np.abs(logits - (ref if graph_ref is None else graph_ref)).max()),
+        max_abs_diff=float(np.abs(logits - twin).max()), max_abs_diff_reference=float(np.abs(logits - ref).max()),
         precision_width=run.width, activation_bits=act_bits, calibration=source,
         compile_seconds=run.compile_seconds, hls_layers=storage,
         weight_types=sorted({p["type"] for p in weights}),

@@ -28,6 +28,7 @@ from ternkit.core.model import TernaryModel
 
 from .execute import INSTALL, qonnx_version, tensor_ranges
 from .export import qonnx_model
+from .graph import ActQuant
 from .precision import DEFAULT_WIDTH, choose_precisions
 from .prepare import prepare_for_hls4ml
 
@@ -61,7 +62,7 @@ class HlsRun:
     config: dict[str, Any]   # the HLSConfig given to hls4ml
     workdir: Path
     width: int
-    activation_bits: int | None
+    act: ActQuant | None     # the activation quantisation in the graph (None: float activations)
     compile_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory | None = None
@@ -131,7 +132,7 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
     if not 6 <= width <= 64:
         raise OptionError(f"--width {width}: choose 6..64 bits")
     calibrate = np.asarray(calibrate, np.float32)[:CALIBRATION]
-    graph, _ = qonnx_model(model, act_bits, calibrate)
+    graph, act = qonnx_model(model, act_bits, calibrate)
     tmp = tempfile.TemporaryDirectory(prefix="ternkit-hls4ml-")
     workdir = Path(tmp.name) / "project"
     try:
@@ -165,7 +166,7 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise TernkitError(f"hls4ml {hls4ml.__version__} could not convert or compile the model: {first_line}") \
             from None
-    return HlsRun(hls_model, prepared, config, workdir, width, act_bits, seconds,
+    return HlsRun(hls_model, prepared, config, workdir, width, act, seconds,
                   {"hls4ml": hls4ml.__version__, "qonnx": qonnx_version()}, tmp)
 
 
