@@ -17,7 +17,7 @@ from ternkit.core.activity_schema import record
 from ternkit.core.errors import OptionError, UnsupportedError
 
 from ..backend import Backend, Option, Written, register
-from .graph import HINTS
+from .hints import HINTS
 
 __all__ = ["QONNX", "HLS4ML", "simulate_hls4ml"]
 

@@ -33,6 +33,8 @@ from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.model import Node, TernaryModel
 from ternkit.core.ops import handler
 
+from .hints import HINTS
+
 __all__ = ["QONNX_DOMAIN", "INPUT_NAME", "OUTPUT_NAME", "HANDLERS", "HINTS", "ActQuant", "build_qonnx",
            "weight_bits", "activation_quant", "quantised_forward", "fake_quant"]
 
@@ -42,24 +44,6 @@ OUTPUT_NAME = "logits"
 OPSET = 13  # what qonnx's transformations and hls4ml's ONNX reader are written against
 IR_VERSION = 8
 ACT_BITS = (4, 8)  # activation Quant widths offered (unsigned, after ReLU)
-
-_ACTIVATION = ("the QONNX export takes ReLU only, the activation hls4ml and FINN keep in integer logic; train "
-               "with ReLU, or export ONNX")
-_LAYOUT = "the QONNX export takes flatten only among reshapes (FINN and hls4ml stream channels-last); export ONNX"
-HINTS = {
-    "affine": "fold the BatchNorm into the preceding conv or dense layer (the tracer does when it directly "
-              "follows one), or export ONNX",
-    "concat": "hls4ml reads concatenation only up to rank 3 and FINN not in this form; use a residual add, or "
-              "export ONNX",
-    "avgpool2d_exclude_pad": "average pooling that leaves padding out of the divisor has no fixed window sum; "
-                             "pool without padding (or with count_include_pad), or export ONNX",
-    "mul": "an elementwise product of two activations (squeeze-excitation) is a multiplier per element, not the "
-           "adders of ternary weights; drop the gate, or export ONNX",
-    "scale_shift": _ACTIVATION, "clip": _ACTIVATION, "hardswish": _ACTIVATION, "hardsigmoid": _ACTIVATION,
-    "sigmoid": _ACTIVATION, "silu": _ACTIVATION, "tanh": _ACTIVATION, "gelu": _ACTIVATION,
-    "reshape": _LAYOUT, "transpose": _LAYOUT, "slice": _LAYOUT,
-}
-
 
 def weight_bits(levels: int) -> int:
     """Signed narrow-range width that holds {-L..L}: 2 bits for ternary (L=1), 3 for L<=3, 4 for L<=7."""
