@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = 
     config.validate()
     torch.manual_seed(config.seed)
     split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test, task=config.task)
+    if not isinstance(config.dataset, str) or not isinstance(config.test, str | None):
+        # the API's arrays or torch dataset: provenance and checkpoints name the data, they do not hold it
+        config = dataclasses.replace(
+            config, dataset=config.dataset if isinstance(config.dataset, str) else f"<{split.train.name}>",
+            test=config.test if isinstance(config.test, str | None) else f"<{split.test.name}>")
     config, schedule = resolve_defaults(config, len(split.train))  # None = not given: measured defaults
     mean, std = normalisation(split.train)
     spec = InputSpec(split.train.shape, mean, std)

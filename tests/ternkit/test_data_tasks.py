@@ -231,3 +231,20 @@ def test_identity_normalisation_is_stored_as_scalars_and_the_task_round_trips(tm
     raw = model_bytes(reg).replace(b'\\"task\\": \\"regress\\"', b'\\"task\\": \\"dancing\\"')
     with pytest.raises(ArtifactError, match="unknown task"):
         parse_model(raw)
+
+
+def test_train_takes_arrays_and_torch_datasets(tmp_path):
+    import torch
+    from torch.utils.data import TensorDataset
+
+    import ternkit
+
+    x, y = _three_channel(tmp_path)
+    x = x.transpose(0, 3, 1, 2).astype(np.float32)
+    r = ternkit.train(ternkit.TrainConfig(dataset=(x, y), model="cnn:4c3s2-8", epochs=3, device="cpu"),
+                      out=tmp_path / "a.tern", progress=False)
+    assert r.model.input.shape == (3, 8, 8) and r.metrics["val_error"] <= 0.25
+    assert load_model(tmp_path / "a.tern").provenance["dataset"] == "<arrays>"  # named, not stored
+    ae = ternkit.train(ternkit.TrainConfig(dataset=TensorDataset(torch.from_numpy(x)), model="mlp:4", epochs=1,
+                                           device="cpu"), progress=False)
+    assert ae.model.task == "autoencode" and ae.model.provenance["dataset"] == "<TensorDataset>"
