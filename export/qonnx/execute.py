@@ -46,28 +46,46 @@ def wrap(model: onnx.ModelProto) -> Any:
     return ModelWrapper(model).transform(InferShapes())
 
 
-def _feed(w: Any, x: np.ndarray) -> tuple[str, str, tuple[int, ...]]:
-    inp, out = w.graph.input[0].name, w.graph.output[0].name
-    return inp, out, tuple(w.get_tensor_shape(inp))
+BATCH = 256  # samples per executor call: the graph is re-batched (qonnx's executor checks the declared shapes)
+
+
+def _batched(w: Any, n: int) -> Any:
+    """A copy of the wrapped graph whose input and output declare batch `n` (shapes inferred again)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    m = onnx.ModelProto()
+    m.CopyFrom(w.model)
+    del m.graph.value_info[:]
+    for v in (*m.graph.input, *m.graph.output):
+        v.type.tensor_type.shape.dim[0].dim_value = n
+    return ModelWrapper(m).transform(InferShapes())
+
+
+def _contexts(w: Any, x: np.ndarray, full: bool):
+    """qonnx's executor over `x` in batches of up to BATCH samples: each batch's context (or output)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    inp = w.graph.input[0].name
+    shape = tuple(w.get_tensor_shape(inp))[1:]
+    graphs: dict[int, Any] = {}
+    for i in range(0, len(x), BATCH):
+        chunk = np.ascontiguousarray(x[i:i + BATCH].reshape(-1, *shape), dtype=np.float32)
+        g = graphs.get(len(chunk)) or graphs.setdefault(len(chunk), _batched(w, len(chunk)))
+        yield execute_onnx(g, {inp: chunk}, return_full_exec_context=full)
 
 
 def run_qonnx(w: Any, x: np.ndarray) -> np.ndarray:
-    """Logits of `x` (a batch in the graph input's layout) through the wrapped graph, one sample at a time."""
-    from qonnx.core.onnx_exec import execute_onnx
-
-    inp, out, shape = _feed(w, x)
-    return np.concatenate([np.asarray(execute_onnx(w, {inp: x[i:i + 1].reshape(shape).astype(np.float32)})[out])
-                           .reshape(1, -1) for i in range(len(x))])
+    """Logits of `x` (a batch in the graph input's layout) through the wrapped graph."""
+    out = w.graph.output[0].name
+    return np.concatenate([np.asarray(ctx[out]).reshape(-1, np.asarray(ctx[out]).shape[-1]) if np.asarray(
+        ctx[out]).ndim > 1 else np.asarray(ctx[out]) for ctx in _contexts(w, x, False)])
 
 
 def tensor_ranges(w: Any, x: np.ndarray) -> dict[str, float]:
     """Largest |value| of every tensor of the graph over the samples `x` (the executor's full context)."""
-    from qonnx.core.onnx_exec import execute_onnx
-
-    inp, _, shape = _feed(w, x)
     top: dict[str, float] = {}
-    for i in range(len(x)):
-        ctx = execute_onnx(w, {inp: x[i:i + 1].reshape(shape).astype(np.float32)}, return_full_exec_context=True)
+    for ctx in _contexts(w, x, True):
         for name, v in ctx.items():
             a = np.asarray(v)
             if a.dtype.kind == "f" and a.size:
