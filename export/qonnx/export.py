@@ -37,8 +37,7 @@ class QonnxExport:
 
 
 def probe(model: TernaryModel, n: int = PROBE) -> np.ndarray:
-    """Deterministic raw inputs spread like the training data: mean + std * N(0, 1.5^2), clipped at the
-    data's lower edge for images (range-normalised: min..max)."""
+    """Deterministic raw inputs spread like the training data: mean + std * N(0, 1.5^2)."""
     rng = np.random.default_rng(0)
     z = rng.normal(size=(n, *model.input.shape)).astype(np.float32) * 1.5
     return (z * model.input.std + model.input.mean).astype(np.float32)
@@ -92,7 +91,9 @@ def export_qonnx(model: TernaryModel, path: str | os.PathLike | None, act_bits: 
     if path is not None:
         try:
             write_bytes(path, data)
-            os.chmod(path, 0o644)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(path, 0o666 & ~umask)  # the usual mode (the atomic write's temporary file is 0600)
         except OSError as e:
             raise ArtifactError(f"{path}: cannot write ({e.strerror or e})") from None
     return QonnxExport(Path(path) if path is not None else None, m, len(data), weight_bits(model.levels),
