@@ -211,6 +211,8 @@ static inline int32_t tk_sxtb16_ror8(uint32_t v) {
 }
 #define TK_SXTB16_ROR8(v) tk_sxtb16_ror8(v)
 #define TK_SMLAD(a, b, c) ((int32_t)__smlad((int32_t)(a), (int32_t)(b), (c)))
+#define TK_SADD16(a, b) ((int32_t)__sadd16((int32_t)(a), (int32_t)(b)))
+#define TK_SSUB16(a, b) ((int32_t)__ssub16((int32_t)(a), (int32_t)(b)))
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TK_DSP_ASM 1 /* the inner loops in hand-scheduled Thumb-2 */
 #endif
@@ -224,6 +226,12 @@ static inline int32_t tk_smlad(int32_t a, int32_t b, int32_t c) {
     return c + (int32_t)(int16_t)a * (int16_t)b + (a >> 16) * (b >> 16);
 }
 #define TK_SMLAD(a, b, c) tk_smlad((a), (b), (c))
+static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
+    const uint32_t lo = (uint16_t)((int16_t)a + sign * (int16_t)b), hi = (uint16_t)((a >> 16) + sign * (b >> 16));
+    return (int32_t)(hi << 16 | lo);
+}
+#define TK_SADD16(a, b) tk_add16((a), (b), 1)
+#define TK_SSUB16(a, b) tk_add16((a), (b), -1)
 #endif
 #ifndef TK_DSP_ASM
 #define TK_DSP_ASM 0
@@ -257,6 +265,11 @@ DOT = {
     "2bit": r"""
 #define TK_TRITS_PER_BYTE 4
 #define TK_BLOCK 4 /* rows interleaved by four */
+/* trit k of a plain (not interleaved) row */
+static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
+    const int32_t c = (w[k >> 2] >> ((k & 3) << 1)) & 3;
+    return c == 1 ? 1 : c == 3 ? -1 : 0;
+}
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte, its trits as halfword pairs (t0, t2)
    and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
@@ -383,6 +396,12 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
     "base3": r"""
 #define TK_TRITS_PER_BYTE 5
 #define TK_BLOCK 4 /* rows interleaved by four */
+/* trit k of a plain (not interleaved) row */
+static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
+    int32_t b = w[k / 5];
+    for (int32_t i = k % 5; i > 0; i--) b /= 3;
+    return b % 3 - 1;
+}
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte (5 trits), SMLAD of (x0, x2) and
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
@@ -514,8 +533,79 @@ typedef struct {
    as zeros), then every output channel of the group is a dot product with it, four channels at a time.
    Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
    reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
+#define TK_DW_TAPS 32
+
+/* depthwise (one input and one output channel per group, at most TK_DW_TAPS taps), per channel and output
+   row: the kh input rows it reads copied into `buf` with their zero padding (so no pixel needs a bounds test),
+   the non-zero taps as two offset lists (+1 and -1), decoded once per channel. With stride 1, four output
+   pixels at a time: one word load per tap and SXTAB16 / SSUB16 on two halfword pairs of sums. */
+TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8, int32_t *y32,
+                          int32_t oy0, int32_t oy1) {
+    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, taps = p->kh * p->kw;
+    const int32_t stride = ((p->ow - 1) * p->sx + p->kw + 3 + 3) & ~3; /* a padded row, and 3 bytes to read past */
+    int16_t off[TK_DW_TAPS];
+    for (int32_t c = 0; c < p->cout; c++) {
+        const uint8_t *w = p->w + c * p->kbytes;
+        int32_t np = 0, nt = taps; /* offsets of +1 taps at [0, np), of -1 taps at [nt, taps) */
+        for (int32_t k = 0, r = 0, q = 0; k < taps; k++) {
+            const int32_t t = tk_trit(w, k);
+            if (t > 0) off[np++] = (int16_t)(r * stride + q);
+            else if (t < 0) off[--nt] = (int16_t)(r * stride + q);
+            if (++q == p->kw) { q = 0; r++; }
+        }
+        const int32_t m = p->rq.m[c], b = p->rq.b[c], sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+        const uint32_t e = p->rq.e[c];
+        const int8_t *xc = x + c * hw;
+        for (int32_t oy = oy0; oy < oy1; oy++) {
+            const int32_t iy0 = oy * p->sy - p->py;
+            for (int32_t ky = 0; ky < p->kh; ky++) {
+                int8_t *d = buf + ky * stride;
+                const int32_t iy = iy0 + ky;
+                int32_t i = 0;
+                if ((uint32_t)iy < (uint32_t)p->h) {
+                    const int8_t *src = xc + (iy % p->in_rows) * p->wd;
+                    for (; i < p->px; i++) d[i] = 0;
+                    for (int32_t j = 0; j < p->wd && i < stride; j++, i++) d[i] = src[j];
+                }
+                for (; i < stride; i++) d[i] = 0;
+            }
+            int32_t o = c * ohw + (oy % p->out_rows) * p->ow, ox = 0;
+            if (p->sx == 1) {
+                for (; ox + 4 <= p->ow; ox += 4, o += 4) {
+                    const int8_t *base = buf + ox;
+                    int32_t a02 = 0, a13 = 0;
+                    for (int32_t t = 0; t < np; t++) {
+                        const uint32_t v = tk_rd32(base + off[t]);
+                        a02 = TK_SADD16(a02, TK_SXTB16(v));
+                        a13 = TK_SADD16(a13, TK_SXTB16_ROR8(v));
+                    }
+                    for (int32_t t = nt; t < taps; t++) {
+                        const uint32_t v = tk_rd32(base + off[t]);
+                        a02 = TK_SSUB16(a02, TK_SXTB16(v));
+                        a13 = TK_SSUB16(a13, TK_SXTB16_ROR8(v));
+                    }
+                    const int32_t acc[4] = {(int16_t)a02, (int16_t)a13, a02 >> 16, a13 >> 16};
+                    for (int32_t r = 0; r < 4; r++)
+                        tk_put(y8, y32, o + r, tk_fin(tk_term(acc[r], m, e) + b, sh), lo, hi);
+                }
+            }
+            for (; ox < p->ow; ox++, o++) {
+                const int8_t *base = buf + ox * p->sx;
+                int32_t acc = 0;
+                for (int32_t t = 0; t < np; t++) acc += base[off[t]];
+                for (int32_t t = nt; t < taps; t++) acc -= base[off[t]];
+                tk_put(y8, y32, o, tk_fin(tk_term(acc, m, e) + b, sh), lo, hi);
+            }
+        }
+    }
+}
+
 TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
                             int32_t oy0, int32_t oy1) {
+    if (p->cin_g == 1 && p->cout_g == 1 && p->kh * p->kw <= TK_DW_TAPS) {
+        tk_dw_simd(p, x, col, y8, y32, oy0, oy1);
+        return;
+    }
     const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
     const int32_t groups = p->cout / p->cout_g;
     for (int32_t i = p->cin_g * p->kh * p->kw; i < n; i++) col[i] = 0; /* the last byte's padding trits */

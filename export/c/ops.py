@@ -19,6 +19,7 @@ from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
 __all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed"]
 
+DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
 Terms = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
 
@@ -189,9 +190,13 @@ class Conv:
         return "conv_simd" if step.simd else "conv2d"
 
     def scratch(self, step: Step) -> int:
-        if step.simd:  # one receptive field, int8, padded to whole weight bytes
+        if step.simd:  # one receptive field, int8, padded to whole weight bytes; depthwise: kh padded rows
             per = TRITS_PER_BYTE[step.packing]
-            return -(-int(np.prod(step.op.weight.shape[1:])) // per) * per
+            op = step.op
+            kh, kw = op.kernel
+            if op.weight.shape[1] == 1 and op.weight.shape[0] == op.groups and kh * kw <= DW_TAPS:
+                return kh * (((step.out_shape[2] - 1) * op.stride[1] + kw + 6) & ~3)
+            return -(-int(np.prod(op.weight.shape[1:])) // per) * per
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
