@@ -130,6 +130,9 @@ def build(x: np.ndarray, y: np.ndarray | None, name: str, task: str | None = Non
     if x.ndim < 2 or len(x) == 0:
         raise DataError(f"{name}: dataset is empty" if len(x) == 0 or x.ndim == 0 else
                         f"{name}: features must be a batch (N, ...), got shape {x.shape}")
+    if x.ndim > 4:  # the artifact's input is (features), (H, W) or (C, H, W)
+        raise DataError(f"{name}: samples of shape {tuple(x.shape[1:])} have more than 3 dimensions (at most "
+                        "(C, H, W))")
     x = x.astype(np.float32)
     _finite(x, name, "features")
     note = ""

@@ -87,6 +87,8 @@ def test_npz_header_declaring_more_than_it_holds_is_refused(tmp_path):
     ({"x": np.zeros((5, 2)), "y": np.r_[np.zeros(4), np.inf]}, "targets hold NaN or inf"),
     ({"y": np.arange(5)}, "holds no array 'x'"),
     ({"x": np.zeros((5, 2)), "y": np.zeros(5, int)}, "single class"),
+    ({"x": np.zeros((5, 1, 2, 2, 2)), "y": np.arange(5) % 2}, "more than 3 dimensions"),
+    ({"x": np.array(["a", "b"]), "y": np.arange(2)}, "features must be numbers"),
 ])
 def test_npz_bad_contents_are_one_line(tmp_path, arrays, match):
     p = tmp_path / "b.npz"
