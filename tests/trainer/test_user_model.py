@@ -292,3 +292,52 @@ def test_stale_batchnorm_is_hard_to_miss():
         ternkit.recalibrate_batchnorm(twin, x)
         ref = ternkit.to_artifact(twin, x)
     assert art.fingerprint() == ref.fingerprint()
+
+
+class _Shapes(nn.Module):
+    """Shape arithmetic as users write it: x.shape, split with sizes, permute, reshape with -1, mean keepdim."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        n, c, h, w = y.shape
+        a, b = torch.split(y, [2, 4], dim=1)
+        b = b.permute(0, 1, 3, 2).reshape(n, 4, -1).reshape(n, 4, w, h).transpose(2, 3)
+        y = torch.cat([a, b], dim=-3) * 0.5 + 1
+        return self.fc(torch.sigmoid(y).mean((2, 3), keepdim=True).flatten(1))
+
+
+def test_shape_arithmetic_traces_and_matches():
+    model = _Shapes().eval()
+    x = torch.randn(4, 1, 5, 7)
+    art = ternkit.to_artifact(model, x)
+    kinds = [n.op.kind for n in art.nodes]
+    assert {"slice", "transpose", "reshape", "scale_shift", "sigmoid", "avgpool2d", "concat"} <= set(kinds)
+    with torch.no_grad():
+        np.testing.assert_allclose(art.forward(x.numpy()), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+class _Refused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(1, 2, 3))
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        y = self.block(x)
+        y = torch.logsumexp(y, dim=(2, 3))
+        return self.fc(y)
+
+
+def test_refused_calls_name_the_module_and_the_users_line():
+    with pytest.raises(UnsupportedError, match=r"^the model\.forward, logsumexp \(test_user_model\.py:\d+: y = "
+                                               r"torch\.logsumexp\(y, dim=\(2, 3\)\)\): function logsumexp is not "
+                                               r"supported"):
+        ternkit.to_artifact(_Refused(), (1, 6, 6))
+    odd = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Linear(18, 3))
+    with pytest.raises(UnsupportedError, match="^1: adaptive average pooling from 5x5 to 3x3 has unequal windows"):
+        ternkit.to_artifact(odd, (1, 7, 7))
