@@ -248,3 +248,26 @@ def test_train_takes_arrays_and_torch_datasets(tmp_path):
     ae = ternkit.train(ternkit.TrainConfig(dataset=TensorDataset(torch.from_numpy(x)), model="mlp:4", epochs=1,
                                            device="cpu"), progress=False)
     assert ae.model.task == "autoencode" and ae.model.provenance["dataset"] == "<TensorDataset>"
+
+
+@pytest.mark.parametrize("make", ["pickle", "bomb", "truncated"])
+def test_cli_answers_hostile_data_with_one_line(regression, tmp_path, capsys, make):
+    _, _, model = regression
+    if make == "pickle":
+        np.savez(tmp_path / "evil.npz", x=np.array([{}, None], dtype=object), y=np.arange(2))
+        spec = f"npz:{tmp_path / 'evil.npz'}"
+    else:
+        root = tmp_path / "imgs"
+        for c in ("a", "b"):
+            (root / c).mkdir(parents=True)
+            Image.new("RGB", (64, 64), (10, 20, 30)).save(root / c / "0.png")
+        if make == "bomb":
+            Image.new("L", (5000, 5000)).save(root / "a" / "1.png")
+        else:
+            whole = (root / "b" / "0.png").read_bytes()
+            (root / "b" / "0.png").write_bytes(whole[: len(whole) // 2])
+        spec = f"folder:{root}"
+    capsys.readouterr()
+    assert main(["eval", str(model), "--dataset", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and ("evil.npz" in err or ".png" in err), err
