@@ -54,6 +54,8 @@ def _tries() -> dict[str, tuple[str, int, str]]:
         "test_hostile_target_names_make_a_plain_report":
             ("report text: Markdown, charts", 5, "target TOML names: mathtext, HTML, pipes, NUL/newline, 254 chars"),
         "test_a_100000_character_name_is_cut_in_its_message": ("long names in messages", 2, "model node, cut()"),
+        "test_terminal_output_holds_no_control_characters":
+            ("report text: Markdown, charts", 2, "escape sequences in labels (eval) and target names (report)"),
         "test_every_graph_field_is_checked_before_lava_starts":
             ("graph-file fields", 1, f"one of {len(graph.CASES)} fields, each refused"),
         "test_another_models_graph_is_refused_with_or_without_its_fingerprint":

@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ternkit.core.text import plain
     from ternkit.export.evaluate import MAX_CONFUSION_LABELS, evaluate
 
     r = evaluate(args.model, args.dataset, args.limit)
@@ -44,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"({len(labels)} classes: the confusion matrix is shown for at most {MAX_CONFUSION_LABELS}; "
               "--json has the per-class accuracy)")
         return 0
-    w = max(5, *(len(s) for s in labels))
-    cw = min(12, max(5, len(str(max(max(row) for row in r["confusion"]))) + 1, *(len(s) + 1 for s in labels)))
+    shown = [plain(s, 40) for s in labels]  # a model's labels are its author's text: no control characters
+    w = max(5, *(len(s) for s in shown))
+    cw = min(12, max(5, len(str(max(max(row) for row in r["confusion"]))) + 1, *(len(s) + 1 for s in shown)))
     print(f"\n{'class':>{w}}  accuracy   confusion (rows: true class, columns: predicted)")
-    print(f"{'':>{w}}  {'':>8}   " + "".join(f"{s[:cw - 1]:>{cw}}" for s in labels))
-    for name, row in zip(labels, r["confusion"], strict=True):
+    print(f"{'':>{w}}  {'':>8}   " + "".join(f"{s[:cw - 1]:>{cw}}" for s in shown))
+    for name, text, row in zip(labels, shown, r["confusion"], strict=True):
         acc = r["per_class"][name]
-        print(f"{name:>{w}}  {'-' if acc is None else f'{100 * acc:.1f} %':>8}   " + "".join(f"{v:>{cw}}" for v in row))
+        print(f"{text:>{w}}  {'-' if acc is None else f'{100 * acc:.1f} %':>8}   " + "".join(f"{v:>{cw}}" for v in row))
     return 0

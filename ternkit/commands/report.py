@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ternkit.commands import SUMMARIES
+from ternkit.core.text import plain
 from ternkit.targets import report_model, shipped_targets, write_report
 from ternkit.targets.make import DEFAULT_LIMIT
 
@@ -46,19 +47,20 @@ def run(args: argparse.Namespace) -> int:
                           build=build, build_where=str(args.build))
     paths = write_report(report, args.out)
     for w in report["warnings"]:
-        print(f"ternkit report: warning: {w}", file=sys.stderr)
+        print(f"ternkit report: warning: {plain(w, 1000)}", file=sys.stderr)
     if args.quiet:
         print(args.out)
         return 0
     print(f"{'target':<10} {'fits':<5} {'energy/inference':>17} {'float32':>12} {'ratio':>8}")
     for t in report["targets"]:
         e = t["energy"]
-        print(f"{t['name']:<10} {'yes' if t['fit']['fits'] else 'no':<5} {e['per_inference_pj'] / 1e3:>14.2f} nJ "
+        fits = "yes" if t["fit"]["fits"] else "no"
+        print(f"{plain(t['name'], 40):<10} {fits:<5} {e['per_inference_pj'] / 1e3:>14.2f} nJ "
               f"{e['float_baseline_pj'] / 1e3:>9.2f} nJ {e['ratio_vs_float']:>8.3g}")
     for t in report["targets"]:
         if t.get("measured"):
             mm = t["measured"]
-            print(f"{t['name']}: measured flash {mm['flash_bytes']:,.0f} B, RAM {mm['ram_bytes']:,.0f} B"
+            print(f"{plain(t['name'], 40)}: measured flash {mm['flash_bytes']:,.0f} B, RAM {mm['ram_bytes']:,.0f} B"
                   + (f", {mm['instructions_per_inference']:,.0f} instructions per inference"
                      if mm.get("instructions_per_inference") is not None else "")
                   + f" ({mm['source']}); energy estimated")

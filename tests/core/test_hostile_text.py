@@ -281,3 +281,23 @@ def test_hostile_target_names_make_a_plain_report(tmp_path, capsys):
     assert rows and all(len(re.findall(r"(?<!\\)\|", r)) == 8 for r in rows[:1]), rows
     for png in ("memory.png", "energy.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_terminal_output_holds_no_control_characters(tmp_path, capsys):
+    """Labels and target names with terminal escape sequences (colour, window title, bell, backspace) are
+    printed without their control characters by eval and report."""
+    from ternkit.targets.spec import _specs_dir
+
+    escape = "\x1b[31mred\x1b]0;owned\x07\x08\r"
+    model = random_mlp((4, 8, 3))
+    model.labels = [f"{escape}{k}" for k in range(3)]
+    save_model(model, tmp_path / "m.tern")
+    assert main(["eval", str(tmp_path / "m.tern"), "--dataset", "iris"]) == 0
+    out = capsys.readouterr().out
+    assert "red" in out and not any(ord(c) < 32 and c != "\n" for c in out), repr(out)
+    toml = tmp_path / "t.toml"
+    toml.write_text((_specs_dir() / "mcu.toml").read_text().replace('name = "mcu"', 'name = "\\u001b[2Jx\\u0007"', 1))
+    assert main(["report", str(tmp_path / "m.tern"), "--dataset", "iris", "--target", str(toml),
+                 "-o", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "[2Jx" in out and not any(ord(c) < 32 and c != "\n" for c in out), repr(out)
