@@ -56,9 +56,13 @@ def _batched(w: Any, n: int) -> Any:
 
     m = onnx.ModelProto()
     m.CopyFrom(w.model)
-    del m.graph.value_info[:]
-    for v in (*m.graph.input, *m.graph.output):
-        v.type.tensor_type.shape.dim[0].dim_value = n
+    acts = {m.graph.input[0].name}  # tensors that carry samples (weights and their Quants do not)
+    for node in m.graph.node:  # topological order
+        if any(i in acts for i in node.input):
+            acts.update(node.output)
+    for v in (*m.graph.input, *m.graph.output, *m.graph.value_info):
+        if v.name in acts:
+            v.type.tensor_type.shape.dim[0].dim_value = n
     return ModelWrapper(m).transform(InferShapes())
 
 
