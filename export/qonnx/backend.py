@@ -14,7 +14,7 @@ import numpy as np
 
 from ternkit.core import Dataset, TernaryModel
 from ternkit.core.activity_schema import record
-from ternkit.core.errors import OptionError, UnsupportedError
+from ternkit.core.errors import OptionError
 
 from ..backend import Backend, Option, Written, register
 from .hints import HINTS
@@ -56,19 +56,6 @@ def _export(model: TernaryModel, out: str, *, where: str = "the model", act_bits
                    r)
 
 
-def _check_hls4ml(model: TernaryModel) -> None:
-    """What hls4ml 1.3.0 cannot take though QONNX can say it: refused before any slow work."""
-    for n in model.nodes:
-        op = n.op
-        if op.kind == "maxpool2d" and op.ceil:
-            raise UnsupportedError(f"node {n.name}: hls4ml 1.3.0 has no ceil_mode max pooling; pad the input so "
-                                   "the windows fit, or export QONNX for FINN")
-        if op.kind == "conv2d" and 1 < op.groups < op.in_channels:
-            raise UnsupportedError(f"node {n.name}: hls4ml 1.3.0 reads grouped convolutions only as depthwise "
-                                   f"(groups = channels), not groups={op.groups}; split the layer or export QONNX "
-                                   "for FINN")
-
-
 def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the model", calibrate: Any = None,
                     build: str | os.PathLike | None = None, width: int | None = None,
                     act_bits: int | None = None) -> dict[str, Any]:
@@ -83,7 +70,6 @@ def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the mod
     from .hls import PROJECT_FILES, hls4ml_model, weight_storage
     from .precision import DEFAULT_WIDTH
 
-    _check_hls4ml(model)
     width = DEFAULT_WIDTH if width is None else width
     if not 6 <= width <= 64:
         raise OptionError(f"--width {width}: choose 6..64 bits")

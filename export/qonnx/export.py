@@ -43,14 +43,14 @@ def probe(model: TernaryModel, n: int = PROBE) -> np.ndarray:
     return (z * model.input.std + model.input.mean).astype(np.float32)
 
 
-def qonnx_model(model: TernaryModel, act_bits: int | None = None,
-                calibrate: np.ndarray | None = None) -> tuple[onnx.ModelProto, ActQuant | None]:
+def qonnx_model(model: TernaryModel, act_bits: int | None = None, calibrate: np.ndarray | None = None,
+                for_hls4ml: bool = False) -> tuple[onnx.ModelProto, ActQuant | None]:
     """The QONNX model (and the activation quantisation it holds; `calibrate`: raw samples that set the
-    activation scales, default the probe)."""
+    activation scales, default the probe; `for_hls4ml`: see `build_qonnx`)."""
     act = None
     if act_bits is not None:
         act = activation_quant(model, probe(model) if calibrate is None else calibrate, act_bits)
-    m = build_qonnx(model, act)
+    m = build_qonnx(model, act, for_hls4ml=for_hls4ml)
     try:
         onnx.checker.check_model(m)
     except onnx.checker.ValidationError as e:

@@ -88,8 +88,8 @@ def quantised_forward(model: TernaryModel, x: np.ndarray, act: ActQuant | None) 
 
 
 class _Builder:
-    def __init__(self, model: TernaryModel, act: ActQuant | None) -> None:
-        self.model, self.act = model, act
+    def __init__(self, model: TernaryModel, act: ActQuant | None, for_hls4ml: bool = False) -> None:
+        self.model, self.act, self.for_hls4ml = model, act, for_hls4ml
         self.bits = weight_bits(model.levels)
         self.shapes = model.shape_map()
         self.nodes: list[onnx.NodeProto] = []
@@ -138,11 +138,24 @@ def _dense(b: _Builder, n: Node, xs: list[str]) -> str:
     return b.scale_bias(n, y, (-1,))
 
 
+def _dense_groups(op) -> np.ndarray:
+    """A grouped conv's weights as one ungrouped conv's: block-diagonal, zeros across groups (a zero weight is
+    no adder in hls4ml's unrolled kernels, so the firmware does the same work)."""
+    g, cin_g, cout_g = op.groups, op.in_channels // op.groups, op.out_channels // op.groups
+    w = np.zeros((op.out_channels, op.in_channels, *op.kernel), op.weight.dtype)
+    for i in range(g):
+        w[i * cout_g:(i + 1) * cout_g, i * cin_g:(i + 1) * cin_g] = op.weight[i * cout_g:(i + 1) * cout_g]
+    return w
+
+
 def _conv2d(b: _Builder, n: Node, xs: list[str]) -> str:
     op = n.op
     (ph, pw), (sh, sw) = op.padding, op.stride
-    y = b.node("Conv", [xs[0], b.int_weight(n, op.weight)], f"{n.name}_conv", kernel_shape=list(op.kernel),
-               strides=[sh, sw], pads=[ph, pw, ph, pw], group=op.groups, dilations=[1, 1])
+    weight, groups = op.weight, op.groups
+    if b.for_hls4ml and 1 < groups < op.in_channels:  # hls4ml 1.3.0 reads groups only as depthwise
+        weight, groups = _dense_groups(op), 1
+    y = b.node("Conv", [xs[0], b.int_weight(n, weight)], f"{n.name}_conv", kernel_shape=list(op.kernel),
+               strides=[sh, sw], pads=[ph, pw, ph, pw], group=groups, dilations=[1, 1])
     return b.scale_bias(n, y, (-1, 1, 1))  # rank 3: hls4ml broadcasts it onto (H, W, C) once channels-last
 
 
@@ -167,7 +180,15 @@ def _avgpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
 
 
 def _maxpool2d(b: _Builder, n: Node, xs: list[str]) -> str:
-    return b.node("MaxPool", xs, f"{n.name}_maxpool", ceil_mode=int(n.op.ceil), **_pool_attrs(n.op))
+    """torch's ceil_mode as extra bottom/right padding (padding never wins a max): the same windows in a form
+    without ceil_mode, which hls4ml 1.3.0 does not read."""
+    op = n.op
+    _, h, w = b.shapes[n.inputs[0]]
+    _, oh, ow = b.shapes[n.name]
+    (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
+    eh, ew = max(0, (oh - 1) * sh + kh - h - 2 * ph), max(0, (ow - 1) * sw + kw - w - 2 * pw)
+    return b.node("MaxPool", xs, f"{n.name}_maxpool", kernel_shape=[kh, kw], strides=[sh, sw],
+                  pads=[ph, pw, ph + eh, pw + ew])
 
 
 def _add(b: _Builder, n: Node, xs: list[str]) -> str:
@@ -235,14 +256,16 @@ def _rename(nodes: list[onnx.NodeProto], old: str, new: str) -> None:
         node.input[:] = [new if i == old else i for i in node.input]
 
 
-def build_qonnx(model: TernaryModel, act: ActQuant | None = None, normalise: bool = True) -> onnx.ModelProto:
-    """The QONNX model for `model` (validated first; an operation without a handler is refused with a hint)."""
+def build_qonnx(model: TernaryModel, act: ActQuant | None = None, normalise: bool = True,
+                for_hls4ml: bool = False) -> onnx.ModelProto:
+    """The QONNX model for `model` (validated first; an operation without a handler is refused with a hint).
+    `for_hls4ml`: grouped (not depthwise) convolutions as ungrouped ones with block-diagonal weights."""
     model.validate()
     if model.kind == "float":
         raise ArtifactError("a float model has no integer weights to quantise; QONNX export needs a ternary "
                             "(or k-level) model -- export ONNX --float instead")
     handlers = [handler(HANDLERS, n.op, "QONNX", where=f"node {n.name}", hint=HINTS) for n in model.nodes]
-    b = _Builder(model, act)
+    b = _Builder(model, act, for_hls4ml)
     shape = tuple(int(d) for d in model.input.shape)
     values = {INPUT: _normalise(b, model) if normalise else INPUT_NAME}
     for n, fn in zip(model.nodes, handlers, strict=True):

@@ -134,7 +134,7 @@ def hls4ml_model(model: TernaryModel, calibrate: np.ndarray, *, width: int = DEF
     if not 6 <= width <= 64:
         raise OptionError(f"--width {width}: choose 6..64 bits")
     calibrate = np.asarray(calibrate, np.float32)[:CALIBRATION]
-    graph, act = qonnx_model(model, act_bits, calibrate)
+    graph, act = qonnx_model(model, act_bits, calibrate, for_hls4ml=True)
     tmp = tempfile.TemporaryDirectory(prefix="ternkit-hls4ml-")
     workdir = Path(tmp.name) / "project"
     try:

@@ -22,7 +22,8 @@ from ternkit.export import backends, export_model, simulate
 
 BACKENDS = backends()
 # cost, not correctness: the Lava simulator starts processes per model; cortex-m4 needs the Arm tools and qemu
-SLOW = {"lava": pytest.mark.slow, "cortex-m4": pytest.mark.mcu}
+SLOW = {"lava": pytest.mark.slow, "cortex-m4": pytest.mark.mcu,
+        "hls4ml": pytest.mark.slow}  # hls4ml compiles a C++ emulation per model (~5-40 s each)
 
 
 def _params(stage: str) -> list:

@@ -136,3 +136,17 @@ def test_cli_export_and_bad_input(tmp_path, cnn):
     bits = subprocess.run([*run, "-o", str(tmp_path / "d.qonnx.onnx"), "--act-bits", "5"], capture_output=True,
                           text=True)
     assert bits.returncode == 2 and not (tmp_path / "d.qonnx.onnx").exists()
+
+
+def test_grouped_convs_for_hls4ml_are_block_diagonal_and_equal():
+    """hls4ml 1.3.0 reads groups only as depthwise: its graph writes a grouped conv ungrouped, zeros across
+    groups, with the same outputs."""
+    model = example_model("conv2d-grouped")
+    x = example_input(model, 8)
+    m = build_qonnx(model, for_hls4ml=True)
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}["group"] == 1
+    out = run_qonnx(wrap(m), x)
+    assert np.abs(out - model.forward(x)).max() <= TOLERANCE * max(1.0, float(np.abs(out).max()))
+    assert [a.i for a in next(n for n in build_qonnx(model).graph.node if n.op_type == "Conv").attribute
+            if a.name == "group"] == [2]  # the file keeps the group for FINN

@@ -19,12 +19,9 @@ pytest.importorskip("qonnx", reason="needs the fpga extra (pip install 'ternkit[
 if shutil.which("g++") is None:
     pytest.skip("hls4ml compiles its emulation with g++, which is not on PATH", allow_module_level=True)
 
-from op_examples import example_model  # noqa: E402
-
 from ternkit.core import save_model  # noqa: E402
 from ternkit.core.activity_schema import parse  # noqa: E402
 from ternkit.core.dataset import Dataset  # noqa: E402
-from ternkit.core.errors import UnsupportedError  # noqa: E402
 from ternkit.export.qonnx.backend import simulate_hls4ml  # noqa: E402
 
 TWO_BIT = re.compile(r"fixed<2,2,RND_CONV,SAT_SYM,0>")
@@ -100,13 +97,6 @@ def test_build_holds_a_config_hls4ml_reads_back(emulated):
         os.chdir(cwd)
     ours = {row["layer"]: row["result"] for row in rec["hls_layers"]}
     assert {layer.name: str(layer.get_output_variable().type.precision) for layer in again.get_layers()} == ours
-
-
-def test_grouped_convolutions_are_refused_before_any_work():
-    model = example_model("conv2d-grouped")
-    data = Dataset(np.zeros((2, 4, 6, 6), np.float32), np.zeros(2, np.int64), ["a", "b", "c"], "zeros")
-    with pytest.raises(UnsupportedError, match="depthwise"):
-        simulate_hls4ml(model, data, calibrate=data.x)
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
