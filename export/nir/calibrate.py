@@ -50,23 +50,28 @@ def calibrate(model: TernaryModel, x: np.ndarray, timesteps: int, *, integer_wei
     names = [k for k, n in graph.nodes.items() if n.kind == "IF"]
     for name in names:
         graph = build_graph(model, params, integer_weights=integer_weights, timesteps=timesteps)
-        unit = 1.0 / graph.nodes[name].params["v_threshold"].astype(np.float64)  # theta = 1 in real units
         run = run_graph(graph, xn, timesteps, record=name, stop_after=name, activity=False)
         currents = np.stack(run.currents)
-        ref = np.maximum(acts[graph.neurons[name]].astype(np.float64), 0)
         is_out = name == graph.output_neuron
+        copies = graph.copies if is_out else 1
+        logits = acts[graph.neurons[name]]
+        ref = np.maximum(np.tile(logits, (1, copies)) if is_out else logits, 0).astype(np.float64)
         pos = ref[ref > 0]
         base = float(np.percentile(pos, 99.9)) if pos.size else 1.0
         best: tuple | None = None
         for c in grid:
             theta = base * c
-            counts = _replay(currents, (theta / unit).astype(np.float32)).astype(np.float64)
+            thr = graph.nodes[name].params["v_threshold"].astype(np.float64) * theta  # built with theta = 1
+            counts = _replay(currents, thr.astype(np.float32)).astype(np.float64)
             rate = counts / timesteps
             rr = float((rate * rate).sum())
             value = float((rate * ref).sum()) / rr if rr > 0 else theta
             err = float(((value * rate - ref) ** 2).sum()) / max(float((ref * ref).sum()), 1e-30)
-            score = (-float((counts.argmax(1) == acts[graph.neurons[name]].argmax(1)).mean()), err) if is_out \
-                else (err,)
+            if is_out:
+                summed = counts.reshape(len(counts), copies, -1).sum(1)
+                score: tuple = (-float((summed.argmax(1) == logits.argmax(1)).mean()), err)
+            else:
+                score = (err,)
             if best is None or score < best[0]:
                 best = (score, theta, value)
         assert best is not None

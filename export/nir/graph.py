@@ -38,6 +38,7 @@ from ternkit.core.ops import handler
 __all__ = ["NirNode", "SpikingGraph", "Neuron", "build_graph", "HANDLERS", "HINTS", "ENCODING"]
 
 Shape = tuple[int, ...]
+COPIES, SPREAD = 8, 1.0  # output neurons per class and the spread of their thresholds (see build_graph)
 ENCODING = ("rate: the normalised sample (x - mean) / std is a constant input current at every one of the "
             "timesteps; the prediction is the output population's spike count (argmax)")
 
@@ -74,8 +75,13 @@ class SpikingGraph:
 
     @property
     def output_neuron(self) -> str:
+        """The output population (IF); with copies, the Affine after it sums them per class."""
         (src,) = self.inputs_of("output")
-        return src
+        return src if self.nodes[src].kind == "IF" else self.inputs_of(src)[0]
+
+    @property
+    def copies(self) -> int:
+        return int(self.nodes[self.output_neuron].shape[0]) // int(self.nodes["output"].shape[0])
 
 
 @dataclass
@@ -105,14 +111,15 @@ class _Ctx:
         self.graph.edges += [(i, name) for i in inputs]
         return name
 
-    def neuron(self, v: Value, node: Node, name: str) -> Value:
-        """IF neurons summing `v`: threshold theta / unit per channel; spikes of value lambda."""
+    def neuron(self, v: Value, node: Node, name: str, stagger: np.ndarray | None = None) -> Value:
+        """IF neurons summing `v`: threshold theta / unit per channel (times `stagger` per neuron); spikes of
+        value lambda."""
         _no_shift(v, node)
         if np.any(v.unit <= 0):
             raise UnsupportedError(f"node {node.name} ({node.op.kind}): a neuron reads a signal of negative scale; "
                                    "export without --integer-weights")
         p = self.params.get(name) or Neuron(1.0, 1.0)
-        thr = _per_element(p.theta / v.unit, v.shape)
+        thr = _per_element(p.theta / v.unit, v.shape) * (1 if stagger is None else stagger)
         n = NirNode("IF", {"r": np.ones(v.shape, np.float32), "v_threshold": thr.astype(np.float32),
                            "v_reset": np.zeros(v.shape, np.float32)}, v.shape, self.index.get(node.name))
         out = self.add(name, n, v.sources)
@@ -142,6 +149,22 @@ def _ungroup(w: np.ndarray, groups: int) -> np.ndarray:
     for k in range(groups):
         full[k * per:(k + 1) * per, k * cin_g:(k + 1) * cin_g] = w[k * per:(k + 1) * per]
     return full
+
+
+def _square(w: np.ndarray, padding: tuple[int, int], node: Node) -> tuple[np.ndarray, tuple[int, int]]:
+    """A rectangular kernel as the equal square one (zero taps on both sides, padding grown to match): nir 1.0.8
+    types a Conv2d's output with weight.shape[2] for both axes, so `nir.read` refuses rectangular kernels."""
+    kh, kw = w.shape[2:]
+    if kh == kw:
+        return w, padding
+    if (kh - kw) % 2:
+        raise UnsupportedError(f"node {node.name} (conv2d): NIR readers (nir 1.0.8) mis-type rectangular kernels and "
+                               f"{kh}x{kw} cannot be padded to a square one; use kernels whose sides differ by an "
+                               "even number")
+    d = abs(kh - kw) // 2
+    if kh > kw:
+        return np.pad(w, ((0, 0), (0, 0), (0, 0), (d, d))), (padding[0], padding[1] + d)
+    return np.pad(w, ((0, 0), (0, 0), (d, d), (0, 0))), (padding[0] + d, padding[1])
 
 
 def _shift_through(op, v: Value) -> np.ndarray:
@@ -190,8 +213,9 @@ def _weights(ctx: _Ctx, node: Node, ins: list[Value]) -> Value:
     if op.kind == "conv2d":
         if len(v.shape) != 3:
             raise UnsupportedError(f"node {node.name}: a convolution of a flattened value cannot be mapped to NIR")
-        params = {"input_shape": np.asarray(v.shape[1:], np.int64), "weight": _ungroup(w, int(op.groups)),
-                  "stride": np.asarray(op.stride, np.int64), "padding": np.asarray(op.padding, np.int64),
+        w, padding = _square(_ungroup(w, int(op.groups)), tuple(op.padding), node)
+        params = {"input_shape": np.asarray(v.shape[1:], np.int64), "weight": w,
+                  "stride": np.asarray(op.stride, np.int64), "padding": np.asarray(padding, np.int64),
                   "dilation": np.ones(2, np.int64), "groups": 1, "bias": bias}
         kind = "Conv2d"
     else:
@@ -276,7 +300,7 @@ HINTS = {"maxpool2d": "NIR neurons cannot take a maximum; use a strided conv2d o
 
 
 def build_graph(model: TernaryModel, params: dict[str, Neuron] | None = None, *, integer_weights: bool = False,
-                timesteps: int = 32) -> SpikingGraph:
+                timesteps: int = 32, copies: int = COPIES) -> SpikingGraph:
     """The spiking graph of `model` with the neuron numbers `params` (IF node name -> Neuron; missing: 1, 1).
     Raises UnsupportedError (one line, with a hint) for an operation NIR cannot express."""
     if not isinstance(timesteps, int) or isinstance(timesteps, bool) or not 1 <= timesteps <= 100_000:
@@ -295,10 +319,24 @@ def build_graph(model: TernaryModel, params: dict[str, Neuron] | None = None, *,
     out = values[last.name]
     if len(out.shape) != 1:
         raise ArtifactError(f"the output {last.name} must be a vector of class scores")
+    classes = out.shape
     if not (len(out.sources) == 1 and graph.nodes[out.sources[0]].kind == "IF"):
-        out = ctx.neuron(out, last, _unique(f"{last.name}_spikes", graph.nodes))
-    graph.nodes["output"] = NirNode("Output", {"output_type": {"output": np.asarray(out.shape, np.int64)}},
-                                    out.shape)
+        k = copies if out.pending and out.sources == [out.pending] and graph.nodes[out.pending].kind == "Affine" else 1
+        stagger = None
+        if k > 1:  # k copies of the output neurons, thresholds staggered over SPREAD: finer spike counts
+            n = graph.nodes[out.pending]
+            n.params["weight"] = np.tile(n.params["weight"], (k, 1))
+            n.params["bias"] = np.tile(n.params["bias"], k)
+            n.shape = (k * classes[0],)
+            out = Value(out.sources, n.shape, np.tile(out.unit, k), pending=out.pending)
+            stagger = np.repeat(1 + SPREAD * np.arange(k) / k, classes[0])
+        out = ctx.neuron(out, last, _unique(f"{last.name}_spikes", graph.nodes), stagger)
+        if k > 1:
+            total = np.tile(np.eye(classes[0], dtype=np.float32), (1, k))
+            name = ctx.add(f"{last.name}_count", NirNode("Affine", {"weight": total, "bias": np.zeros(
+                classes[0], np.float32)}, classes), out.sources)
+            out = Value([name], classes, out.unit[:classes[0]])
+    graph.nodes["output"] = NirNode("Output", {"output_type": {"output": np.asarray(classes, np.int64)}}, classes)
     graph.edges.append((out.sources[0], "output"))
     graph.metadata = {"producer": "ternkit", "timesteps": int(timesteps), "encoding": ENCODING,
                       "integer_weights": int(bool(integer_weights)), "labels": list(model.labels),

@@ -22,7 +22,7 @@ from .graph import NirNode, SpikingGraph
 __all__ = ["NirUnavailable", "require_nir", "to_nir", "from_nir", "write_nir", "read_nir", "nir_version"]
 
 KINDS = ("Input", "Output", "Affine", "Conv2d", "SumPool2d", "Scale", "Flatten", "IF")
-JSON_KEYS = ("labels", "neurons")
+JSON_KEYS = ("labels", "neurons", "joins")
 
 
 class NirUnavailable(TernkitError):
@@ -53,13 +53,17 @@ def _node(nir: Any, n: NirNode) -> Any:
         p["stride"] = tuple(int(s) for s in p["stride"])
         p["padding"] = tuple(int(s) for s in p["padding"])
         p["dilation"] = tuple(int(s) for s in p["dilation"])
-    return getattr(nir, n.kind)(**p)
+    node = getattr(nir, n.kind)(**p)
+    if n.origin is not None:  # which model node it serves: activity entries of a simulated file
+        node.metadata = {"ternkit_node": int(n.origin)}
+    return node
 
 
 def to_nir(graph: SpikingGraph) -> Any:
     """The NIRGraph (types checked by `nir`)."""
     nir = require_nir()
     meta = {k: (json.dumps(v) if k in JSON_KEYS else v) for k, v in graph.metadata.items()}
+    meta["joins"] = json.dumps({str(k): v for k, v in graph.joins.items()})
     return nir.NIRGraph(nodes={k: _node(nir, n) for k, n in graph.nodes.items()}, edges=list(graph.edges),
                         metadata=meta)
 
@@ -88,7 +92,9 @@ def from_nir(g: Any) -> SpikingGraph:
         else:
             p = {k: getattr(node, k) for k in node.__dataclass_fields__
                  if k not in ("input_type", "output_type", "metadata")}
-        nodes[name] = NirNode(kind, p, _shape(node))
+        origin = dict(node.metadata or {}).get("ternkit_node")
+        origin = int(origin) if isinstance(origin, int | np.integer) and not isinstance(origin, bool) else None
+        nodes[name] = NirNode(kind, p, _shape(node), origin)
     edges = [(str(a), str(b)) for a, b in g.edges]
     order, done = [], set()
     while len(order) < len(nodes):  # topological order (Kahn), inputs first
@@ -104,6 +110,10 @@ def from_nir(g: Any) -> SpikingGraph:
         meta[k] = json.loads(v) if k in JSON_KEYS and isinstance(v, str) else v
     out = SpikingGraph({k: nodes[k] for k in order}, edges, {}, metadata=meta)
     out.neurons = {k: k for k, n in out.nodes.items() if n.kind == "IF"}
+    joins = meta.pop("joins", None)
+    if isinstance(joins, dict):
+        out.joins = {int(k): [s for s in v if s in nodes] for k, v in joins.items()
+                     if str(k).isdigit() and isinstance(v, list)}
     return out
 
 

@@ -144,11 +144,12 @@ def run_graph(graph: SpikingGraph, x: np.ndarray, timesteps: int, *, record: str
             if activity and k in joined:
                 emitted[k] = emitted.get(k, 0) + (values[k] != 0).sum(0, dtype=np.float64)
         if stop_after is None:
-            step = values[graph.output_neuron]
+            step = values[graph.inputs_of("output")[0]]
             out_counts = step.astype(np.int64) if out_counts is None else out_counts + step.astype(np.int64)
     for k in [k for k in messages if k.endswith("\0first")]:
         del messages[k]
     if stop_after is None:
         run.counts = out_counts
-        run.final_v = state[graph.output_neuron].copy()
+        k, c = graph.copies, out_counts.shape[1]
+        run.final_v = state[graph.output_neuron].reshape(n, k, c).sum(1)
     return run
