@@ -50,12 +50,14 @@ def _tries() -> dict[str, tuple[str, int, str]]:
         "test_hostile_labels_through_onnx_and_the_lava_graph":
             ("code injection: ONNX, Lava graph", n, f"{n} characters in labels: onnx checker, onnxruntime, graph file"),
         "test_markdown_and_chart_text_is_inert":
-            ("report text: Markdown, charts", 3 * n, f"{n} characters x (md, md_code, plain)"),
+            ("report text: Markdown, charts, terminal", 3 * n, f"{n} characters x (md, md_code, plain)"),
         "test_hostile_target_names_make_a_plain_report":
-            ("report text: Markdown, charts", 5, "target TOML names: mathtext, HTML, pipes, NUL/newline, 254 chars"),
+            ("report text: Markdown, charts, terminal", 5,
+             "target TOML names: mathtext, HTML, pipes, NUL/newline, 254 chars"),
         "test_a_100000_character_name_is_cut_in_its_message": ("long names in messages", 2, "model node, cut()"),
         "test_terminal_output_holds_no_control_characters":
-            ("report text: Markdown, charts", 2, "escape sequences in labels (eval) and target names (report)"),
+            ("report text: Markdown, charts, terminal", 2,
+             "escape sequences in labels (eval) and target names (report)"),
         "test_every_graph_field_is_checked_before_lava_starts":
             ("graph-file fields", 1, f"one of {len(graph.CASES)} fields, each refused"),
         "test_another_models_graph_is_refused_with_or_without_its_fingerprint":
@@ -107,11 +109,11 @@ def main() -> int:
         row["cases"] += n if not skipped else 0
         if what not in row["what"]:
             row["what"].append(what)
-    print(f"{'class':38} {'tests':>5} {'passed':>6} {'skipped':>7} {'cases tried':>11}")
+    print(f"{'class':40} {'tests':>5} {'passed':>6} {'skipped':>7} {'cases tried':>11}")
     for cls, r in classes.items():
-        print(f"{cls:38} {r['tests']:5} {r['passed']:6} {r['skipped']:7} {r['cases']:11,}")
+        print(f"{cls:40} {r['tests']:5} {r['passed']:6} {r['skipped']:7} {r['cases']:11,}")
     total = {k: sum(r[k] for r in classes.values()) for k in ("tests", "passed", "skipped", "cases")}
-    print(f"{'total':38} {total['tests']:5} {total['passed']:6} {total['skipped']:7} {total['cases']:11,}")
+    print(f"{'total':40} {total['tests']:5} {total['passed']:6} {total['skipped']:7} {total['cases']:11,}")
     from ternkit.core.atomic import write_text
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
