@@ -10,9 +10,9 @@ taken from 0 with rate 1, so one fused Adam kernel computes them in one pass.
 
 The k best are found without sorting and without reading anything back to the host: a threshold t from the
 scores of a fixed sample of positions (all of them in layers of up to 8,192 weights: then exact), and then
-one dense, branch-free update, q <- clamp(q + clamp(trunc(P / t), -1, 1), -L, L), moves every weight whose
-score reaches t one level toward sign(P) -- the clamp is the blocked-move mask. Exact ties (every |P| is 1
-after the first step) are broken by a fixed per-position offset below 1e-4 added to P.
+one dense, branch-free update moves every weight whose |P| reaches t one level toward sign(P), except where
+q d = L (d = clamp(trunc(P / t), -1, 1)): the move would leave {-L..L}. t lies just above the (k+1)-th score,
+so exact ties there (every |P| is 1 after the first step) do not all move at once: none of them moves.
 
 Which weights are discrete and their levels travel in the param groups (key "levels"); a technique that
 trains a submatrix passes it for one step in a `StepContext`. All state lives in `self.state` and the param
@@ -36,7 +36,12 @@ __all__ = ["CoNNTrA", "is_discrete", "StepContext"]
 
 _GOLDEN = 0.6180339887498949
 _SAMPLE = 8192  # positions a big layer's threshold is estimated from; smaller layers use all (exact)
-_TIE = 1e-4  # the tie-breaking offsets lie in (-_TIE, _TIE); a move needs |P| >= 2 * _TIE, so its sign is P's
+_CHUNK = 64  # the sample is _SAMPLE // _CHUNK runs of _CHUNK neighbours: contiguous reads, not scattered ones
+_FLOOR = 1e-20  # the least threshold: a weight with no evidence (P = 0) never moves
+_ABOVE = 1 + 2 ** -22  # a threshold strictly above a score (2 to 4 float32 steps: P / t stays below 1)
+# Adam's usual epsilon in |P| = |M^| / (sqrt(V^) + eps): after one step |M^| = sqrt(V^) = |g| everywhere, and
+# with a negligible eps every |P| would be the same 1.0; this one ranks those by |g| (larger first)
+_EPS = 1e-8
 
 
 def is_discrete(p: torch.Tensor) -> bool:
@@ -121,9 +126,8 @@ class CoNNTrA(torch.optim.Optimizer):
         self.step_index = 0
         self._moved: list[torch.Tensor] = []  # last step's |move| per layer (summed only when asked)
         self._samples: dict[tuple[int, torch.device], torch.Tensor] = {}
-        self._offsets: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._context: StepContext | None = None
-        self._buffers: dict[int, torch.Tensor] = {}  # scratch per weight, never saved
+        self._buffers: dict[tuple[int, int], torch.Tensor] = {}  # scratch per weight, never saved
 
     @property
     def discrete(self) -> list[torch.Tensor]:
@@ -209,18 +213,25 @@ class CoNNTrA(torch.optim.Optimizer):
         # step (batchwise dropout) -- its other weights saw no data this step: averages and values stay
         parts = [self._part(p) for _, p, _ in live]
         qs, ms, vs, gs = zip(*parts, strict=True)
-        # the proposal starts from the tie-breaking offsets, not from 0 (one pass either way), in a buffer
-        # kept between steps (a fresh weight-sized tensor costs its page faults on every step)
+        # the proposal starts from 0, in a buffer kept between steps (a fresh weight-sized tensor costs its
+        # page faults on every step)
         props = [self._buffer(p, q) for (_, p, _), q in zip(live, qs, strict=True)]
-        torch._foreach_copy_(props, [self._offset(q) for q in qs])
+        torch._foreach_zero_(props)
         adam_kernel(props, list(gs), list(ms), list(vs), [], [self.state[p]["step"] for _, p, _ in live],
                     fused=True, amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0,
-                    eps=1e-12, maximize=False)
+                    eps=_EPS, maximize=False)
         index = {id(p): j for j, p in enumerate(discrete)}
-        for (_, p, levels), q, m, v, prop in zip(live, qs, ms, vs, props, strict=True):
-            moved = self._move(index[id(p)], len(discrete), levels, q, m, prop, frac)
-            if moved is not None:
-                self._moved.append(moved)
+        moving = []  # (levels, q, M, P, k) of the layers with a budget this step
+        for (_, p, levels), q, m, prop in zip(live, qs, ms, props, strict=True):
+            # budget floor(f*n + u) with u from a golden-ratio sequence: small layers still move at the right
+            # average rate, and every process of a data-parallel run draws the same u without sharing an RNG
+            u = (self.step_index * _GOLDEN + 0.5 * index[id(p)] / max(1, len(discrete))) % 1.0
+            k = int(frac * q.numel() + u)
+            if k >= 1:
+                moving.append((levels, q, m, prop, k, self._scratch(p, q)))
+        if moving:
+            self._moved = self._move(moving, self._thresholds(moving))
+        for (_, p, _), q, m, v in zip(live, qs, ms, vs, strict=True):
             active = self._active(p)
             if active is not None:
                 for full, part in ((p.data, q), (self.state[p]["m"], m), (self.state[p]["v"], v)):
@@ -245,53 +256,68 @@ class CoNNTrA(torch.optim.Optimizer):
             got = table[(n, device)] = make(torch.Generator().manual_seed(n)).to(device)
         return got
 
-    def _buffer(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def _buffer(self, p: torch.Tensor, q: torch.Tensor, role: int = 0) -> torch.Tensor:
+        """A scratch tensor shaped like q, kept between steps for the whole weight p (never saved)."""
         if q.data_ptr() != p.data.data_ptr():  # a gathered submatrix: its size changes from step to step
             return torch.empty_like(q)
-        buf = self._buffers.get(id(p))
+        buf = self._buffers.get((id(p), role))
         if buf is None or buf.shape != q.shape or buf.device != q.device:
-            buf = self._buffers[id(p)] = torch.empty_like(q)
+            buf = self._buffers[(id(p), role)] = torch.empty_like(q)
         return buf
 
-    def _offset(self, q: torch.Tensor) -> torch.Tensor:
-        n = q.numel()
-        return self._fixed(self._offsets, n, q.device,
-                           lambda g: (torch.rand(n, generator=g) * 2 - 1).mul_(_TIE)).view_as(q)
+    def _scratch(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return self._buffer(p, q, 1)
 
-    def _move(self, i: int, count: int, levels: int, q: torch.Tensor, m: torch.Tensor, prop: torch.Tensor,
-              frac: float) -> torch.Tensor | None:
-        """Move the k best weights of one layer one level toward sign(P); reset their M. Returns |move|."""
-        # budget floor(f*n + u) with u from a golden-ratio sequence: small layers still move at the right
-        # average rate, and every process of a data-parallel run draws the same u without sharing an RNG
-        u = (self.step_index * _GOLDEN + 0.5 * i / max(1, count)) % 1.0
-        n = q.numel()
-        k = int(frac * n + u)
-        if k < 1:
-            return None
-        t = self._threshold(levels, q.view(-1), prop.view(-1), k)
+    def _move(self, moving: list[tuple], ts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Move every weight whose |P| reaches its layer's t one level toward sign(P) unless that leaves
+        {-L..L}; reset the M of those that moved. Returns |move| per layer. All layers at once (torch._foreach:
+        one call per operation, not one per layer and operation)."""
+        levels = [lv for lv, *_ in moving]
+        qs, ms, props, blocked = ([x[i] for x in moving] for i in (1, 2, 3, 5))
         if self.zero_bonus:  # a move onto 0 needs only t / (1 + bonus): scale its P instead (sign kept)
-            prop.mul_(torch.where((q * prop < 0) & (q.abs() == 1), 1 + self.zero_bonus, 1.0))
-        d = prop.div_(t, rounding_mode="trunc").clamp_(-1, 1)  # the proposed move where the score reaches t
-        new = torch.add(q, d).clamp_(-levels, levels)  # blocked moves (past +-L) stay where they are
-        d = torch.sub(new, q, out=d)
-        q.copy_(new)
-        d.abs_()
-        m.addcmul_(m, d, value=-1.0)  # M <- 0 where the weight moved
-        return d
+            for q, prop in zip(qs, props, strict=True):
+                prop.mul_(torch.where((q * prop < 0) & (q.abs() == 1), 1 + self.zero_bonus, 1.0))
+        torch._foreach_div_(props, ts)
+        torch._foreach_trunc_(props)
+        torch._foreach_clamp_min_(props, -1.0)
+        torch._foreach_clamp_max_(props, 1.0)  # d: the proposed move, where the score reaches t
+        torch._foreach_copy_(blocked, qs)
+        torch._foreach_mul_(blocked, props)  # q d = L exactly where the move would leave {-L..L}
+        if any(lv > 1 for lv in levels):
+            torch._foreach_sub_(blocked, [float(lv - 1) for lv in levels])
+        torch._foreach_clamp_min_(blocked, 0.0)
+        torch._foreach_addcmul_(props, props, blocked, value=-1.0)  # the moves made
+        torch._foreach_add_(qs, props)
+        torch._foreach_abs_(props)
+        torch._foreach_addcmul_(ms, ms, props, value=-1.0)  # M <- 0 where the weight moved
+        return props
 
-    def _threshold(self, levels: int, q: torch.Tensor, p: torch.Tensor, k: int) -> torch.Tensor:
-        """The k-th largest score |P| among the possible moves: exact for up to _SAMPLE weights, else from a
-        fixed sample of _SAMPLE positions (the expected number of weights above it is k). A 0-d tensor on P's
-        device: nothing is read back to the host."""
-        n = q.numel()
-        if n > _SAMPLE:
-            idx = self._fixed(self._samples, n, q.device, lambda g: torch.randint(0, n, (_SAMPLE,), generator=g))
-            q, p = q[idx], p[idx]
-            j = min(_SAMPLE, max(1, round(k * _SAMPLE / n)))
+    def _thresholds(self, moving: list[tuple]) -> list[torch.Tensor]:
+        """t per layer, just above the (k+1)-th largest score |P| among the possible moves: exact for
+        layers of up to _SAMPLE weights, else from a fixed sample of _SAMPLE positions (then the expected
+        number of weights above t is k). 0-d tensors on P's device: nothing is read back to the host. A group
+        of exact ties at t (weights whose gradients differed only in size share |M|/sqrt(V)) does not move."""
+        qs, ps, js = [], [], []
+        for _, q, _, prop, k, _ in moving:
+            q, p, n = q.reshape(-1), prop.view(-1), q.numel()
+            if n > _SAMPLE:
+                runs = n // _CHUNK
+                idx = self._fixed(self._samples, n, q.device,
+                                  lambda g, runs=runs: torch.randperm(runs, generator=g)[:_SAMPLE // _CHUNK])
+                q, p = (t[:runs * _CHUNK].view(runs, _CHUNK).index_select(0, idx).view(-1) for t in (q, p))
+                js.append(min(len(q), max(1, round(k * len(q) / n))))
+            else:
+                js.append(min(n, k))
+            qs.append(q)
+            ps.append(p)
+        levels = {lv for lv, *_ in moving}
+        if len(levels) == 1:  # the usual case: one score computation for every layer
+            scores = self._scores(levels.pop(), torch.cat(qs), torch.cat(ps)).split([len(q) for q in qs])
         else:
-            j = min(n, k)
-        score = self._scores(levels, q, p)
-        return torch.topk(score, j, sorted=False).values.min().clamp_min(2 * _TIE)
+            scores = [self._scores(lv, q, p) for (lv, *_), q, p in zip(moving, qs, ps, strict=True)]
+        ts = [torch.topk(sc, j + 1, sorted=False).values.min() if j < len(sc) else sc.new_zeros(())
+              for sc, j in zip(scores, js, strict=True)]
+        return list(torch.stack(ts).mul_(_ABOVE).clamp_min_(_FLOOR).unbind())
 
     def _scores(self, levels: int, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """|P| where the move toward sign(P) is possible, else 0: at the end of the range it is not -- q and P
