@@ -24,6 +24,7 @@ import the heavy parts (onnx, lava, compilers) inside the functions:
         summary="one line for `ternkit export --help`",
         handlers=lambda: HANDLERS,                      # operation kind -> handler, loaded on first use
         refusals={"maxpool2d": "why, and what to use instead"},   # kinds it refuses, each with a hint
+        limits={"conv2d": "only depthwise groups"},     # kinds it takes only in some forms: words of the refusal
         export=_export,                                 # None for a simulate-only backend (cortex-m4)
         simulate=_simulate,                             # None for an export-only backend
         require=_require,                               # (stage) -> None; TernkitError if a dependency is missing
@@ -49,7 +50,9 @@ The contract of the functions:
   (tests/export/test_backend_conformance.py) reads these declarations, no exclusion list of its own: a model
   whose kinds are all handled must export, and simulate with a valid activity record agreeing with the
   reference on at least `agreement` of the samples; a refused kind must be refused with its hint; any other
-  kind (an operation registered after the backend was written) must be refused in one line naming it.
+  kind (an operation registered after the backend was written) must be refused in one line naming it. A kind
+  handled only in some forms (hls4ml: max pooling without ceil_mode) is in `limits`, kind -> words its
+  UnsupportedError for the other forms contains; the suite accepts exactly that refusal for it.
 - `require(stage)` (stage "export" or "simulate": an export may need less than a simulation) runs before any
   slow work (calibration, building) and raises a TernkitError whose one line says how to install what is
   missing; the tests skip a backend whose `require` fails, with that line as the reason.
@@ -130,6 +133,7 @@ class Backend:
     summary: str
     handlers: Callable[[], Mapping[str, Any]]
     refusals: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)  # handled kind -> words of its refusal of some forms
     export: Callable[..., Written] | None = None
     simulate: Callable[..., dict[str, Any]] | None = None
     require: Callable[[str], Any] | None = None  # (stage: "export" | "simulate")
