@@ -162,3 +162,13 @@ def test_toy_operation_on_the_toy_backend_and_every_backend(toy_op, tmp_path, ca
     assert main(["simulate", str(tern), "--backend", "toy", "--dataset", f"npz:{data}", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert r["backend"] == "toy" and r["agreement"] == 1.0 and r["samples"] == 30
+
+
+def test_reading_the_registry_loads_no_heavy_dependency():
+    """`ternkit export` and `ternkit simulate` build their parsers from every registered backend: the units must
+    stay light (their heavy parts load inside their functions), or every command would pay for every backend."""
+    code = ("import sys\nfrom ternkit.cli import build_parser\nbuild_parser('export'); build_parser('simulate')\n"
+            "heavy = ('torch', 'onnx', 'onnxruntime', 'lava', 'nir', 'qonnx', 'hls4ml', 'norse', 'sklearn')\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
