@@ -35,10 +35,10 @@ from .emit import FILES, check_out_dir, render
 from .packing import TRITS_PER_BYTE
 from .program import CProgram, build_program, emulate
 
-__all__ = ["simulate_c", "run_backend", "c_summary", "BACKENDS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
+__all__ = ["simulate_c", "run_backend", "c_summary", "RUNS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
            "build_figures"]
 
-BACKENDS = ("c", "cortex-m4")
+RUNS = ("c", "cortex-m4")  # where the C runs: a host build, or cross-built for a Cortex-M4 in qemu
 MEASURED_FILE = "mcu.json"
 BUILD_FILES = (*FILES, "model.o", "firmware.elf", "tk_host", "input.bin", "output.bin", MEASURED_FILE)
 
@@ -106,7 +106,7 @@ def simulate_c(model: TernaryModel, x: np.ndarray, y: np.ndarray | None, backend
                packing: str = "2bit") -> dict[str, Any]:
     """Export, build, run and check; `build_dir` keeps the build (sources, objects, measured figures).
     `target`: the kernels (default: "cortex-m4" SIMD kernels for that backend, portable C99 for the host)."""
-    if backend not in BACKENDS:
+    if backend not in RUNS:
         raise ValueError(backend)
     require_tools(backend)  # before any work: says how to install what is missing
     if build_dir is not None:
@@ -157,8 +157,8 @@ def _build_and_run(prog: CProgram, model: TernaryModel, x: np.ndarray, y: np.nda
 def run_backend(backend: str, model: TernaryModel, data: Any, *, calibrate: str | None = None,
                 build: str | os.PathLike | None = None, where: str = "the model", packing: str = "2bit"
                 ) -> dict[str, Any]:
-    """The `c` / `cortex-m4` entry of `export.simulate.BACKENDS`: calibrate as `ternkit export c` does (the
-    model's own training data unless `calibrate` names a dataset), then `simulate_c`."""
+    """What the `c` and `cortex-m4` backends' simulate runs (export/c/backend.py): calibrate as `ternkit export c`
+    does (the model's own training data unless `calibrate` names a dataset), then `simulate_c`."""
     from ..calibration import calibration_data
 
     if build is not None:
