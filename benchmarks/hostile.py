@@ -58,6 +58,8 @@ def _tries() -> dict[str, tuple[str, int, str]]:
         "test_terminal_output_holds_no_control_characters":
             ("report text: Markdown, charts, terminal", 2,
              "escape sequences in labels (eval) and target names (report)"),
+        "test_every_graph_field_is_refused_by_the_loader":
+            ("graph-file fields", 1, f"one of {len(graph.CASES)} fields, refused by load_graph + check_graph_for"),
         "test_every_graph_field_is_checked_before_lava_starts":
             ("graph-file fields", 1, f"one of {len(graph.CASES)} fields, each refused"),
         "test_another_models_graph_is_refused_with_or_without_its_fingerprint":

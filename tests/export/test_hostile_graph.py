@@ -88,12 +88,34 @@ CASES = [  # (field, value, words in the message)
 ]
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("field,value,words", CASES, ids=[f"{c[0]}={str(c[1])[:12]}" for c in CASES])
-def test_every_graph_field_is_checked_before_lava_starts(exported, tmp_path, capsys, field, value, words):
+IDS = [f"{c[0]}={str(c[1])[:12]}" for c in CASES]
+
+
+def _bad(exported, tmp_path, field, value):
     graph = json.loads((exported / "g.lava.json").read_text())
     _set(graph, field, value)
     (tmp_path / "bad.lava.json").write_text(json.dumps(graph))
+    return tmp_path / "bad.lava.json"
+
+
+@pytest.mark.parametrize("field,value,words", CASES, ids=IDS)
+def test_every_graph_field_is_refused_by_the_loader(exported, tmp_path, field, value, words):
+    """The checks themselves, without lava-nc (as `make test-core` runs): load, then match to the model."""
+    from ternkit.core import ArtifactError, load_model
+    from ternkit.export.lava.export import check_graph_for
+    from ternkit.export.lava.graph import load_graph
+
+    path = _bad(exported, tmp_path, field, value)
+    with pytest.raises(ArtifactError) as e:
+        check_graph_for(load_graph(path), load_model(exported / "m.tern"), str(path), "m.tern")
+    assert words in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 600, str(e.value)[:700]
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("field,value,words", CASES, ids=IDS)
+def test_every_graph_field_is_checked_before_lava_starts(exported, tmp_path, capsys, field, value, words):
+    _bad(exported, tmp_path, field, value)
     assert main(["simulate", str(exported / "m.tern"), "--graph", str(tmp_path / "bad.lava.json"),
                  "--dataset", "iris", "--limit", "5"]) == 2
     err = capsys.readouterr().err
@@ -101,6 +123,7 @@ def test_every_graph_field_is_checked_before_lava_starts(exported, tmp_path, cap
     assert words in err, err
 
 
+@pytest.mark.lava
 def test_another_models_graph_is_refused_with_or_without_its_fingerprint(exported, tmp_path, capsys):
     g = exported / "g.lava.json"
     argv = ["simulate", str(exported / "other.tern"), "--graph", str(g), "--dataset", "iris", "--limit", "5"]
