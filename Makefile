@@ -18,10 +18,13 @@ setup: $(STAMP)
 
 # lava's pins come with the `lava` extra in the same resolve as everything else; `ternkit install-lava` then adds
 # lava-nc itself (--no-deps --ignore-requires-python: it declares Python <3.11), the step a user runs too.
+# Norse (the NIR consumer tests/export/test_nir_norse.py checks against) with --no-deps: its torchvision requirement
+# would pull a CUDA torch; nirtorch needs only nir and torch, which are in by then.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,mnist,lava,fpga]'
+	$(BIN)/pip install --quiet -e '.[dev,mnist,lava,fpga,nir]'
+	$(BIN)/pip install --quiet --no-deps norse==1.1.0 nirtorch==2.6
 	$(BIN)/ternkit install-lava --quiet
 	touch $(STAMP)
 

@@ -60,12 +60,13 @@ def _node(nir: Any, n: NirNode) -> Any:
 
 
 def to_nir(graph: SpikingGraph) -> Any:
-    """The NIRGraph (types checked by `nir`)."""
+    """The NIRGraph (types checked by `nir`). Nodes and metadata in name order -- the order HDF5 gives them
+    back -- so that writing a file that was read gives the same bytes."""
     nir = require_nir()
     meta = {k: (json.dumps(v) if k in JSON_KEYS else v) for k, v in graph.metadata.items()}
     meta["joins"] = json.dumps({str(k): v for k, v in graph.joins.items()})
-    return nir.NIRGraph(nodes={k: _node(nir, n) for k, n in graph.nodes.items()}, edges=list(graph.edges),
-                        metadata=meta)
+    return nir.NIRGraph(nodes={k: _node(nir, graph.nodes[k]) for k in sorted(graph.nodes)},
+                        edges=list(graph.edges), metadata=dict(sorted(meta.items())))
 
 
 def _shape(node: Any) -> tuple[int, ...]:
@@ -92,6 +93,7 @@ def from_nir(g: Any) -> SpikingGraph:
         else:
             p = {k: getattr(node, k) for k in node.__dataclass_fields__
                  if k not in ("input_type", "output_type", "metadata")}
+            p = {k: v.item() if isinstance(v, np.generic) else v for k, v in p.items()}  # HDF5 scalars
         origin = dict(node.metadata or {}).get("ternkit_node")
         origin = int(origin) if isinstance(origin, int | np.integer) and not isinstance(origin, bool) else None
         nodes[name] = NirNode(kind, p, _shape(node), origin)
