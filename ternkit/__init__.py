@@ -21,7 +21,7 @@ __all__ = [
     # the artifact and data (ternkit.core)
     "TernaryModel", "load_model", "save_model", "load_dataset", "load_split", "TernkitError",
     # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
-    "train", "TrainConfig", "ternarize", "to_artifact", "recalibrate_batchnorm", "nn", "optim",
+    "train", "train_methods", "TrainConfig", "ternarize", "to_artifact", "recalibrate_batchnorm", "nn", "optim",
     # deployment (ternkit.export)
     "export_onnx", "export_c", "export_lava", "export_model", "backends", "OnnxModel", "write_bundle",
     "calibration_data", "lava_graph_for", "simulate", "simulation_data", "evaluate",
@@ -32,7 +32,7 @@ __all__ = [
 _WHERE = {
     "TernaryModel": "ternkit.core", "load_model": "ternkit.core", "save_model": "ternkit.core",
     "load_dataset": "ternkit.core", "load_split": "ternkit.core", "TernkitError": "ternkit.core",
-    "train": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
+    "train": "ternkit.trainer", "train_methods": "ternkit.trainer", "TrainConfig": "ternkit.trainer",
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "recalibrate_batchnorm": "ternkit.trainer.batchnorm",
     "export_onnx": "ternkit.export", "export_c": "ternkit.export", "export_lava": "ternkit.export",

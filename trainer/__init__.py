@@ -1,6 +1,9 @@
 """ternkit.trainer: CoNNTrA and its baselines in one training loop with pluggable update rules."""
 
-from .api import TrainResult, memory_summary, metrics_path, train
+# every technique registers itself on import (`technique.register`), as core/ops/__init__ imports the operations;
+# api imports widen, the stage above the run
+from . import approx, distributed, dropout, halo, prune  # noqa: F401
+from .api import TrainResult, compare_path, memory_summary, metrics_path, train, train_methods
 from .config import METHODS, MODES, SCHEDULES, TrainConfig
 from .conntra import ConntraRule, ExactConntraRule
 from .layers import QuantLayer
@@ -11,7 +14,8 @@ from .specs import parse_model_spec
 from .technique import Technique, techniques_for
 
 __all__ = [
-    "train", "TrainConfig", "TrainResult", "METHODS", "MODES", "SCHEDULES", "memory_summary", "metrics_path",
+    "train", "train_methods", "compare_path", "TrainConfig", "TrainResult", "METHODS", "MODES", "SCHEDULES",
+    "memory_summary", "metrics_path",
     "Network", "build_network", "to_artifact", "QuantLayer", "parse_model_spec",
     "fit", "Hooks", "TrainingInterrupted",
     "UpdateRule", "AdamRule", "ConntraRule", "ExactConntraRule", "Technique", "techniques_for",

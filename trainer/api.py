@@ -1,178 +1,89 @@
-"""`train(config)`: data -> network -> rule -> the one loop -> the artifact and its metrics."""
+"""The trainer's public entry points: `train(config)` and `train_methods(config, compare)`.
+
+`train` runs everything a config asks for, as `ternkit train` does: the plain run (`run.train_run`, where the
+registered techniques attach), or go wide then narrow when `config.extra` holds widening settings (a stage
+above the run: teacher -> imitation -> merge -> fine-tune). `train_methods` adds the comparison runs of
+`--compare`. The CLI parses, calls `train_methods`, prints.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-
-from ternkit.core.atomic import write_text
-from ternkit.core.data import Dataset, Split, load_split, normalisation
+from ternkit.core.atomic import OutputError, check_writable
+from ternkit.core.data import Split
 from ternkit.core.errors import OptionError
-from ternkit.core.io import save_model
-from ternkit.core.metrics import operation_totals, parameter_memory
-from ternkit.core.model import InputSpec, TernaryModel
-from ternkit.core.outputs import with_output_affine
-from ternkit.core.version import ternkit_version
 
-from .batchnorm import recalibrate_batchnorm
-from .config import TrainConfig
-from .conntra import ConntraRule, ExactConntraRule
-from .defaults import resolve_defaults
-from .loop import Hooks, accuracy, fit
-from .network import Network, build_network, to_artifact
-from .rules import AdamRule, UpdateRule
-from .technique import Technique, techniques_for
-from .usermodel import build_user_network, is_user_model
+from .config import METHODS, TrainConfig
+from .distributed import is_main_process
+from .loop import Hooks
+from .network import Network
+from .run import PARAMETRISATION, TrainResult, make_rule, memory_summary, metrics_path, train_run
+from .technique import Technique
+from .widen import KEY as WIDEN_KEY
+from .widen import go_wide_then_narrow
 
-__all__ = ["TrainResult", "train", "make_rule", "memory_summary", "metrics_path"]
+__all__ = ["TrainResult", "train", "train_methods", "compare_path", "make_rule", "memory_summary", "metrics_path",
+           "PARAMETRISATION"]
 
-PARAMETRISATION = {"conntra": "discrete", "ste": "ste", "float": "float"}
-
-
-@dataclass
-class TrainResult:
-    model: TernaryModel
-    metrics: dict[str, Any]
-    net: Network
-
-
-def metrics_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.stem + ".metrics.json")
-
-
-def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=()) -> UpdateRule:
-    common = dict(lr=config.lr, extra_params=extra_params, lr_schedule=config.lr_schedule)
-    if config.method != "conntra":
-        return AdamRule(net, total_steps, **common)
-    if config.mode == "exact":
-        return ExactConntraRule(net, total_steps, block=config.exact_block, coords_per_step=config.exact_coords,
-                                seed=config.seed, **common)
-    return ConntraRule(net, total_steps, frac_start=config.frac_start, frac_end=config.frac_end,
-                       zero_bonus=config.zero_bonus, **common)
-
-
-class _Targets:
-    """Regression targets standardised with the training split's mean and std (classes pass through)."""
-
-    def __init__(self, y: np.ndarray | None):
-        self.mean = self.std = None
-        if y is not None:
-            self.mean = y.mean(0).astype(np.float64)
-            self.std = np.where(y.std(0) < 1e-6, 1.0, y.std(0)).astype(np.float64)
-
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        return y if self.mean is None else ((y - self.mean) / self.std).astype(np.float32)
-
-
-def target_scaling(train: Dataset) -> _Targets:
-    return _Targets(None if train.task == "classify" else train.y)
-
-
-def _tensors(x: np.ndarray, y: np.ndarray, spec: InputSpec,
-             device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(spec.normalise(x)).to(device), torch.from_numpy(y).to(device)
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto: CUDA when torch sees a device, else the CPU. The artifact is the same either way."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
-    return torch.device(name)
-
-
-def memory_summary(model: TernaryModel) -> dict[str, Any]:
-    """Bytes of the learned parameters as deployed, and the same parameters in float32/float64: core's
-    definition (`ternkit.core.metrics.parameter_memory`), the same figures `ternkit report` shows."""
-    return parameter_memory(model)
-
-
-def _check_traceable(net: torch.nn.Module, spec: InputSpec, labels: list[str], task: str) -> None:
-    """Trace the untrained network once, as the end of training will: an operation the tracer cannot map, or
-    data-dependent control flow, is then one line before any training (and before a checkpoint is written)."""
-    from .trace import to_artifact as trace_artifact
-
-    rng = torch.random.get_rng_state()  # the trace must not change the run's random numbers
-    try:
-        trace_artifact(net, input_spec=spec, labels=list(labels), check=False, task=task)
-    finally:
-        torch.random.set_rng_state(rng)
+RESUME_WIDEN = "--resume is not supported with --widen/--teacher (the stages restart)"
 
 
 def train(config: TrainConfig, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           split: Split | None = None, hooks: Hooks | None = None, net: Network | None = None,
           techniques: list[Technique] | None = None) -> TrainResult:
-    """Train per `config`; with `out`, write the artifact, its metrics JSON and a checkpoint each epoch."""
-    config.validate()
-    torch.manual_seed(config.seed)
-    split = split or load_split(config.dataset, config.seed, config.val_fraction, config.test, task=config.task)
-    if not isinstance(config.dataset, str) or not isinstance(config.test, str | None):
-        # the API's arrays or torch dataset: provenance and checkpoints name the data, they do not hold it
-        config = dataclasses.replace(
-            config, dataset=config.dataset if isinstance(config.dataset, str) else f"<{split.train.name}>",
-            test=config.test if isinstance(config.test, str | None) else f"<{split.test.name}>")
-    config, schedule = resolve_defaults(config, len(split.train))  # None = not given: measured defaults
-    mean, std = normalisation(split.train)
-    spec = InputSpec(split.train.shape, mean, std)
-    labels = split.train.labels
-    task, targets = split.train.task, target_scaling(split.train)
-    if net is None and is_user_model(config.model):
-        net = build_user_network(config.model, spec.shape, len(labels), config.method, seed=config.seed,
-                                 levels=config.levels, scale_mode=config.scale)
-        _check_traceable(net, spec, labels, task)  # an untraceable model is refused before step 1, no files
-    net = net or build_network(config.model, spec.shape, len(labels), PARAMETRISATION[config.method],
-                               seed=config.seed, levels=config.levels, scale_mode=config.scale)
-    device = resolve_device(config.device)
-    net.to(device)
-    train_t = _tensors(split.train.x, targets(split.train.y), spec, device)
-    val_t = _tensors(split.val.x, targets(split.val.y), spec, device)
-    steps = config.epochs * max(1, -(-len(train_t[0]) // config.batch_size))
-    hooks = hooks or Hooks()
-    techniques = techniques_for(config) if techniques is None else techniques
-    extra_params = [p for t in techniques for p in t.attach(net, hooks, config)]
-    rule = make_rule(config, net, steps, extra_params)
-    ckpt = Path(str(out) + ".ckpt") if out else None
-    t0 = time.perf_counter()
-    history = fit(net, rule, train_t, val_t, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                  hooks=hooks, checkpoint=ckpt, resume=resume, identity=config.identity(), progress=progress)
-    metrics: dict[str, Any] = {
-        "method": config.method, "train_seconds": history["train_seconds"],
-        "train_cpu_seconds": history["train_cpu_seconds"],
-        "wall_seconds": time.perf_counter() - t0, "epochs": history["epochs"],
-        "train_error": history["epochs"][-1]["train_error"], "val_error": history["epochs"][-1]["val_error"],
-        "schedule": schedule,  # the batch size, rate and epochs used, which of them were defaults, and why
-        "task": task, "task_note": split.train.note,  # regression errors: MSE of standardised targets (~1 - R^2)
-    }
-    for t in techniques:
-        metrics.update(t.finish(net, config))
-    metrics["batchnorm_recalibrated"] = recalibrate_batchnorm(net, train_t[0])
-    if techniques or metrics["batchnorm_recalibrated"]:  # the network changed (pruning, statistics): report it
-        metrics["train_error"] = 1 - accuracy(net, *train_t)
-        metrics["val_error"] = 1 - accuracy(net, *val_t) if len(val_t[0]) else None
-    if split.test is not None:
-        test_t = _tensors(split.test.x, targets(split.test.y), spec, device)
-        metrics["test_error"] = 1 - accuracy(net, *test_t)
-        metrics["test_dataset"] = config.test
-    provenance = {"dataset": config.dataset, "seed": config.seed, "method": config.method,
-                  "config": config.to_dict(), "ternkit_version": ternkit_version(), "train_samples": len(split.train),
-                  "val_samples": len(split.val), "task": task}
-    model = to_artifact(net, spec, labels, config.levels, provenance, task=task)
-    if task != "classify":  # trained on standardised targets: the artifact answers in the data's units
-        model = with_output_affine(model, targets.std, targets.mean)
-    metrics["memory"] = memory_summary(model)
-    metrics["bits_per_weight"] = metrics["memory"]["bits_per_weight"]
-    metrics["operations"] = operation_totals(model)  # connections (MACs) per inference, as the report counts
-    model.metrics = {k: v for k, v in metrics.items() if k != "epochs"}
-    if out is not None and hooks.is_main:
-        save_model(model, out)
-        write_text(metrics_path(out), json.dumps(metrics, indent=2))
-    return TrainResult(model, metrics, net)
+    """Train per `config`, every technique and stage it asks for; with `out`, write the artifact, its metrics
+    JSON and (plain runs) a checkpoint each epoch.
+
+    `hooks`, `net` and `techniques` reach into one plain run; a widening config refuses them rather than
+    silently training something else."""
+    if WIDEN_KEY in config.extra:
+        if resume:
+            raise OptionError(RESUME_WIDEN)
+        if hooks is not None or net is not None or techniques is not None:
+            raise OptionError("go wide then narrow builds its own networks and techniques: hooks, net and "
+                              "techniques apply to a plain run (use ternkit.trainer.run.train_run)")
+        return go_wide_then_narrow(config, out=out, progress=progress, split=split)
+    return train_run(config, out=out, resume=resume, progress=progress, split=split, hooks=hooks, net=net,
+                     techniques=techniques)
+
+
+def compare_path(out: str | Path, method: str) -> Path:
+    """Where a comparison run writes: model.tern -> model.float.tern."""
+    out = str(out)
+    stem = out[: -len(".tern")] if out.endswith(".tern") else out
+    return Path(f"{stem}.{method}.tern")
+
+
+def train_methods(config: TrainConfig, compare: Iterable[str] = (), *, out: str | Path | None = None,
+                  resume: bool = False, progress: bool = True) -> dict[str, TrainResult]:
+    """`config`'s run, then the same run with each method in `compare` (once each, `config.method` skipped),
+    written next to `out` as OUT.METHOD.tern. Outputs are checked writable before each run trains; a failed
+    write says where the training so far is kept."""
+    methods = list(dict.fromkeys([config.method, *compare]))
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise OptionError(f"--compare must be one of {', '.join(METHODS)}, got {bad[0]!r}")
+    if resume and WIDEN_KEY in config.extra:
+        raise OptionError(RESUME_WIDEN)
+    results: dict[str, TrainResult] = {}
+    for method in methods:
+        run_out = None if out is None else (Path(out) if method == config.method else compare_path(out, method))
+        results[method] = _checked(replace(config, method=method).validate(), run_out, resume, progress)
+    return results
+
+
+def _checked(config: TrainConfig, out: Path | None, resume: bool, progress: bool) -> TrainResult:
+    if out is None:
+        return train(config, resume=resume, progress=progress)
+    ckpt = Path(str(out) + ".ckpt")
+    if is_main_process():  # fail before training, not after it, when the outputs cannot be written
+        for path in (out, metrics_path(out), ckpt):
+            check_writable(path)
+    try:
+        return train(config, out=out, resume=resume, progress=progress)
+    except OutputError as e:
+        kept = f"; training so far is kept in {ckpt}: fix this and rerun with --resume" if ckpt.is_file() else ""
+        raise OutputError(f"{e}{kept}") from None

@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, reseed
+from .technique import Technique, register, reseed
 
 __all__ = ["SAMPLERS", "KEY", "MIN_K", "sample_pairs", "sampled_matmul", "MacCounter", "SampledOp",
            "ApproxOps", "approx_settings", "from_config", "sample_size", "parse_layers", "remove_ops",
@@ -236,6 +236,7 @@ class ApproxOps(Technique):
         return {"approx": {"method": self.method, "ratio": self.ratio, **self.counter.summary()}}
 
 
+@register(KEY, order=10)  # --approx topk|bernoulli|crs: sampled matmuls while training
 def from_config(config: TrainConfig) -> list[Technique]:
     settings = approx_settings(config)
     if settings is None:

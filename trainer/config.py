@@ -79,4 +79,5 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("epochs")
         d.pop("device")
+        d["extra"].pop("distributed", None)  # how the processes meet (timeout, rendezvous), not what they train
         return d

@@ -2,7 +2,8 @@
 
 `TrainConfig` leaves `epochs`, `batch_size` and `lr` at None unless the user sets them; `resolve_defaults`
 fills them from the size of the training split, and a technique's settings (HALO's strength, the wide teacher's
-epochs) from the technique's own measured defaults. An explicit value always wins. The resolved config is
+epochs) from the defaults its registration declares (`trainer.technique.register(..., defaults=)`). An
+explicit value always wins. The resolved config is
 what trains, what the checkpoint identity compares and what the artifact's provenance records; the returned
 record says which values were defaults and why (it becomes `metrics["schedule"]`).
 
@@ -20,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from .config import TrainConfig
+from .technique import registered
 
 __all__ = ["resolve_defaults", "schedule_for", "TIERS", "MIN_STEPS", "MIN_EPOCHS", "MAX_EPOCHS"]
 
@@ -65,28 +67,15 @@ def resolve_defaults(config: TrainConfig, n_samples: int) -> tuple[TrainConfig, 
     sched = schedule_for(n_samples, config.batch_size, config.lr, config.epochs)
     resolved = replace(config, batch_size=sched["batch_size"], lr=sched["lr"], epochs=sched["epochs"],
                        extra=dict(config.extra))
-    from .halo import KEY as PENALTY_KEY
-    from .halo import penalty_settings
-    from .widen import KEY as WIDEN_KEY
-    from .widen import widen_settings
-
-    penalty = penalty_settings(resolved)  # the method's measured strength where none was given
-    if penalty is not None:
-        if penalty != resolved.extra[PENALTY_KEY]:
-            sched["defaults"].append("penalty")
-            sched["penalty"] = penalty
-            sched["why"] = _join(sched["why"], f"{penalty['kind']} strength: {config.method}'s, tuned on the MNIST "
-                                 "sample (docs/compression.md)")
-        resolved.extra[PENALTY_KEY] = penalty
-    widen = widen_settings(resolved) if WIDEN_KEY in resolved.extra else None
-    if widen is not None:
-        if widen["teacher"] is None and widen["teacher_epochs"] is None:  # the data's default schedule
-            widen["teacher_epochs"] = schedule_for(n_samples, resolved.batch_size, resolved.lr)["epochs"]
-        if widen != resolved.extra[WIDEN_KEY]:
-            sched["defaults"].append("widen")
-            sched["widen"] = {k: widen[k] for k in ("teacher_epochs", "imitate_epochs", "teacher_method")}
-            sched["why"] = _join(sched["why"], "go wide then narrow: measured teacher and imitation epochs")
-        resolved.extra[WIDEN_KEY] = widen
+    for reg in registered():  # each technique's (and widening's) measured defaults, where it has any
+        if reg.defaults is None or reg.key not in resolved.extra:
+            continue
+        settings, shown, why = reg.defaults(resolved, n_samples)
+        if settings != resolved.extra[reg.key]:
+            sched["defaults"].append(reg.key)
+            sched[reg.key] = shown
+            sched["why"] = _join(sched["why"], why)
+        resolved.extra[reg.key] = settings
     return resolved.validate(), sched
 
 

@@ -37,15 +37,16 @@ from ternkit.core.errors import OptionError, TernkitError
 from .config import TrainConfig
 from .loop import Hooks
 from .network import Network
-from .technique import Technique
+from .technique import Technique, register
 
-__all__ = ["DataParallel", "DistributedError", "from_env", "launched_by_torchrun", "shard_of",
-           "ENV_TIMEOUT", "ENV_BACKEND", "DEFAULT_TIMEOUT"]
+__all__ = ["DataParallel", "DistributedError", "from_config", "dist_settings", "launched_by_torchrun",
+           "is_main_process", "shard_of", "KEY", "BACKENDS", "DEFAULT_TIMEOUT"]
 
-ENV_TIMEOUT = "TERNKIT_DIST_TIMEOUT"  # seconds a collective may wait for the other processes
-ENV_BACKEND = "TERNKIT_DIST_BACKEND"  # auto | gloo | nccl
-# a rendezvous URL instead of MASTER_ADDR/MASTER_PORT, e.g. file:///tmp/run/rdzv: no port to choose (and race for)
-ENV_INIT = "TERNKIT_DIST_INIT"
+# config.extra[KEY] = {"timeout": seconds a collective may wait for the other processes, "backend": auto | gloo |
+# nccl, "init": a rendezvous URL instead of MASTER_ADDR/MASTER_PORT, e.g. file:///tmp/run/rdzv (no port to race
+# for)}; not part of the checkpoint identity (`TrainConfig.identity`)
+KEY = "distributed"
+BACKENDS = ("auto", "gloo", "nccl")
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -63,26 +64,46 @@ def shard_of(idx: np.ndarray, rank: int, world: int) -> np.ndarray:
     return idx[rank::world]
 
 
-def from_env() -> list[DataParallel]:
+def is_main_process() -> bool:
+    """False in every torchrun process but rank 0 (only rank 0 writes outputs)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def dist_settings(config: TrainConfig) -> dict[str, Any]:
+    """The validated settings under config.extra['distributed'] (`--dist-timeout`; the process-group backend and
+    a rendezvous URL from the API), defaults filled in. They travel in the config, never in the environment."""
+    raw = config.extra.get(KEY) or {}
+    s = {"timeout": DEFAULT_TIMEOUT, "backend": "auto", "init": None, **{k: v for k, v in raw.items() if v is not None}}
+    unknown = set(s) - {"timeout", "backend", "init"}
+    if unknown:
+        raise OptionError(f"unknown distributed settings: {', '.join(sorted(unknown))}")
+    if isinstance(s["timeout"], bool) or not isinstance(s["timeout"], int | float) or not 0 < s["timeout"] < 1e6:
+        raise OptionError(f"--dist-timeout must be a positive number of seconds, got {s['timeout']!r}")
+    if s["backend"] not in BACKENDS:
+        raise OptionError(f"the distributed backend must be one of {', '.join(BACKENDS)}, got {s['backend']!r}")
+    if s["init"] is not None and not isinstance(s["init"], str):
+        raise OptionError(f"the distributed rendezvous must be a URL such as file:///tmp/rdzv, got {s['init']!r}")
+    return {**s, "timeout": float(s["timeout"])}
+
+
+@register(KEY, order=0)  # one of several torchrun processes: first, so every other technique sees the shards
+def from_config(config: TrainConfig) -> list[DataParallel]:
     """[DataParallel] when running as one of several torchrun processes, else [] (single-process training)."""
+    settings = dist_settings(config)  # checked in every process, so a bad value fails alike with one
     if not launched_by_torchrun():
         return []
-    try:
-        timeout = float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT))
-    except ValueError:
-        raise DistributedError(f"{ENV_TIMEOUT} must be a number of seconds, got {os.environ[ENV_TIMEOUT]!r}") from None
-    return [DataParallel(timeout=timeout, backend=os.environ.get(ENV_BACKEND, "auto"))]
+    return [DataParallel(**settings)]
 
 
 class DataParallel(Technique):
     name = "data_parallel"
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, backend: str = "auto"):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, backend: str = "auto", init: str | None = None):
         if not timeout > 0:
             raise DistributedError(f"the distributed timeout must be > 0 seconds, got {timeout}")
-        if backend not in ("auto", "gloo", "nccl"):
-            raise DistributedError(f"{ENV_BACKEND} must be auto, gloo or nccl, got {backend!r}")
-        self.timeout, self.backend = timeout, backend
+        if backend not in BACKENDS:
+            raise DistributedError(f"the distributed backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.timeout, self.backend, self.init = timeout, backend, init
         self.rank, self.world = 0, 1
         self._weight = 1.0  # this rank's share of the current global batch
         self._step = 0
@@ -109,9 +130,9 @@ class DataParallel(Technique):
         backend = self.backend if self.backend != "auto" else ("nccl" if on_gpu else "gloo")
         if backend == "nccl" and not (on_gpu and dist.is_nccl_available()):
             raise DistributedError("nccl needs the network on a CUDA device; ternkit's trainer runs on the CPU, "
-                                   f"use gloo (unset {ENV_BACKEND})")
+                                   "use gloo (backend auto)")
         try:
-            init = os.environ.get(ENV_INIT)
+            init = self.init
             extra = {} if not init else {"init_method": init, "rank": int(os.environ["RANK"]),
                                          "world_size": int(os.environ["WORLD_SIZE"])}
             dist.init_process_group(backend, timeout=timedelta(seconds=self.timeout), **extra)

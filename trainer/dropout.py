@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, reseed
+from .technique import Technique, register, reseed
 
 __all__ = ["KEY", "KINDS", "parse_dropout", "dropout_settings", "from_config", "Dropout", "BatchwiseOp", "MaskOp"]
 
@@ -217,6 +217,7 @@ class Dropout(Technique):
         return {"dropout": {"kind": self.kind, "rates": self.rates, **self.counter.summary()}}
 
 
+@register(KEY, order=20)  # --dropout batchwise:P|mask:P (after approx: wraps its op)
 def from_config(config: TrainConfig) -> list[Technique]:
     settings = dropout_settings(config)
     if settings is None:

@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique
+from .technique import Technique, register
 
 __all__ = ["Penalty", "from_config", "penalty_settings", "lambdas_of", "KEY", "LAMBDA_FLOOR", "KINDS"]
 
@@ -72,6 +72,15 @@ def penalty_settings(config: TrainConfig) -> dict[str, Any] | None:
     return settings
 
 
+def _defaults(config: TrainConfig, n_samples: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """The method's measured strength where none was given (the record `resolve_defaults` keeps)."""
+    settings = penalty_settings(config)
+    why = "" if settings is None else (f"{settings['kind']} strength: {config.method}'s, tuned on the MNIST sample "
+                                       "(docs/compression.md)")
+    return settings, settings, why
+
+
+@register(KEY, order=30, defaults=_defaults)  # --penalty halo|l1 (before prune: prune may rank by HALO's lambdas)
 def from_config(config: TrainConfig) -> list[Penalty]:
     settings = penalty_settings(config)
     return [] if settings is None else [Penalty(**settings)]

@@ -31,7 +31,7 @@ from .halo import lambdas_of
 from .layers import QuantLayer, ternarize_twn
 from .loop import Hooks
 from .network import Network
-from .technique import Technique
+from .technique import Technique, register
 
 __all__ = ["Prune", "from_config", "prune_settings", "prune_global", "freeze_ternary", "sparsity", "KEY",
            "PRUNE_METHODS"]
@@ -54,6 +54,7 @@ def prune_settings(config: TrainConfig) -> dict[str, Any] | None:
     return {"fraction": float(fraction), "method": method}
 
 
+@register(KEY, order=40)  # --prune FRACTION, after training (after the penalty: may rank by its lambdas)
 def from_config(config: TrainConfig) -> list[Prune]:
     settings = prune_settings(config)
     return [] if settings is None else [Prune(**settings)]

@@ -39,15 +39,15 @@ from ternkit.core.io import load_model
 from ternkit.core.model import Conv2d, Dense, InputSpec, TernaryModel
 from ternkit.core.ops import handler
 
-from .api import PARAMETRISATION, TrainResult, train
 from .config import METHODS, TrainConfig
-from .defaults import resolve_defaults
+from .defaults import resolve_defaults, schedule_for
 from .layers import QuantLayer
 from .loop import Hooks, fit
 from .network import Network, build_network
 from .rules import AdamRule
+from .run import PARAMETRISATION, TrainResult, train_run
 from .specs import ConvPlan, DensePlan, parse_model_spec
-from .technique import Technique, techniques_for
+from .technique import Technique, register, techniques_for
 
 __all__ = ["KEY", "widen_spec", "widen_settings", "teacher_from_model", "Imitation", "imitate", "merge",
            "load_float_weights", "go_wide_then_narrow"]
@@ -102,6 +102,24 @@ def widen_settings(config: TrainConfig) -> dict[str, Any] | None:
     if unknown:
         raise OptionError(f"unknown widen settings: {', '.join(sorted(unknown))}")
     return s
+
+
+def _defaults(config: TrainConfig, n_samples: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """The teacher's epochs where not given: the data's default schedule (the record `resolve_defaults` keeps)."""
+    widen = widen_settings(config)
+    if widen is None:
+        return None, None, ""
+    if widen["teacher"] is None and widen["teacher_epochs"] is None:  # the data's default schedule
+        widen["teacher_epochs"] = schedule_for(n_samples, config.batch_size, config.lr)["epochs"]
+    shown = {k: widen[k] for k in ("teacher_epochs", "imitate_epochs", "teacher_method")}
+    return widen, shown, "go wide then narrow: measured teacher and imitation epochs"
+
+
+@register(KEY, order=100, defaults=_defaults)
+def _no_technique(config: TrainConfig) -> list[Technique]:
+    """Widening is a stage above the run (`ternkit.trainer.api.train`), not a technique inside it: it registers
+    for its settings' defaults only."""
+    return []
 
 
 class _Renormalise(nn.Module):
@@ -383,7 +401,7 @@ def go_wide_then_narrow(config: TrainConfig, *, out: str | Path | None = None, p
                        levels=config.levels if settings["teacher_method"] == "conntra" else 1,
                        epochs=settings["teacher_epochs"], extra={"teacher_of": base_extra})
         t_out = None if out is None else str(out)[: -len(".tern")] + ".teacher.tern"
-        result = train(tcfg, out=t_out, progress=progress, split=split, techniques=[])
+        result = train_run(tcfg, out=t_out, progress=progress, split=split, techniques=[])
         teacher = result.net.requires_grad_(False)
         report.update(teacher_spec=wide, teacher_method=tcfg.method, teacher_test_error=result.metrics.get(
             "test_error"), teacher_val_error=result.metrics["val_error"])
@@ -403,5 +421,5 @@ def go_wide_then_narrow(config: TrainConfig, *, out: str | Path | None = None, p
                          levels=config.levels, scale_mode=config.scale)
     load_float_weights(thin, merge(imitation), levels=config.levels)
     techniques = techniques_for(config) + [_StageReport(report)]
-    result = train(config, out=out, progress=progress, split=split, net=thin, techniques=techniques)
+    result = train_run(config, out=out, progress=progress, split=split, net=thin, techniques=techniques)
     return result

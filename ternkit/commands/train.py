@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ternkit.commands import SUMMARIES
-from ternkit.core.atomic import OutputError, check_writable
 from ternkit.core.dataset import TASKS
 from ternkit.core.errors import OptionError
-from ternkit.trainer import METHODS, MODES, SCHEDULES, TrainConfig, TrainingInterrupted, metrics_path
+from ternkit.trainer import (
+    METHODS,
+    MODES,
+    SCHEDULES,
+    TrainConfig,
+    TrainingInterrupted,
+    compare_path,
+    metrics_path,
+    train_methods,
+)
 from ternkit.trainer.approx import KEY as APPROX_KEY
 from ternkit.trainer.approx import SAMPLERS, approx_settings, parse_layers
-from ternkit.trainer.distributed import ENV_TIMEOUT, DistributedError, launched_by_torchrun
+from ternkit.trainer.distributed import KEY as DIST_KEY
+from ternkit.trainer.distributed import DistributedError, dist_settings, is_main_process, launched_by_torchrun
 from ternkit.trainer.dropout import KEY as DROPOUT_KEY
 from ternkit.trainer.dropout import parse_dropout
 from ternkit.trainer.launch import LaunchFailed, launch_local
 
 from .train_compression import add_arguments as add_compression_arguments
-from .train_compression import compression_extra, run_training
+from .train_compression import compression_extra
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
 ternary), float (float32 backprop, the baseline). Datasets: iris, digits, mnist-sample, idx:DIR[:train|:t10k],
@@ -96,6 +104,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="data-parallel: run N processes on this machine via torchrun (see docs/distributed.md)")
     p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
                    help="data-parallel: stop with an error when another process is silent for S seconds (300)")
+    p.add_argument("--dist-init", default=None, metavar="URL",
+                   help="data-parallel processes you start yourself: meet at this rendezvous (e.g. "
+                        "file:///tmp/run/rdzv) instead of MASTER_ADDR/MASTER_PORT")
     p.set_defaults(run=run, forward=_forwarder(p))
 
 
@@ -110,7 +121,8 @@ def config_from_args(args: argparse.Namespace, method: str | None = None) -> Tra
 
 
 def _accel_extra(args: argparse.Namespace) -> dict:
-    """config.extra entries of --approx* and --dropout (validated here, so bad input fails before training)."""
+    """config.extra entries of --approx*, --dropout and --dist-* (validated here, so bad input fails
+    before training)."""
     extra: dict = {}
     if args.approx is None and (args.approx_ratio is not None or args.approx_layers is not None):
         raise OptionError("--approx-ratio and --approx-layers need --approx topk|bernoulli|crs")
@@ -120,6 +132,9 @@ def _accel_extra(args: argparse.Namespace) -> dict:
     if args.dropout is not None:
         extra[DROPOUT_KEY] = parse_dropout(args.dropout)
     approx_settings(TrainConfig(extra=extra))
+    if args.dist_timeout is not None or args.dist_init is not None:  # in the config, never through the environment
+        extra[DIST_KEY] = {k: v for k, v in (("timeout", args.dist_timeout), ("init", args.dist_init)) if v is not None}
+        dist_settings(TrainConfig(extra=extra))
     return extra
 
 
@@ -154,10 +169,6 @@ def run(args: argparse.Namespace) -> int:
     config_from_args(args)  # bad options fail once, before any process starts
     if not str(args.out).endswith(".tern"):
         raise OptionError(f"--out should end in .tern, got {args.out}")
-    if args.dist_timeout is not None:
-        if not 0 < args.dist_timeout < 1e6:
-            raise OptionError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
-        os.environ[ENV_TIMEOUT] = repr(args.dist_timeout)
     if args.nproc != 1 and not launched_by_torchrun():
         try:
             launch_local(args.nproc, ["ternkit", *args.forward(args)])
@@ -175,39 +186,23 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _checked_run(config: TrainConfig, out: str, args: argparse.Namespace) -> dict:
-    """One run_training with its outputs checked first, and a failed write that says where the work is."""
-    ckpt = Path(str(out) + ".ckpt")
-    main_rank = os.environ.get("RANK", "0") == "0"
-    if main_rank:  # fail before training, not after it, when the outputs cannot be written
-        for path in (out, metrics_path(out), ckpt):
-            check_writable(path)
-    if args.resume and main_rank and not ckpt.is_file():
-        # decided: --resume without a checkpoint starts a new run (so a job script may always pass --resume),
-        # and says so
-        print(f"ternkit train: note: no checkpoint {ckpt} to resume from; starting a new run", file=sys.stderr)
-    try:
-        return run_training(config, out=out, resume=args.resume, progress=not args.quiet)
-    except OutputError as e:
-        kept = (f"; training so far is kept in {ckpt}: fix this and rerun with --resume" if ckpt.is_file()
-                else "")
-        raise OutputError(f"{e}{kept}") from None
-
-
 def _train_here(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.resume and is_main_process():
+        # decided: --resume without a checkpoint starts a new run (so a job script may always pass --resume),
+        # and says so
+        for method in dict.fromkeys([config.method, *args.compare]):
+            ckpt = Path(str(args.out if method == config.method else compare_path(args.out, method)) + ".ckpt")
+            if not ckpt.is_file():
+                print(f"ternkit train: note: no checkpoint {ckpt} to resume from; starting a new run", file=sys.stderr)
     try:
-        results = {config.method: _checked_run(config, args.out, args)}
-        for method in dict.fromkeys(args.compare):
-            if method == config.method:
-                continue
-            out = str(args.out)[: -len(".tern")] + f".{method}.tern"
-            results[method] = _checked_run(config_from_args(args, method), out, args)
+        runs = train_methods(config, args.compare, out=args.out, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as e:
         print(f"ternkit train: {e}; continue with --resume", file=sys.stderr)
         return 130
-    if os.environ.get("RANK", "0") != "0":
+    if not is_main_process():
         return 0  # one of several processes: rank 0 reports
+    results = {method: r.metrics for method, r in runs.items()}
     if args.json:
         print(json.dumps(results if args.compare else results[config.method]))
         return 0

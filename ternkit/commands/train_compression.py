@@ -1,7 +1,8 @@
 """`ternkit train` options for smaller models: sparsity penalties, pruning, go wide then narrow.
 
 Kept apart from train.py so the flags, their validation and the dispatch to the staged trainer sit in one
-place; train.py calls `add_arguments`, `compression_extra` and `run_training`.
+place; train.py calls `add_arguments` and `compression_extra`. Running them (go wide then narrow included) is
+`ternkit.trainer.train`'s job.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from ternkit.core.errors import OptionError
-from ternkit.trainer import TrainConfig, train
+from ternkit.trainer import TrainConfig
 from ternkit.trainer.halo import KEY as PENALTY_KEY
 from ternkit.trainer.halo import KINDS, penalty_settings
 from ternkit.trainer.prune import KEY as PRUNE_KEY
 from ternkit.trainer.prune import PRUNE_METHODS, prune_settings
 from ternkit.trainer.widen import KEY as WIDEN_KEY
-from ternkit.trainer.widen import go_wide_then_narrow, widen_settings
+from ternkit.trainer.widen import widen_settings
 
-__all__ = ["add_arguments", "compression_extra", "run_training"]
+__all__ = ["add_arguments", "compression_extra"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,11 +81,3 @@ def compression_extra(args: argparse.Namespace) -> dict[str, Any]:
     penalty_settings(probe), prune_settings(probe), widen_settings(probe)
     return extra
 
-
-def run_training(config: TrainConfig, *, out: str, resume: bool, progress: bool) -> dict[str, Any]:
-    """One training run: the staged go-wide-then-narrow trainer when asked for, else `train`."""
-    if WIDEN_KEY in config.extra:
-        if resume:
-            raise OptionError("--resume is not supported with --widen/--teacher (the stages restart)")
-        return go_wide_then_narrow(config, out=out, progress=progress).metrics
-    return train(config, out=out, resume=resume, progress=progress).metrics

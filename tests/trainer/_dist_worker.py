@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ternkit.trainer import Hooks, TrainConfig, build_network, train
-from ternkit.trainer.distributed import from_env
+from ternkit.trainer.distributed import from_config
 
 
 def gradient_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,11 +22,11 @@ def gradient_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(23, 4, generator=gen), torch.randint(0, 3, (23,), generator=gen)
 
 
-def reduced_gradient(out: str, rank: int) -> None:
+def reduced_gradient(out: str, rank: int, init: str) -> None:
     """One backward pass through the technique's hooks: the all-reduced gradient and loss of one batch."""
     net = build_network("mlp:16", (4,), 3, "discrete", seed=3)
     hooks = Hooks()
-    (technique,) = from_env()
+    (technique,) = from_config(TrainConfig(dataset="iris", extra={"distributed": {"init": init}}))
     technique.attach(net, hooks, TrainConfig(dataset="iris"))
     x, y = gradient_batch()
     idx = hooks.shard(np.arange(len(x)))
@@ -40,15 +40,15 @@ def reduced_gradient(out: str, rank: int) -> None:
 
 
 def main() -> None:
-    out, configs = sys.argv[1], json.loads(sys.argv[2])
+    out, configs, init = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]  # init: the rendezvous URL
     rank = int(os.environ.get("RANK", "0"))
     for i, c in enumerate(configs):
-        r = train(TrainConfig(**c), progress=False)
+        r = train(TrainConfig(**c, extra={"distributed": {"init": init}}), progress=False)
         state = {k: v.detach().numpy() for k, v in r.net.state_dict().items()}
         np.savez(os.path.join(out, f"run{i}_rank{rank}.npz"), **state,
                  loss=np.array([e["loss"] for e in r.metrics["epochs"]]),
                  world=np.array(r.metrics.get("data_parallel", {}).get("world_size", 1)))
-    reduced_gradient(out, rank)
+    reduced_gradient(out, rank, init)
 
 
 if __name__ == "__main__":

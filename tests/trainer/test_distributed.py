@@ -23,8 +23,9 @@ import torch
 
 from ternkit.cli import main
 from ternkit.core import load_model
+from ternkit.core.errors import OptionError
 from ternkit.trainer import TrainConfig, build_network, train
-from ternkit.trainer.distributed import DistributedError, from_env, shard_of
+from ternkit.trainer.distributed import from_config, shard_of
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -46,11 +47,14 @@ def _rendezvous() -> str:
 
 
 def _ranks(argv: list[str], world: int = 2, **env: str) -> list[subprocess.Popen]:
+    """`world` ranks of `argv` meeting at a fresh rendezvous: the CLI's --dist-init, or the worker's last argument
+    (the rendezvous travels as an option, never through the environment)."""
     init = _rendezvous()
+    argv = [*argv, "--dist-init", init] if argv[:2] == ["-m", "ternkit"] else [*argv, init]
     procs = []
     for rank in range(world):
-        e = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), TERNKIT_DIST_INIT=init,
-                 OMP_NUM_THREADS="1", **env)
+        e = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), OMP_NUM_THREADS="1",
+                 **env)
         procs.append(subprocess.Popen([sys.executable, *argv], env=e, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     return procs
@@ -71,12 +75,14 @@ def test_shard_is_a_disjoint_cover_of_the_global_batch():
 
 def test_single_process_without_torchrun_env(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
-    assert from_env() == []
+    assert from_config(TrainConfig()) == []
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("TERNKIT_DIST_TIMEOUT", "soon")
-    with pytest.raises(DistributedError, match="TERNKIT_DIST_TIMEOUT"):
-        from_env()
+    monkeypatch.setenv("TERNKIT_DIST_TIMEOUT", "soon")  # no longer read: settings travel in the config
+    with pytest.raises(OptionError, match="--dist-timeout"):
+        from_config(TrainConfig(extra={"distributed": {"timeout": "soon"}}))
+    (technique,) = from_config(TrainConfig(extra={"distributed": {"timeout": 7}}))
+    assert technique.timeout == 7.0 and technique.backend == "auto" and technique.init is None
 
 
 def test_two_processes_stay_identical_and_match_one_process(tmp_path):
@@ -169,10 +175,9 @@ def test_ranks_with_different_settings_refuse_to_train(tmp_path):
     init = _rendezvous()
     procs = []
     for rank, seed in ((0, "1"), (1, "2")):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", TERNKIT_DIST_INIT=init,
-                   OMP_NUM_THREADS="1")
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen([sys.executable, "-m", "ternkit", "train", "--dataset", "iris", "--quiet",
-                                       "--seed", seed, "--out", str(tmp_path / "m.tern")], env=env,
+                                       "--seed", seed, "--dist-init", init, "--out", str(tmp_path / "m.tern")], env=env,
                                       stderr=subprocess.PIPE, text=True))
     for code, err in _finish(procs, timeout=120):
         assert code == 1 and "different settings" in err and len(err.strip().splitlines()) == 1, err
