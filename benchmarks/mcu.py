@@ -5,7 +5,9 @@ way (arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb, qemu mps2-an386, -icount).
 Per model: host C (system cc) vs the numpy emulation on the whole official MNIST test set (bit-identical?),
 argmax agreement with `TernaryModel.forward`, accuracy; the Cortex-M4 build in qemu on the first N test
 images (identical to the host?), model flash (text + rodata + data of the model's object), RAM (data + bss +
-stack high-water mark of one inference) and instructions per inference.
+stack high-water mark of one inference), instructions per inference and per MAC (conv padding included).
+Each ternkit model is built three ways: portable kernels with 2-bit weights (`--target generic`), the Cortex-M4
+SIMD kernels with 2-bit weights and with 1.6-bit base-3 weights (`--target cortex-m4 --packing 2bit|base3`).
 
     python benchmarks/mcu.py [--mnist-test DIR] [--m4-images 200] [--mlp M.tern] [--cnn C.tern] [--out FILE]
 
@@ -51,6 +53,7 @@ from ternkit.export.calibration import calibration_data  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEST = HERE.parent.parent / "shared" / "datasets" / "mnist"
 TRAIN = {"mlp": "mlp:256", "cnn": "cnn"}
+CONFIGS = (("generic", "2bit"), ("cortex-m4", "2bit"), ("cortex-m4", "base3"))  # kernels, weight packing
 
 
 def _train(kind: str, path: Path, test_spec: str) -> None:
@@ -70,10 +73,21 @@ def _m4_figures(obj: Path, run) -> dict:
             "library_symbols": undefined_symbols(obj), "m4_seconds": run.seconds}
 
 
-def ternkit_row(name: str, path: Path, test, n_m4: int) -> dict:
+def _macs(model) -> int:
+    """MACs the kernels execute (conv padding positions included), as the per-MAC figures count them."""
+    shapes = model.shape_map()
+    total = 0
+    for n in model.nodes:
+        w = getattr(n.op, "weight", None)
+        if w is not None:
+            total += w.size if w.ndim == 2 else int(np.prod(shapes[n.name])) * int(np.prod(w.shape[1:]))
+    return total
+
+
+def ternkit_row(name: str, path: Path, test, n_m4: int, target: str = "generic", packing: str = "2bit") -> dict:
     model = load_model(path)
     calib, _, spec = calibration_data(model, None, where=str(path))
-    prog = build_program(model, calib, spec)
+    prog = build_program(model, calib, spec, target=target, packing=packing)
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         tmp = Path(tmp)
         write_c(prog, tmp / "c")
@@ -84,7 +98,9 @@ def ternkit_row(name: str, path: Path, test, n_m4: int) -> dict:
         ref = model.predict(test.x)
         art = build_m4(tmp / "c", tmp)
         m4 = run_m4(art["elf"], test.x[:n_m4], prog.classes, tmp)
-        row = {"name": name, "model": str(path), "kind": "ternkit int8 C (2-bit weights)",
+        bits = {"2bit": "2-bit", "base3": "1.6-bit base-3"}[packing]
+        row = {"name": name, "model": str(path), "kind": f"ternkit int8 C, {target} kernels, {bits} weights",
+               "target": target, "packing": packing, "macs": _macs(model),
                "arena_bytes": prog.arena_bytes,
                "host_identical_to_emulation": bool(np.array_equal(host.scores, em)),
                "host_mismatched_samples": int((host.scores != em).any(1).sum()),
@@ -94,6 +110,7 @@ def ternkit_row(name: str, path: Path, test, n_m4: int) -> dict:
                "m4_samples": n_m4, "m4_identical_to_host": bool(np.array_equal(m4.scores, host.scores[:n_m4])),
                "m4_accuracy": float((m4.predicted == test.y[:n_m4]).mean()), "host_seconds": host_s,
                "timer_check": m4.calibration, **_m4_figures(art["object"], m4)}
+    row["instructions_per_mac"] = row["instructions_per_inference"] / row["macs"]
     return row
 
 
@@ -166,7 +183,7 @@ def emlearn_row(test, n_m4: int, hidden: int = 256, max_iter: int = 30) -> dict:
 
 def _table(rows: list[dict]) -> str:
     out = ["| model | accuracy (10k) | agreement | host = emulation | M4 = host | flash | RAM (stack) | "
-           "instructions / inference |", "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
+           "instructions / inference | per MAC |", "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         same = r.get("host_identical_to_emulation")
         out.append(f"| {r['name']} ({r['kind']}) | {100 * r['accuracy']:.2f} % | "
@@ -174,7 +191,9 @@ def _table(rows: list[dict]) -> str:
                    f"{'yes' if same else 'n/a' if same is None else 'NO'} | "
                    f"{'yes' if r['m4_identical_to_host'] else 'NO'} ({r['m4_samples']}) | "
                    f"{r['flash_bytes'] / 1024:.1f} KiB | {r['ram_bytes']:,} B ({r['stack_bytes']} B) | "
-                   f"{r['instructions_per_inference'] / 1e6:.3f} M |")
+                   f"{r['instructions_per_inference'] / 1e6:.3f} M | "
+                   f"{r['instructions_per_mac']:.2f} |" if "instructions_per_mac" in r else
+                   f"{r['instructions_per_inference'] / 1e6:.3f} M | – |")
     return "\n".join(out)
 
 
@@ -196,9 +215,10 @@ def main() -> int:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             _train(kind, path, spec)
-        rows.append(ternkit_row({"mlp": "ternkit MLP 784-256-10", "cnn": "ternkit CNN 16c5s2-32c5s2-100"}[kind],
-                                path, test, args.m4_images))
-        print(_table(rows[-1:]), flush=True)
+        for target, packing in CONFIGS:
+            rows.append(ternkit_row({"mlp": "ternkit MLP 784-256-10", "cnn": "ternkit CNN 16c5s2-32c5s2-100"}[kind],
+                                    path, test, args.m4_images, target, packing))
+            print(_table(rows[-1:]), flush=True)
     if not args.skip_emlearn:
         rows.append(emlearn_row(test, args.m4_images))
     print(_table(rows))

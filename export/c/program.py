@@ -31,6 +31,7 @@ __all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program",
 
 SCORES = "scores"
 TARGETS = ("generic", "cortex-m4")
+IN_PLACE = ("add", "relu", "affine")  # elementwise kernels whose output may overwrite an input
 CALIBRATION_BATCH = 500
 
 
@@ -226,7 +227,17 @@ def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets: dict[str, int] = {}
     scratch: dict[str, int] = {}
+    sizes = {st.node: st.stored_size for st in steps}
     for kind, name, size, first, lastk in blocks:
+        st = steps[first]
+        # in place: an elementwise kernel (each y[i] written after its x[i] is read) writes over an input of its
+        # size that nothing reads later
+        same = [v for v in st.inputs if v in offsets and sizes.get(v) == size and last_read.get(v) == first]
+        if kind == "value" and st.kind in IN_PLACE and not st.ring and same:
+            off = offsets[same[0]]
+            placed.append((off, off + size, first, lastk))
+            offsets[name] = off
+            continue
         busy = sorted((o, e) for o, e, f, la in placed if not (la < first or f > lastk))
         off = 0
         for o, e in busy:

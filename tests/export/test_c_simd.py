@@ -86,3 +86,13 @@ def test_unknown_target_or_packing_is_one_line(tmp_path):
     with pytest.raises(OptionError, match="unknown weight packing 'nibble'"):
         export_c(model, tmp_path / "b", x, packing="nibble")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_add_writes_in_place_over_an_input_nothing_reads_later(tmp_path):
+    model = _make("add")
+    x = example_input(model, 16)
+    prog = export_c(model, tmp_path / "c", x)
+    adds = [st for st in prog.steps if st.kind == "add" and not st.scores]
+    assert adds and all(prog.offsets[st.node] in {prog.offsets.get(v) for v in st.inputs} for st in adds)
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
