@@ -12,7 +12,9 @@ significant bits:
 - weights: the `Quant` node fixes them (ternary: `ap_fixed<2,2,RND_CONV,SAT_SYM>`), untouched;
 - dense/conv accumulators and outputs: exact. The weights are integers, so the sum of inputs of F fractional
   bits has F fractional bits too; its integer bits come from the range. With AP_WRAP overflow, partial sums
-  that wrap come back, so the final sum is exact whenever it fits;
+  that wrap come back, so the final sum is exact whenever it fits. After an activation `Quant` hls4ml feeds the
+  integer codes and moves the scale below the layer, so the graph's ranges do not apply: the worst case
+  (code bits + log2(fan-in) + sign) does;
 - the scale and bias parameters of ApplyAlpha / BatchNormalization: the integer bits of their largest value
   and enough fraction that the smallest non-zero one still keeps `W - 2` significant bits (scales of 0.004..0.3
   at W = 18: `fixed<25,1>`, inside the 27-bit port of a DSP48), rounded to nearest (RND) when hls4ml
@@ -59,12 +61,19 @@ def choose_precisions(layers: list[Any], ranges: dict[str, float], width: int = 
         top = ranges.get(tensor, 0.0)
         prec: dict[str, str] = {}
         if cls in _WEIGHTED:
+            if "bias" in layer.weights:
+                prec["bias"] = _param(layer.weights["bias"], width)
+            codes = _integer_codes(layer)
+            if codes is not None:  # an activation Quant feeds integer codes; hls4ml moved its scale below us
+                i_out = codes + math.ceil(math.log2(max(2, _fan_in(layer)))) + 1  # worst case: exact, no range
+                prec["result"] = prec["accum"] = fixed(i_out, i_out)
+                frac_of[tensor] = 0
+                out[name] = prec
+                continue
             f_in = frac_of.get(layer.inputs[0], width - int_bits(ranges.get(layer.inputs[0], 0.0)))
             i_out = int_bits(top)
             prec["result"] = prec["accum"] = fixed(i_out + f_in, i_out)
             frac_of[tensor] = f_in
-            if "bias" in layer.weights:
-                prec["bias"] = _param(layer.weights["bias"], width)
         else:
             i_out = int_bits(top)
             prec["result"] = fixed(width, i_out)
@@ -79,6 +88,22 @@ def choose_precisions(layers: list[Any], ranges: dict[str, float], width: int = 
                 prec["accum"] = fixed(i_acc + f_in, i_acc)
         out[name] = prec
     return out
+
+
+def _integer_codes(layer: Any) -> int | None:
+    """Bits of the input when it is an integer type (an activation `Quant`'s codes, as hls4ml feeds them once it
+    has moved the quantisation scale below this layer), else None."""
+    src = layer.get_input_node()
+    p = src.get_output_variable().type.precision if src is not None else None
+    if p is None or not hasattr(p, "integer") or int(p.width) != int(p.integer):
+        return None
+    return int(p.width) + (0 if getattr(p, "signed", True) else 1)  # unsigned codes: one more bit once signed
+
+
+def _fan_in(layer: Any) -> int:
+    w = layer.weights["weight"].data
+    n_out = int(layer.get_attr("n_filt", 0) or layer.get_attr("n_out", 0) or w.shape[-1])
+    return max(1, int(w.size) // max(1, n_out))
 
 
 def _param(var: Any, width: int) -> str:
