@@ -72,7 +72,7 @@ def simulate_nir(model: TernaryModel, data: Dataset, *, where: str = "the model"
     from .export import check_graph_for, nir_graph_for
     from .graph import SpikingGraph
     from .nirfile import nir_version, read_nir
-    from .sim import run_graph
+    from .sim import run_batches
 
     if graph is not None:
         graph_where = "the graph" if isinstance(graph, SpikingGraph) else str(graph)
@@ -85,7 +85,7 @@ def simulate_nir(model: TernaryModel, data: Dataset, *, where: str = "the model"
     steps = int(graph.metadata["timesteps"])
     x = model.input.normalise(data.x)
     t0 = time.perf_counter()
-    run = run_graph(graph, x, steps)
+    run = run_batches(graph, x, steps)
     seconds = time.perf_counter() - t0
     pred = run.counts.argmax(1)
     ref = model.predict(data.x)

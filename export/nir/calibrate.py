@@ -25,6 +25,7 @@ from .sim import run_graph
 
 __all__ = ["calibrate", "GRID"]
 
+MEMORY = 1 << 27  # bytes of recorded input currents per simulated chunk of calibration samples
 GRID = tuple(float(c) for c in np.geomspace(0.3, 6.0, 15))  # candidate thresholds / the 99.9th percentile
 
 
@@ -50,28 +51,36 @@ def calibrate(model: TernaryModel, x: np.ndarray, timesteps: int, *, integer_wei
     names = [k for k, n in graph.nodes.items() if n.kind == "IF"]
     for name in names:
         graph = build_graph(model, params, integer_weights=integer_weights, timesteps=timesteps)
-        run = run_graph(graph, xn, timesteps, record=name, stop_after=name, activity=False)
-        currents = np.stack(run.currents)
         is_out = name == graph.output_neuron
         copies = graph.copies if is_out else 1
         logits = acts[graph.neurons[name]]
         ref = np.maximum(np.tile(logits, (1, copies)) if is_out else logits, 0).astype(np.float64)
         pos = ref[ref > 0]
         base = float(np.percentile(pos, 99.9)) if pos.size else 1.0
+        thr1 = graph.nodes[name].params["v_threshold"].astype(np.float64)  # built with theta = 1
+        # per candidate: sums of rate * ref, rate^2, and the output's argmax agreements
+        sums = np.zeros((len(grid), 3))
+        chunk = max(1, MEMORY // (4 * timesteps * int(np.prod(graph.nodes[name].shape))))
+        for s in range(0, len(xn), chunk):
+            run = run_graph(graph, xn[s:s + chunk], timesteps, record=name, stop_after=name, activity=False)
+            currents = np.stack(run.currents)
+            r_ref = ref[s:s + chunk]
+            for j, c in enumerate(grid):
+                counts = _replay(currents, (thr1 * base * c).astype(np.float32)).astype(np.float64)
+                rate = counts / timesteps
+                hits = 0.0
+                if is_out:
+                    summed = counts.reshape(len(counts), copies, -1).sum(1)
+                    hits = float((summed.argmax(1) == logits[s:s + chunk].argmax(1)).sum())
+                sums[j] += [float((rate * r_ref).sum()), float((rate * rate).sum()), hits]
+        aa = max(float((ref * ref).sum()), 1e-30)
         best: tuple | None = None
-        for c in grid:
+        for j, c in enumerate(grid):
+            ra, rr, hits = sums[j]
             theta = base * c
-            thr = graph.nodes[name].params["v_threshold"].astype(np.float64) * theta  # built with theta = 1
-            counts = _replay(currents, thr.astype(np.float32)).astype(np.float64)
-            rate = counts / timesteps
-            rr = float((rate * rate).sum())
-            value = float((rate * ref).sum()) / rr if rr > 0 else theta
-            err = float(((value * rate - ref) ** 2).sum()) / max(float((ref * ref).sum()), 1e-30)
-            if is_out:
-                summed = counts.reshape(len(counts), copies, -1).sum(1)
-                score: tuple = (-float((summed.argmax(1) == logits.argmax(1)).mean()), err)
-            else:
-                score = (err,)
+            value = ra / rr if rr > 0 else theta
+            err = (value * value * rr - 2 * value * ra + aa) / aa  # sum (value * rate - ref)^2, relative
+            score = (-hits, err) if is_out else (err,)
             if best is None or score < best[0]:
                 best = (score, theta, value)
         assert best is not None

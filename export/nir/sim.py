@@ -21,7 +21,7 @@ from ternkit.core.ops import im2col
 from ..activity import conv_fan_out
 from .graph import NirNode, SpikingGraph
 
-__all__ = ["SimRun", "run_graph", "fan_out"]
+__all__ = ["SimRun", "run_graph", "run_batches", "fan_out"]
 
 
 @dataclass
@@ -153,3 +153,17 @@ def run_graph(graph: SpikingGraph, x: np.ndarray, timesteps: int, *, record: str
         k, c = graph.copies, out_counts.shape[1]
         run.final_v = state[graph.output_neuron].reshape(n, k, c).sum(1)
     return run
+
+
+def run_batches(graph: SpikingGraph, x: np.ndarray, timesteps: int, batch: int = 500) -> SimRun:
+    """`run_graph` over `x` in batches (memory stays bounded), the counters merged."""
+    runs = [run_graph(graph, x[s:s + batch], timesteps) for s in range(0, len(x), batch)]
+    first = runs[0]
+    for r in runs[1:]:
+        for d, e in ((first.spikes, r.spikes), (first.messages, r.messages), (first.emitted, r.emitted)):
+            for k, v in e.items():
+                d[k] = d[k] + v
+    first.counts = np.concatenate([r.counts for r in runs])
+    first.final_v = np.concatenate([r.final_v for r in runs])
+    first.samples = len(x)
+    return first

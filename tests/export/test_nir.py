@@ -84,20 +84,22 @@ def test_refusals_are_one_line_with_a_hint(name, hint):
     assert "\n" not in str(e.value) and hint in str(e.value) and repr(name) in str(e.value)
 
 
-def _digits_model(tmp_path):
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """A digits MLP trained once for the tests of this module (model, its .tern path)."""
     from ternkit.trainer import TrainConfig, train
 
-    model = train(TrainConfig(dataset="digits", model="mlp:64", method="conntra", epochs=15, seed=0),
+    model = train(TrainConfig(dataset="digits", model="mlp:64", method="conntra", epochs=5, seed=0),
                   progress=False).model
-    path = tmp_path / "m.tern"
+    path = tmp_path_factory.mktemp("digits") / "m.tern"
     save_model(model, path)
     return model, path
 
 
-def test_calibrated_trained_model_agrees_and_t_helps(tmp_path):
+def test_calibrated_trained_model_agrees_and_t_helps(digits):
     """A trained digits MLP: the calibrated reset-to-zero network agrees with the reference on >= 95 % of the
     held-out digits at T = 32; the thresholds are calibrated for the T asked."""
-    model, _ = _digits_model(tmp_path)
+    model, _ = digits
     data = load_dataset("digits")
     x_cal, x_test = data.x[:1000], data.x[1000:]
     ref = model.predict(x_test)
@@ -141,10 +143,10 @@ def test_file_reads_back_and_round_trips(tmp_path):
 
 
 @needs_nir
-def test_cli_export_simulate_and_report(tmp_path, capsys):
+def test_cli_export_simulate_and_report(tmp_path, capsys, digits):
     import nir
 
-    model, path = _digits_model(tmp_path)
+    model, path = digits
     out = tmp_path / "m.nir"
     assert main(["export", "nir", str(path), "-o", str(out), "--timesteps", "24", "--integer-weights"]) == 0
     assert "wrote" in capsys.readouterr().out
