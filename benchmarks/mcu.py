@@ -53,7 +53,7 @@ from ternkit.export.calibration import calibration_data  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEST = HERE.parent.parent / "shared" / "datasets" / "mnist"
 TRAIN = {"mlp": "mlp:256", "cnn": "cnn"}
-CONFIGS = (("generic", "2bit"), ("cortex-m4", "2bit"), ("cortex-m4", "base3"))  # kernels, weight packing
+CONFIGS = (("generic", "2bit"), ("cortex-m4", "2bit"), ("cortex-m4", "base3"), ("generic", "base3"))  # kernels, packing
 
 
 def _train(kind: str, path: Path, test_spec: str) -> None:

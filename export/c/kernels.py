@@ -504,6 +504,31 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
 """,
 }
 
+# base-3 weights with the portable kernels (dense): the five digits of a byte by division, no table
+KERNELS["dense_b3"] = r"""
+typedef struct {
+    const uint8_t *w; int32_t rows, row_bytes, cols; tk_rq_t rq;
+} tk_dense_b3_t;
+
+/* one output at a time; each weight byte's base-3 digits by division (digit 2: +x, 0: -x, 1: nothing) */
+TK_KERNEL void tk_dense_b3(const tk_dense_b3_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
+    const uint8_t *w = p->w;
+    for (int32_t o = 0; o < p->rows; o++) {
+        int32_t acc = 0, j = 0;
+        for (int32_t k = 0; k < p->row_bytes; k++) {
+            uint32_t b = *w++;
+            for (int32_t i = 0; i < 5 && j < p->cols; i++, j++) {
+                const uint32_t d = b % 3u;
+                b /= 3u;
+                if (d == 2u) acc += x[j];
+                else if (d == 0u) acc -= x[j];
+            }
+        }
+        tk_put(y8, y32, o, tk_fin(tk_term(acc, p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo, p->rq.hi);
+    }
+}
+"""
+
 SIMD_KERNELS: dict[str, str] = {
     "dense_simd": r"""
 typedef struct {

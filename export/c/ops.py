@@ -47,7 +47,8 @@ class Step:
 
     @property
     def simd(self) -> bool:
-        return self.target != "generic" or self.packing != "2bit"
+        """The SIMD kernels: the cortex-m4 target, or base-3 convs (their decode is the SIMD table)."""
+        return self.target != "generic" or (self.packing != "2bit" and self.kind != "dense")
 
     @property
     def size(self) -> int:
@@ -140,14 +141,15 @@ class Dense:
         return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 2, 1), rq.sh), rq)
 
     def kernel_of(self, step: Step) -> str:
-        return "dense_simd" if step.simd else "dense"
+        return "dense_simd" if step.simd else "dense_b3" if step.packing == "base3" else "dense"
 
     def c_data(self, step: Step, sym: str) -> str:
         packed, row_bytes = _rows_packed(step.op.weight, step.packing, step.simd)
         rq = step.rqs[0]
-        if step.simd:
+        if step.simd or step.packing == "base3":
+            kind = "simd" if step.simd else "b3"
             init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {step.op.weight.shape[1]}, {_rq_init(sym, rq)}}}"
-            decl = f"static const tk_dense_simd_t {sym} = {init};\n"
+            decl = f"static const tk_dense_{kind}_t {sym} = {init};\n"
         else:
             init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {_rq_init(sym, rq)}}}"
             decl = f"static const tk_dense_t {sym} = {init};\n"
@@ -155,7 +157,7 @@ class Dense:
 
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
-        return f"tk_dense{'_simd' if step.simd else ''}(&{sym}, {xs[0]}, {y8}, {y32});"
+        return f"tk_{self.kernel_of(step)}(&{sym}, {xs[0]}, {y8}, {y32});"
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:

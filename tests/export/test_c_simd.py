@@ -20,7 +20,7 @@ from ternkit.export.c.program import build_program, emulate
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
 
-CONFIGS = [("cortex-m4", "2bit"), ("cortex-m4", "base3")]
+CONFIGS = [("cortex-m4", "2bit"), ("cortex-m4", "base3"), ("generic", "base3")]
 # the kernels the SIMD target changes (dense, conv: grouped, depthwise, rectangular) and a few endings; the
 # whole registry under -m slow
 FAST = ["dense", "conv2d", "conv2d-depthwise", "conv2d-rect", "end-global-pool", "end-concat"]
