@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, register, reseed
+from .technique import Options, Technique, option, register, reseed
 
 __all__ = ["SAMPLERS", "KEY", "MIN_K", "sample_pairs", "sampled_matmul", "MacCounter", "SampledOp",
            "ApproxOps", "approx_settings", "from_config", "sample_size", "parse_layers", "remove_ops",
@@ -236,7 +236,29 @@ class ApproxOps(Technique):
         return {"approx": {"method": self.method, "ratio": self.ratio, **self.counter.summary()}}
 
 
-@register(KEY, order=10)  # --approx topk|bernoulli|crs: sampled matmuls while training
+@dataclass(frozen=True)
+class ApproxOptions(Options):
+    """--approx METHOD [--approx-ratio R] [--approx-layers I,J]: sampled matmuls while training."""
+
+    method: str | None = option("--approx", choices=SAMPLERS,
+                                help="train with sampled matmuls (approximate tensor operations); evaluation stays "
+                                     "exact")
+    ratio: float | None = option("--approx-ratio", type=float, metavar="R",
+                                 help="--approx: share of column-row pairs kept, in (0, 1] (default: 0.5)")
+    layers: str | None = option("--approx-layers", metavar="I,J",
+                                help="--approx: only these weight layers (0 = first; default: all but the output "
+                                     "layer)")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        if self.method is None and (self.ratio is not None or self.layers is not None):
+            raise OptionError("--approx-ratio and --approx-layers need --approx topk|bernoulli|crs")
+        if self.method is None:
+            return None
+        ratio = 0.5 if self.ratio is None else self.ratio
+        return {"method": self.method, "ratio": ratio, "layers": parse_layers(self.layers)}
+
+
+@register(KEY, order=10, options=ApproxOptions, settings=approx_settings)  # sampled matmuls while training
 def from_config(config: TrainConfig) -> list[Technique]:
     settings = approx_settings(config)
     if settings is None:

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from ternkit.core.errors import OptionError, TernkitError
 from .config import TrainConfig
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, register
+from .technique import Options, Technique, option, register
 
 __all__ = ["DataParallel", "DistributedError", "from_config", "dist_settings", "launched_by_torchrun",
            "is_main_process", "shard_of", "KEY", "BACKENDS", "DEFAULT_TIMEOUT"]
@@ -86,7 +87,24 @@ def dist_settings(config: TrainConfig) -> dict[str, Any]:
     return {**s, "timeout": float(s["timeout"])}
 
 
-@register(KEY, order=0)  # one of several torchrun processes: first, so every other technique sees the shards
+@dataclass(frozen=True)
+class DistOptions(Options):
+    """--dist-timeout S, --dist-init URL: how the processes of a data-parallel run meet and wait."""
+
+    timeout: float | None = option("--dist-timeout", type=float, metavar="S",
+                                   help="data-parallel: stop with an error when another process is silent for S "
+                                        "seconds (300)")
+    init: str | None = option("--dist-init", metavar="URL",
+                              help="data-parallel processes you start yourself: meet at this rendezvous (e.g. "
+                                   "file:///tmp/run/rdzv) instead of MASTER_ADDR/MASTER_PORT")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        given = {k: v for k, v in (("timeout", self.timeout), ("init", self.init)) if v is not None}
+        return given or None
+
+
+# one of several torchrun processes: first, so every other technique sees the shards
+@register(KEY, order=0, options=DistOptions, settings=dist_settings)
 def from_config(config: TrainConfig) -> list[DataParallel]:
     """[DataParallel] when running as one of several torchrun processes, else [] (single-process training)."""
     settings = dist_settings(config)  # checked in every process, so a bad value fails alike with one

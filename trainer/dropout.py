@@ -24,6 +24,7 @@ repeats), e.g. `batchwise:0.2,0.5` = input 0.2, hidden 0.5.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, register, reseed
+from .technique import Options, Technique, option, register, reseed
 
 __all__ = ["KEY", "KINDS", "parse_dropout", "dropout_settings", "from_config", "Dropout", "BatchwiseOp", "MaskOp"]
 
@@ -217,7 +218,20 @@ class Dropout(Technique):
         return {"dropout": {"kind": self.kind, "rates": self.rates, **self.counter.summary()}}
 
 
-@register(KEY, order=20)  # --dropout batchwise:P|mask:P (after approx: wraps its op)
+@dataclass(frozen=True)
+class DropoutOptions(Options):
+    """--dropout KIND:P[,P...]."""
+
+    spec: str | None = option("--dropout", metavar="KIND:P[,P...]",
+                              help="batchwise:0.5 (one pattern per batch, weight submatrices) or mask:0.5 (per "
+                                   "sample); batchwise:0.2,0.5 = input 0.2, hidden 0.5")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        return None if self.spec is None else parse_dropout(self.spec)
+
+
+# after approx: wraps its op
+@register(KEY, order=20, options=DropoutOptions, settings=dropout_settings)
 def from_config(config: TrainConfig) -> list[Technique]:
     settings = dropout_settings(config)
     if settings is None:

@@ -20,6 +20,7 @@ lambda**2 is floored at LAMBDA_FLOOR**2 so a weight whose lambda reaches 0 gets 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, register
+from .technique import Options, Technique, option, register
 
 __all__ = ["Penalty", "from_config", "penalty_settings", "lambdas_of", "KEY", "LAMBDA_FLOOR", "KINDS"]
 
@@ -80,7 +81,36 @@ def _defaults(config: TrainConfig, n_samples: int) -> tuple[dict[str, Any] | Non
     return settings, settings, why
 
 
-@register(KEY, order=30, defaults=_defaults)  # --penalty halo|l1 (before prune: prune may rank by HALO's lambdas)
+@dataclass(frozen=True)
+class PenaltyOptions(Options):
+    """--penalty halo|l1 with --halo-xi/--halo-psi or --l1."""
+
+    group = "smaller models (docs/compression.md)"
+    kind: str | None = option("--penalty", choices=KINDS,
+                              help="sparsity penalty: halo (learned per-weight shrinkage) or l1")
+    xi: float | None = option("--halo-xi", type=float, metavar="XI",
+                              help="HALO: weight of sum |w|/lambda^2 (default: 1e-4 for float, 3e-4 for ste and "
+                                   "conntra)")
+    psi: float | None = option("--halo-psi", type=float, metavar="PSI",
+                               help="HALO: weight of sum |lambda| (default: 1e-5 for float, 3e-5 for ste and conntra)")
+    l1: float | None = option("--l1", type=float, metavar="S", help="L1: strength (with --penalty l1; default 3e-4)")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        if self.kind is None and any(v is not None for v in (self.xi, self.psi, self.l1)):
+            raise OptionError("--halo-xi, --halo-psi and --l1 need --penalty halo|l1")
+        if self.kind == "halo":
+            if self.l1 is not None:
+                raise OptionError("--l1 sets the L1 penalty's strength; with --penalty halo use --halo-xi/--halo-psi")
+            return {"kind": "halo", "xi": self.xi, "psi": self.psi}
+        if self.kind == "l1":
+            if self.xi is not None or self.psi is not None:
+                raise OptionError("--halo-xi/--halo-psi apply to --penalty halo; the L1 strength is --l1")
+            return {"kind": "l1", "strength": self.l1}
+        return None
+
+
+# before prune: prune may rank by HALO's lambdas
+@register(KEY, order=30, defaults=_defaults, options=PenaltyOptions, settings=penalty_settings)
 def from_config(config: TrainConfig) -> list[Penalty]:
     settings = penalty_settings(config)
     return [] if settings is None else [Penalty(**settings)]

@@ -19,6 +19,7 @@ weight), ties by magnitude; it needs `--penalty halo`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from .halo import lambdas_of
 from .layers import QuantLayer, ternarize_twn
 from .loop import Hooks
 from .network import Network
-from .technique import Technique, register
+from .technique import Options, Technique, option, register
 
 __all__ = ["Prune", "from_config", "prune_settings", "prune_global", "freeze_ternary", "sparsity", "KEY",
            "PRUNE_METHODS"]
@@ -54,7 +55,25 @@ def prune_settings(config: TrainConfig) -> dict[str, Any] | None:
     return {"fraction": float(fraction), "method": method}
 
 
-@register(KEY, order=40)  # --prune FRACTION, after training (after the penalty: may rank by its lambdas)
+@dataclass(frozen=True)
+class PruneOptions(Options):
+    """--prune FRACTION [--prune-method magnitude|halo]."""
+
+    group = "smaller models (docs/compression.md)"
+    fraction: float | None = option("--prune", type=float, metavar="FRACTION",
+                                    help="after training, zero exactly this share of the weights (global magnitude "
+                                         "threshold)")
+    method: str | None = option("--prune-method", choices=PRUNE_METHODS,
+                                help="rank weights by magnitude (default) or by HALO's lambda")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        if self.method is not None and self.fraction is None:
+            raise OptionError("--prune-method needs --prune FRACTION")
+        return None if self.fraction is None else {"fraction": self.fraction, "method": self.method}
+
+
+# after training, and after the penalty: may rank by its lambdas
+@register(KEY, order=40, options=PruneOptions, settings=prune_settings)
 def from_config(config: TrainConfig) -> list[Prune]:
     settings = prune_settings(config)
     return [] if settings is None else [Prune(**settings)]

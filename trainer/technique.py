@@ -11,7 +11,7 @@ its key, so the checkpoint identity covers them; a registration may also fill in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -21,11 +21,36 @@ from .config import TrainConfig
 from .loop import Hooks
 from .network import Network
 
-__all__ = ["Technique", "techniques_for", "reseed", "register", "registered", "Registration"]
+__all__ = ["Technique", "techniques_for", "reseed", "register", "registered", "Registration", "option", "Options",
+           "options_extra"]
 
 Builder = Callable[[TrainConfig], list["Technique"]]
 # (config with the schedule resolved, training samples) -> (settings with defaults, what to record, why)
 DefaultsHook = Callable[[TrainConfig, int], tuple[Any, Any, str]]
+
+
+def option(flag: str, **argparse: Any) -> Any:
+    """A typed settings field that the CLI offers as `flag` (argparse keywords: help, type, choices, metavar);
+    None = not given."""
+    return field(default=None, metadata={"flag": flag, "argparse": argparse})
+
+
+class Options:
+    """Base of a technique's typed settings as the CLI gives them: a dataclass of `option(...)` fields.
+
+    `to_extra` turns the given values into the technique's `config.extra` entry (validated: bad input fails
+    before any training), or None when the technique is not asked for. `ternkit train` makes its flags from
+    these declarations (`registered()`), so a technique's flags, their parsing and their checks sit with it."""
+
+    group: str | None = None  # the --help section its flags appear in (None: the main list)
+
+    def to_extra(self) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def flags(cls) -> list[tuple[str, str, dict[str, Any]]]:
+        """(field name, flag, argparse keywords) of every option."""
+        return [(f.name, f.metadata["flag"], f.metadata["argparse"]) for f in fields(cls)]  # type: ignore[arg-type]
 
 
 def reseed(gen: torch.Generator, seed: int, salt: int, step: int) -> torch.Generator:
@@ -56,18 +81,21 @@ class Registration:
     order: int
     build: Builder
     defaults: DefaultsHook | None = None
+    options: type[Options] | None = None  # its typed CLI settings
+    settings: Callable[[TrainConfig], Any] | None = None  # validates `config.extra[key]` (None: not asked for)
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
-def register(key: str, *, order: int, defaults: DefaultsHook | None = None) -> Callable[[Builder], Builder]:
+def register(key: str, *, order: int, defaults: DefaultsHook | None = None, options: type[Options] | None = None,
+             settings: Callable[[TrainConfig], Any] | None = None) -> Callable[[Builder], Builder]:
     """Decorator on a technique module's `from_config(config) -> [Technique, ...]`: registers it under `key`.
 
     `order` fixes the attach order (e.g. dropout after approx: it wraps approx's op; penalty before prune:
     pruning may rank by HALO's lambdas). Registering a key twice replaces the first (a module reloaded)."""
     def decorate(build: Builder) -> Builder:
-        _REGISTRY[key] = Registration(key, order, build, defaults)
+        _REGISTRY[key] = Registration(key, order, build, defaults, options, settings)
         return build
     return decorate
 
@@ -80,3 +108,21 @@ def registered() -> list[Registration]:
 def techniques_for(config: TrainConfig) -> list[Technique]:
     """The techniques `config.extra` asks for (and data parallelism when launched as several processes)."""
     return [t for r in registered() for t in r.build(config)]
+
+
+def options_extra(values: dict[str, Any], *, epochs: int | None = None) -> dict[str, Any]:
+    """`config.extra` from the CLI's values (flag dest -> value) of every registered technique's options, each
+    checked on its own and then together (e.g. pruning by HALO's lambdas needs the HALO penalty)."""
+    extra: dict[str, Any] = {}
+    for reg in registered():
+        if reg.options is None:
+            continue
+        given = {name: values.get(flag.lstrip("-").replace("-", "_")) for name, flag, _ in reg.options.flags()}
+        entry = reg.options(**given).to_extra()
+        if entry is not None:
+            extra[reg.key] = entry
+    probe = TrainConfig(epochs=max(1, epochs or 1), extra=extra)
+    for reg in registered():
+        if reg.settings is not None:
+            reg.settings(probe)
+    return extra

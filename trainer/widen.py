@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from .network import Network, build_network
 from .rules import AdamRule
 from .run import PARAMETRISATION, TrainResult, train_run
 from .specs import ConvPlan, DensePlan, parse_model_spec
-from .technique import Technique, register, techniques_for
+from .technique import Options, Technique, option, register, techniques_for
 
 __all__ = ["KEY", "widen_spec", "widen_settings", "teacher_from_model", "Imitation", "imitate", "merge",
            "load_float_weights", "go_wide_then_narrow"]
@@ -115,7 +115,37 @@ def _defaults(config: TrainConfig, n_samples: int) -> tuple[dict[str, Any] | Non
     return widen, shown, "go wide then narrow: measured teacher and imitation epochs"
 
 
-@register(KEY, order=100, defaults=_defaults)
+@dataclass(frozen=True)
+class WidenOptions(Options):
+    """--widen K or --teacher MODEL, with --teacher-epochs and --imitate-epochs."""
+
+    group = "smaller models (docs/compression.md)"
+    factor: int | None = option("--widen", type=int, metavar="K",
+                                help="go wide then narrow: train a K-times wider teacher, imitate it layerwise, "
+                                     "fine-tune")
+    teacher: str | None = option("--teacher", metavar="MODEL",
+                                 help="go wide then narrow with this trained model as the teacher (instead of "
+                                      "--widen)")
+    teacher_epochs: int | None = option("--teacher-epochs", type=int, metavar="N",
+                                        help="--widen: epochs of the wide teacher (default: the data's default number "
+                                             "of epochs, not --epochs: 10 on the MNIST sample)")
+    imitate_epochs: int | None = option("--imitate-epochs", type=int, metavar="N",
+                                        help="--widen/--teacher: imitation epochs per hidden block (default: 3)")
+
+    def to_extra(self) -> dict[str, Any] | None:
+        if self.factor is not None and self.teacher is not None:
+            raise OptionError("use either --widen K (train a wide teacher) or --teacher MODEL, not both")
+        if self.factor is None and self.teacher is None:
+            if self.teacher_epochs or self.imitate_epochs:
+                raise OptionError("--teacher-epochs and --imitate-epochs need --widen K or --teacher MODEL")
+            return None
+        if self.teacher is not None and self.teacher_epochs is not None:
+            raise OptionError("--teacher-epochs trains a wide teacher; it does not apply to --teacher MODEL")
+        return {"factor": self.factor, "teacher": None if self.teacher is None else str(Path(self.teacher)),
+                "teacher_epochs": self.teacher_epochs, "imitate_epochs": self.imitate_epochs}
+
+
+@register(KEY, order=100, defaults=_defaults, options=WidenOptions, settings=widen_settings)
 def _no_technique(config: TrainConfig) -> list[Technique]:
     """Widening is a stage above the run (`ternkit.trainer.api.train`), not a technique inside it: it registers
     for its settings' defaults only."""

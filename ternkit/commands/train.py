@@ -20,16 +20,11 @@ from ternkit.trainer import (
     metrics_path,
     train_methods,
 )
-from ternkit.trainer.approx import KEY as APPROX_KEY
-from ternkit.trainer.approx import SAMPLERS, approx_settings, parse_layers
-from ternkit.trainer.distributed import KEY as DIST_KEY
-from ternkit.trainer.distributed import DistributedError, dist_settings, is_main_process, launched_by_torchrun
-from ternkit.trainer.dropout import KEY as DROPOUT_KEY
-from ternkit.trainer.dropout import parse_dropout
+from ternkit.trainer.api import RESUME_WIDEN
+from ternkit.trainer.distributed import DistributedError, is_main_process, launched_by_torchrun
 from ternkit.trainer.launch import LaunchFailed, launch_local
-
-from .train_compression import add_arguments as add_compression_arguments
-from .train_compression import compression_extra
+from ternkit.trainer.technique import options_extra, registered
+from ternkit.trainer.widen import KEY as WIDEN_KEY
 
 _HELP = """Methods: conntra (coordinate descent on ternary weights, the default), ste (straight-through
 ternary), float (float32 backprop, the baseline). Datasets: iris, digits, mnist-sample, idx:DIR[:train|:t10k],
@@ -84,16 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zero-bonus", type=float, default=d.zero_bonus, help="CoNNTrA: favour moves toward 0 (sparsity)")
     p.add_argument("--exact-block", type=int, default=d.exact_block, help="exact mode: coordinates searched jointly")
     p.add_argument("--exact-coords", type=int, default=d.exact_coords, help="exact mode: coordinates per step")
-    p.add_argument("--approx", default=None, choices=SAMPLERS,
-                   help="train with sampled matmuls (approximate tensor operations); evaluation stays exact")
-    p.add_argument("--approx-ratio", type=float, default=None, metavar="R",
-                   help="--approx: share of column-row pairs kept, in (0, 1] (default: 0.5)")
-    p.add_argument("--approx-layers", default=None, metavar="I,J",
-                   help="--approx: only these weight layers (0 = first; default: all but the output layer)")
-    p.add_argument("--dropout", default=None, metavar="KIND:P[,P...]",
-                   help="batchwise:0.5 (one pattern per batch, weight submatrices) or mask:0.5 (per sample); "
-                        "batchwise:0.2,0.5 = input 0.2, hidden 0.5")
-    add_compression_arguments(p)
+    add_technique_arguments(p)  # each technique's flags, from its typed settings
     p.add_argument("--out", "-o", default="model.tern", help="artifact path (default: model.tern)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt (written each epoch and on Ctrl-C)")
     p.add_argument("--compare", action="append", default=[], choices=METHODS,
@@ -102,11 +88,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel: run N processes on this machine via torchrun (see docs/distributed.md)")
-    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
-                   help="data-parallel: stop with an error when another process is silent for S seconds (300)")
-    p.add_argument("--dist-init", default=None, metavar="URL",
-                   help="data-parallel processes you start yourself: meet at this rendezvous (e.g. "
-                        "file:///tmp/run/rdzv) instead of MASTER_ADDR/MASTER_PORT")
     p.set_defaults(run=run, forward=_forwarder(p))
 
 
@@ -117,24 +98,26 @@ def config_from_args(args: argparse.Namespace, method: str | None = None) -> Tra
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
                        exact_block=args.exact_block, exact_coords=args.exact_coords, task=args.task,
-                       extra={**_accel_extra(args), **compression_extra(args)}).validate()
+                       extra=technique_extra(args)).validate()
 
 
-def _accel_extra(args: argparse.Namespace) -> dict:
-    """config.extra entries of --approx*, --dropout and --dist-* (validated here, so bad input fails
-    before training)."""
-    extra: dict = {}
-    if args.approx is None and (args.approx_ratio is not None or args.approx_layers is not None):
-        raise OptionError("--approx-ratio and --approx-layers need --approx topk|bernoulli|crs")
-    if args.approx is not None:
-        ratio = 0.5 if args.approx_ratio is None else args.approx_ratio
-        extra[APPROX_KEY] = {"method": args.approx, "ratio": ratio, "layers": parse_layers(args.approx_layers)}
-    if args.dropout is not None:
-        extra[DROPOUT_KEY] = parse_dropout(args.dropout)
-    approx_settings(TrainConfig(extra=extra))
-    if args.dist_timeout is not None or args.dist_init is not None:  # in the config, never through the environment
-        extra[DIST_KEY] = {k: v for k, v in (("timeout", args.dist_timeout), ("init", args.dist_init)) if v is not None}
-        dist_settings(TrainConfig(extra=extra))
+def add_technique_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every registered technique declares on its typed settings (`trainer.technique.Options`)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for reg in registered():
+        if reg.options is None:
+            continue
+        group = reg.options.group
+        target = p if group is None else groups.setdefault(group, p.add_argument_group(group))
+        for _, flag, kwargs in reg.options.flags():
+            target.add_argument(flag, default=None, **kwargs)
+
+
+def technique_extra(args: argparse.Namespace) -> dict:
+    """config.extra entries of the techniques' flags (validated here, so bad input fails before training)."""
+    extra = options_extra(vars(args), epochs=args.epochs)
+    if WIDEN_KEY in extra and args.resume:  # said before anything else (e.g. the note on a missing checkpoint)
+        raise OptionError(RESUME_WIDEN)
     return extra
 
 

@@ -79,3 +79,25 @@ def test_distributed_settings_travel_in_the_config_not_the_identity():
     assert a.identity() == TrainConfig().identity()  # a resumed run may use another timeout or rendezvous
     with pytest.raises(OptionError, match="--dist-timeout"):
         techniques_for(TrainConfig(extra={"distributed": {"timeout": -1}}))
+
+
+def test_cli_flags_are_made_from_the_techniques_typed_settings():
+    """Every registered technique's flags come from its Options dataclass; a flag's value reaches config.extra."""
+    import argparse
+
+    from ternkit.commands.train import add_parser, config_from_args
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    parser = sub.choices["train"]
+    flags = {s for a in parser._actions for s in a.option_strings}
+    declared = {flag for r in registered() if r.options for _, flag, _ in r.options.flags()}
+    assert {"--approx", "--dropout", "--penalty", "--l1", "--prune", "--widen", "--teacher",
+            "--dist-timeout"} <= declared
+    assert declared <= flags
+    args = parser.parse_args(["--penalty", "l1", "--l1", "1e-3", "--prune", "0.5", "--dist-timeout", "9"])
+    extra = config_from_args(args).extra
+    assert extra["penalty"] == {"kind": "l1", "strength": 1e-3} and extra["prune"] == {"fraction": 0.5, "method": None}
+    assert extra["distributed"] == {"timeout": 9.0}
+    with pytest.raises(OptionError, match="--prune-method halo"):
+        config_from_args(parser.parse_args(["--prune", "0.5", "--prune-method", "halo"]))
