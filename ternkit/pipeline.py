@@ -37,6 +37,7 @@ class PipelineConfig:
     seed: int = 0
     val_fraction: float = 0.2
     batch_size: int = 64
+    techniques: dict[str, Any] = field(default_factory=dict)  # config.extra: {widen = {factor = 4}, penalty = ...}
     task: str = ""  # classify | regress | autoencode; empty: inferred from the labels
     onnx_format: str = "int2"
     exports: list[str] = field(default_factory=list)  # further backends to export with (c, nir, ...): stage export
@@ -66,7 +67,7 @@ class PipelineConfig:
 ONNX_FORMATS = {"int2": "int2", "cast": "int2-cast", "int8": "int8", "float": "float", "nbits": "nbits"}
 
 _SECTIONS = {"data": ("dataset", "test"), "train": ("model", "method", "baseline", "epochs", "seed", "val_fraction",
-                                                     "batch_size", "task"),
+                                                     "batch_size", "task", "techniques"),
              "onnx": ("format",), "export": ("formats",),
              "simulate": ("backend", "neuron", "timesteps", "limit"), "report": ("targets",)}
 
@@ -114,6 +115,7 @@ def check_pipeline(cfg: PipelineConfig) -> None:
     from ternkit.export.backend import get as get_backend
     from ternkit.targets import load_target
     from ternkit.trainer import TrainConfig
+    from ternkit.trainer.technique import check_extra
 
     for k, v in cfg.__dict__.items():
         for s in v if isinstance(v, list) else [v]:
@@ -123,7 +125,8 @@ def check_pipeline(cfg: PipelineConfig) -> None:
         try:
             TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
                         val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None,
-                        task=cfg.task or None).validate()
+                        task=cfg.task or None, extra=dict(cfg.techniques)).validate()
+            check_extra(TrainConfig(method=method, epochs=cfg.epochs, extra=dict(cfg.techniques)))
         except OptionError as e:  # the trainer's messages name its flags; say which setting it is here
             raise OptionError(f"pipeline [train]: {str(e).replace('--', '')}") from None
     get_backend(cfg.backend)
@@ -148,7 +151,7 @@ def _train(cfg: PipelineConfig, run: Path, state: dict, resume: bool = False) ->
     for method in [cfg.method] + ([cfg.baseline] if cfg.baseline and cfg.baseline != cfg.method else []):
         tc = TrainConfig(dataset=cfg.dataset, model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
                          val_fraction=cfg.val_fraction, batch_size=cfg.batch_size, test=cfg.test or None,
-                         task=cfg.task or None)
+                         task=cfg.task or None, extra=dict(cfg.techniques))  # every technique, widening too
         out = run / ("model.tern" if method == cfg.method else f"{method}.tern")
         # an interrupted stage left OUT.ckpt: with --resume, training continues from it
         m = train(tc, out=out, progress=True, resume=resume).metrics

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ternkit.core.errors import OptionError
+
 from .config import TrainConfig
 from .loop import Hooks
 from .network import Network
 
 __all__ = ["Technique", "techniques_for", "reseed", "register", "registered", "Registration", "option", "Options",
-           "options_extra"]
+           "options_extra", "check_extra"]
 
 Builder = Callable[[TrainConfig], list["Technique"]]
 # (config with the schedule resolved, training samples) -> (settings with defaults, what to record, why)
@@ -126,3 +128,15 @@ def options_extra(values: dict[str, Any], *, epochs: int | None = None) -> dict[
         if reg.settings is not None:
             reg.settings(probe)
     return extra
+
+
+def check_extra(config: TrainConfig) -> None:
+    """Every registered technique's settings in `config.extra` validated (bad input before any training), and a
+    key no technique registered refused by name (for callers that hold only technique settings)."""
+    known = {r.key for r in registered()}
+    unknown = sorted(set(config.extra) - known)
+    if unknown:
+        raise OptionError(f"unknown technique {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    for reg in registered():
+        if reg.settings is not None:
+            reg.settings(config)

@@ -101,3 +101,27 @@ def test_cli_flags_are_made_from_the_techniques_typed_settings():
     assert extra["distributed"] == {"timeout": 9.0}
     with pytest.raises(OptionError, match="--prune-method halo"):
         config_from_args(parser.parse_args(["--prune", "0.5", "--prune-method", "halo"]))
+
+
+def test_pipeline_train_stage_runs_the_techniques(tmp_path):
+    """[train] techniques reach config.extra: the pipeline's train stage widens as ternkit.train does."""
+    from ternkit.pipeline import _train, load_pipeline_config
+
+    toml = tmp_path / "p.toml"
+    toml.write_text('[data]\ndataset = "iris"\n[train]\nmodel = "mlp:8"\nepochs = 2\nseed = 3\nbaseline = ""\n'
+                    'batch_size = 16\n'
+                    'techniques = { widen = { factor = 4, teacher_epochs = 1, imitate_epochs = 1 } }\n')
+    cfg = load_pipeline_config(str(toml))
+    run = tmp_path / "run"
+    run.mkdir()
+    _train(cfg, run, {})
+    config = TrainConfig(dataset="iris", model="mlp:8", epochs=2, seed=3, batch_size=16,
+                         extra={"widen": {"factor": 4, "teacher_epochs": 1, "imitate_epochs": 1}})
+    _same_weights(load_model(run / "model.tern"), ternkit.train(config, progress=False).model)
+    assert "wide_then_narrow" in load_model(run / "model.tern").metrics
+    toml.write_text('[data]\ndataset = "iris"\n[train]\ntechniques = { shrink = { factor = 2 } }\n')
+    with pytest.raises(OptionError, match="unknown technique 'shrink'"):
+        load_pipeline_config(str(toml))
+    toml.write_text('[data]\ndataset = "iris"\n[train]\ntechniques = { prune = { fraction = 2 } }\n')
+    with pytest.raises(OptionError, match=r"pipeline \[train\]: prune must be a fraction"):
+        load_pipeline_config(str(toml))
