@@ -642,6 +642,10 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
             for (int32_t g = 0; g < groups; g++) {
                 int8_t *c = col;
                 const int8_t *xg = x + g * p->cin_g * hw;
+                if (p->kh == 1 && p->kw == 1 && inside && (uint32_t)iy0 < (uint32_t)p->h) { /* pointwise */
+                    const int8_t *src = xg + (iy0 % p->in_rows) * p->wd + ix0;
+                    for (int32_t ci = 0; ci < p->cin_g; ci++, src += hw) *c++ = *src;
+                } else
                 for (int32_t ci = 0; ci < p->cin_g; ci++) {
                     for (int32_t ky = 0; ky < p->kh; ky++) {
                         const int32_t iy = iy0 + ky;
