@@ -19,8 +19,13 @@ One handler per operation kind (`HANDLERS`, looked up with `core.ops.handler`): 
 relu -> IF; avgpool2d -> SumPool2d (the 1 / window goes into the unit: no Scale node, which Norse and Sinabs
 drop); flatten -> Flatten; add -> edges into one node (NIR sums a node's inputs), with a Scale on an input
 whose unit differs; affine -> folded into the weight operation it follows when nothing else reads it, else a
-fixed 1x1 depthwise Conv2d (Affine on vectors). NIR has no maximum, no ReLU of a signed value without a
-neuron and no concatenation: maxpool2d and concat are refused with a hint.
+Scale (the gain) with the shift carried into the next weight operation's bias. NIR has no maximum and no
+concatenation: maxpool2d and concat are refused with a hint.
+
+Readout: the output layer gets COPIES neurons per class with thresholds staggered over [theta, (1 + SPREAD)
+theta), summed per class by a last Affine; the prediction is the class with the most spikes. One neuron per
+class fires every floor(theta / z) + 1 steps, too coarse to separate close classes at small T; staggered
+thresholds quantise on different grids (CNN on MNIST, T = 32: 94.6 -> 96.5 % agreement with 8 copies).
 """
 
 from __future__ import annotations
