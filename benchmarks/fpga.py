@@ -15,6 +15,7 @@ For each: argmax agreement with the reference, max |logit difference|, accuracy,
 dense/conv weights, the bits of all weights and of all parameters, compile time.
 
     python benchmarks/fpga.py [--test idx:/work/shared/datasets/mnist] [--n 1000] [--only mlp,cnn]
+    python benchmarks/fpga.py --variants chosen+a8   # re-measure some settings, merged into the JSON
     python benchmarks/fpga.py --table          # re-print the table from the JSON
 
 Prints a table and writes benchmarks/results/fpga.json.
@@ -57,7 +58,7 @@ def train(name: str) -> Path:
     return out
 
 
-def measure(name: str, test: str, n: int) -> dict:
+def measure(name: str, test: str, n: int, variants: list[str]) -> dict:
     model = load_model(train(name))
     data = load_dataset(test)
     x, y = data.x[:n], data.y[:n]
@@ -68,7 +69,8 @@ def measure(name: str, test: str, n: int) -> dict:
     row = {"model": name, "spec": MODELS[name][0], "samples": int(n), "reference_accuracy":
            float((ref.argmax(1) == y).mean()), "max_logit": float(np.abs(ref).max()),
            "qonnx_max_abs_diff": q.max_abs_diff, "qonnx_seconds": time.perf_counter() - t0, "hls4ml": {}}
-    for variant, kw in VARIANTS.items():
+    for variant in variants:
+        kw = VARIANTS[variant]
         run = hls4ml_model(model, calib, **kw)
         try:
             t1 = time.perf_counter()
@@ -111,6 +113,7 @@ def main() -> None:
     ap.add_argument("--test", default="idx:/work/shared/datasets/mnist")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--only", default="mlp,cnn")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="hls4ml settings to measure (others kept)")
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     if args.table:
@@ -120,7 +123,15 @@ def main() -> None:
 
     from ternkit.export.qonnx.execute import qonnx_version
 
-    rows = [measure(name, args.test, args.n) for name in args.only.split(",")]
+    variants = args.variants.split(",")
+    rows = [measure(name, args.test, args.n, variants) for name in args.only.split(",")]
+    if OUT.exists() and set(variants) != set(VARIANTS):  # merge into the earlier run
+        old = {r["model"]: r for r in json.loads(OUT.read_text())["rows"]}
+        for r in rows:
+            if r["model"] in old:
+                merged = old[r["model"]]["hls4ml"]
+                merged.update(r["hls4ml"])
+                r["hls4ml"] = {v: merged[v] for v in VARIANTS if v in merged}
     res = {"samples": args.n, "test": args.test, "machine": f"{platform.machine()}, {platform.python_version()}",
            "versions": {"hls4ml": hls4ml.__version__, "qonnx": qonnx_version()}, "rows": rows}
     OUT.parent.mkdir(exist_ok=True)
