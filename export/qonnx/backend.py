@@ -159,7 +159,7 @@ HLS4ML = register(Backend(
     name="hls4ml", title="hls4ml", summary="the QONNX export converted by hls4ml and run in its C++ emulation "
     "(simulate only)",
     handlers=_handlers, refusals=HINTS, simulate=simulate_hls4ml, require=_require, notes=_notes,
-    simulate_options=(_CALIBRATE, _BUILD, Option("--width", "--backend hls4ml: fixed-point width of activations "
+    simulate_options=(_CALIBRATE, _BUILD, Option("--width", "fixed-point width of activations "
                                                  "and parameters (default 18)", type=int, metavar="BITS"),
                       _ACT_BITS),
 ))
