@@ -27,8 +27,10 @@ def _norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def stale_batchnorms(model: nn.Module) -> list[str]:
-    """Names of the BatchNorms whose running statistics were not re-estimated since they last changed."""
-    return [n for n, m in _norms(model) if _FRESH.get(m) != m.running_mean._version]
+    """Names of the BatchNorms whose running statistics changed (training updates them) since they were last
+    re-estimated; an untouched, freshly made BatchNorm is not stale."""
+    return [n for n, m in _norms(model) if m.num_batches_tracked is not None and int(m.num_batches_tracked) > 0
+            and _FRESH.get(m) != m.running_mean._version]
 
 
 @torch.no_grad()
