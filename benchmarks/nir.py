@@ -137,14 +137,18 @@ def main() -> None:
     ap.add_argument("--T", default="16,32,64,128")
     ap.add_argument("--norse", type=int, default=200, help="test images run in Norse at T = 32 (0: none)")
     ap.add_argument("--quick", action="store_true", help="500 images, T = 32, the MLP only, 50 in Norse")
-    ap.add_argument("--table", action="store_true", help="only print the table of benchmarks/out/nir.json")
+    ap.add_argument("--table", action="store_true", help="only print the table of the JSON file")
+    ap.add_argument("--only", default=None, help="comma-separated models: " + ", ".join(SPECS))
+    ap.add_argument("--json", default="nir.json", help="file name in benchmarks/out/ (default nir.json)")
     for name in SPECS:
         ap.add_argument(f"--{name}", type=Path, default=None, help=f"a trained model instead of {SPECS[name]}")
     a = ap.parse_args()
     if a.table:
-        print_table(json.loads((OUT / "nir.json").read_text()))
+        print_table(json.loads((OUT / a.json).read_text()))
         return
-    names = ["mlp"] if a.quick else list(SPECS)
+    names = ["mlp"] if a.quick else (a.only.split(",") if a.only else list(SPECS))
+    if set(names) - set(SPECS):
+        ap.error(f"--only takes {', '.join(SPECS)}")
     n = 500 if a.quick else a.n
     Ts = [32] if a.quick else [int(t) for t in a.T.split(",")]
     data = load_dataset(a.test)
@@ -156,10 +160,10 @@ def main() -> None:
         print(f"{name}: {path}", flush=True)
         result["models"][name] = {"path": path, "spec": SPECS[name],
                                   **run_model(name, model, data.x, data.y, Ts, 50 if a.quick else a.norse)}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "nir.json").write_text(json.dumps(result, indent=1) + "\n")
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / a.json).write_text(json.dumps(result, indent=1) + "\n")  # after each model: partial runs count
     print_table(result)
-    print(f"wrote {OUT / 'nir.json'}")
+    print(f"wrote {OUT / a.json}")
 
 
 if __name__ == "__main__":
