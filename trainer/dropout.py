@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .layers import QuantLayer
 from .loop import Hooks
 from .network import Network
+from .step_context import StepContext
 from .technique import Options, Technique, option, register, reseed
 
 __all__ = ["KEY", "KINDS", "parse_dropout", "dropout_settings", "from_config", "Dropout", "BatchwiseOp", "MaskOp"]
@@ -167,6 +168,7 @@ class Dropout(Technique):
         self.kind, self.rates, self.seed = kind, rates, seed
         self.counter = MacCounter()
         self.ops: list[_Op] = []
+        self.context: StepContext | None = None
 
     def attach(self, net: Network, hooks: Hooks, config: TrainConfig) -> list[nn.Parameter]:
         layers = net.weight_layers()
@@ -189,6 +191,7 @@ class Dropout(Technique):
             layer.op = op
             ops.append(op)
         self.ops = list(ops)
+        self.context = context = hooks.context
         in_features = [m.weight.shape[1] for m in layers]
 
         def draw(_net: Network, step: int) -> None:
@@ -205,8 +208,8 @@ class Dropout(Technique):
                 if chained[j]:  # the previous layer computes only these units
                     ops[j - 1].out_idx = op.in_idx
                     op.x_reduced = True
-            for op in ops:  # only the submatrix is updated (by rules that honour it: CoNNTrA's)
-                op.layer.active = None if op.in_idx is None and op.out_idx is None else (op.out_idx, op.in_idx)
+            for op in ops:  # only the submatrix is updated (by rules that honour it: CoNNTrA's), via the step context
+                context.restrict(op.layer.weight, op.out_idx, op.in_idx)
 
         hooks.before_step.append(draw)
         return []
@@ -214,7 +217,8 @@ class Dropout(Technique):
     def finish(self, net: Network, config: TrainConfig) -> dict[str, Any]:
         for layer in net.weight_layers():
             remove_ops(layer, _Op)
-            layer.active = None
+            if self.context is not None:
+                self.context.restrict(layer.weight, None, None)
         return {"dropout": {"kind": self.kind, "rates": self.rates, **self.counter.summary()}}
 
 

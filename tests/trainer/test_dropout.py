@@ -150,13 +150,15 @@ def test_conntra_updates_only_the_submatrix():
 
     net, hooks, tech, _ = _attach("batchwise", [0.5], parametrisation="discrete")
     rule = ConntraRule(net, total_steps=10, frac_start=0.2, frac_end=0.2)
+    rule.context = hooks.context  # as the loop hands it over: the submatrix travels there, not on the layer
     x, y = torch.randn(16, 30), torch.randint(0, 5, (16,))
     layer = net.weight_layers()[1]
     for step in range(3):
         hooks.before_step[0](net, step)
         before_q, before_m = layer.weight.detach().clone(), rule.m[1].clone()
         rule.step(lambda backward=True: F.cross_entropy(net(x), y).backward() or torch.tensor(0.0))
-        rows, cols = layer.active
+        rows, cols = hooks.context.active[layer.weight]
+        assert not hasattr(layer, "active")
         inside = torch.zeros_like(layer.weight, dtype=torch.bool)
         inside[rows[:, None], cols[None, :]] = True
         assert torch.equal(layer.weight[~inside], before_q[~inside]) and torch.equal(rule.m[1][~inside],
