@@ -96,3 +96,25 @@ def test_add_writes_in_place_over_an_input_nothing_reads_later(tmp_path):
     assert adds and all(prog.offsets[st.node] in {prog.offsets.get(v) for v in st.inputs} for st in adds)
     run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_cli_export_c_takes_target_and_packing(tmp_path, capsys):
+    from conftest import random_mlp
+
+    from ternkit.cli import main
+    from ternkit.core import InputSpec, save_model
+
+    model = random_mlp((64, 24, 10), seed=5)
+    model.layers = [Flatten(), *model.layers]  # digits samples are (1, 8, 8)
+    model.input = InputSpec((1, 8, 8), np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 4.0, np.float32))
+    model.provenance = {"dataset": "digits", "seed": 0, "config": {"seed": 0, "val_fraction": 0.2}}
+    path = tmp_path / "m.tern"
+    save_model(model, path)
+    out = tmp_path / "c"
+    assert main(["export", "c", str(path), "-o", str(out), "--target", "cortex-m4", "--packing", "base3"]) == 0
+    src = (out / "model.c").read_text()
+    assert "#define TK_TRITS_PER_BYTE 5" in src and "tk_dense_simd(" in src
+    capsys.readouterr()
+    assert main(["export", "c", str(path), "-o", str(tmp_path / "d"), "--packing", "nibble"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nibble" in err and "Traceback" not in err
