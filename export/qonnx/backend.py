@@ -14,7 +14,7 @@ import numpy as np
 
 from ternkit.core import Dataset, TernaryModel
 from ternkit.core.activity_schema import record
-from ternkit.core.errors import OptionError
+from ternkit.core.errors import OptionError, UnsupportedError
 
 from ..backend import Backend, Option, Written, register
 from .hints import HINTS
@@ -56,6 +56,15 @@ def _export(model: TernaryModel, out: str, *, where: str = "the model", act_bits
                    r)
 
 
+def _check_hls4ml(model: TernaryModel) -> None:
+    """What hls4ml 1.3.0 cannot take though QONNX says it, refused before any slow work."""
+    for n in model.nodes:
+        if n.op.kind == "maxpool2d" and n.op.ceil:
+            raise UnsupportedError(f"node {n.name}: hls4ml 1.3.0 pads pooling evenly only, so ceil_mode max pooling "
+                                   "(extra padding at the end) does not convert; pad the input so the windows fit, "
+                                   "or take the QONNX export to FINN")
+
+
 def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the model", calibrate: Any = None,
                     build: str | os.PathLike | None = None, width: int | None = None,
                     act_bits: int | None = None) -> dict[str, Any]:
@@ -70,6 +79,7 @@ def simulate_hls4ml(model: TernaryModel, data: Dataset, *, where: str = "the mod
     from .hls import PROJECT_FILES, hls4ml_model, weight_storage
     from .precision import DEFAULT_WIDTH
 
+    _check_hls4ml(model)
     width = DEFAULT_WIDTH if width is None else width
     if not 6 <= width <= 64:
         raise OptionError(f"--width {width}: choose 6..64 bits")

@@ -135,3 +135,15 @@ def test_mnist_acceptance(spec, epochs):
     rec = simulate_hls4ml(model, data, calibrate="mnist-sample")
     assert rec["agreement"] == 1.0, rec["max_abs_diff"]
     assert_two_bit_weights(rec, model)
+
+
+def test_ceil_mode_max_pooling_is_refused_before_any_work():
+    from op_examples import example_model
+
+    from ternkit.core.errors import UnsupportedError
+
+    model = example_model("maxpool2d-ceil")
+    x = np.zeros((2, *model.input.shape), np.float32)
+    data = Dataset(x, np.zeros(2, np.int64), list(model.labels), "zeros")
+    with pytest.raises(UnsupportedError, match="ceil_mode"):
+        simulate_hls4ml(model, data, calibrate=x)
