@@ -23,8 +23,9 @@ class LaunchFailed(Exception):
         self.exit_code, self.message = exit_code, message
 
 
-def launch_local(nproc: int, module_args: list[str], env: dict[str, str] | None = None) -> None:
-    """Run `python -m <module_args>` as `nproc` torchrun processes; returns when all succeeded."""
+def launch_local(nproc: int, module_args: list[str]) -> None:
+    """Run `python -m <module_args>` as `nproc` torchrun processes; returns when all succeeded. Options reach
+    the processes on their command line (`module_args`), never through the environment."""
     if not 1 <= nproc <= 1024:
         raise OptionError(f"--nproc must be in 1..1024, got {nproc}")
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -33,7 +34,6 @@ def launch_local(nproc: int, module_args: list[str], env: dict[str, str] | None 
 
     # torchrun would set 1 thread per process; share the cores instead, unless the user chose
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    os.environ.update(env or {})
     args = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", *module_args])
     # torchrun's own log lines repeat what the processes said (their errors, "death signal")
