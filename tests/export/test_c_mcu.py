@@ -51,13 +51,15 @@ def _sections_referencing(obj, symbols: set[str]) -> set[str]:
 
 
 def test_inference_path_calls_no_library(tmp_path):
-    """Only tk_quantize (float input, soft-float helpers of libgcc) needs anything from outside model.o."""
+    """Only the float edges -- tk_quantize (float input) and tk_outputs (float outputs), with libgcc's soft-float
+    helpers -- need anything from outside model.o; tk_predict and its kernels need nothing (both targets)."""
     model = _make("add")
-    export_c(model, tmp_path / "c", example_input(model, 8))
-    obj = build_m4(tmp_path / "c", tmp_path)["object"]
-    undefined = set(undefined_symbols(obj))
-    assert undefined and all(s.startswith("__aeabi_f") for s in undefined), undefined
-    assert _sections_referencing(obj, undefined) == {".text.tk_quantize"}
+    for target in ("generic", "cortex-m4"):
+        export_c(model, tmp_path / target, example_input(model, 8), target=target)
+        obj = build_m4(tmp_path / target, tmp_path)["object"]
+        undefined = set(undefined_symbols(obj))
+        assert undefined and all(s.startswith(("__aeabi_f", "__aeabi_i2f")) for s in undefined), undefined
+        assert _sections_referencing(obj, undefined) <= {".text.tk_quantize", ".text.tk_outputs"}
 
 
 def test_instruction_counter_counts_instructions(tmp_path):
