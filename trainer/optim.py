@@ -229,8 +229,7 @@ class CoNNTrA(torch.optim.Optimizer):
             k = int(frac * q.numel() + u)
             if k >= 1:
                 moving.append((levels, q, m, prop, k, self._scratch(p, q)))
-        if moving:
-            self._moved = self._move(moving, self._thresholds(moving))
+        self._moved = self._move(moving, self._thresholds(moving) if moving else [])
         for (_, p, _), q, m, v in zip(live, qs, ms, vs, strict=True):
             active = self._active(p)
             if active is not None:
@@ -272,6 +271,8 @@ class CoNNTrA(torch.optim.Optimizer):
         """Move every weight whose |P| reaches its layer's t one level toward sign(P) unless that leaves
         {-L..L}; reset the M of those that moved. Returns |move| per layer. All layers at once (torch._foreach:
         one call per operation, not one per layer and operation)."""
+        if not moving:
+            return []
         levels = [lv for lv, *_ in moving]
         qs, ms, props, blocked = ([x[i] for x in moving] for i in (1, 2, 3, 5))
         if self.zero_bonus:  # a move onto 0 needs only t / (1 + bonus): scale its P instead (sign kept)

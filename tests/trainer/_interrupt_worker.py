@@ -4,7 +4,7 @@ usage: python _interrupt_worker.py SIGNAL POINT N -- TRAIN_ARGS...
 SIGNAL: INT (Ctrl-C) or KILL (kill -9). POINT: where in the N-th occurrence the signal is raised:
   backward    -- after the backward pass, before any parameter changed
   continuous  -- after Adam's step on scales and biases, before CoNNTrA moves any integer weight
-  moves       -- after the first layer's integer weights moved, before the other layers'
+  moves       -- after the integer weights moved (all layers in one update), before the step is complete
   step-end    -- after the whole update, before the loop records the step
   eval        -- during the end-of-epoch evaluation
   checkpoint  -- during the end-of-epoch checkpoint write
