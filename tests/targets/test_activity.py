@@ -46,7 +46,8 @@ def test_activity_counts_drive_neuromorphic_energy(tmp_path):
 @pytest.mark.parametrize(("rec", "message"), [
     (record(format="other"), "not a ternkit activity record"),
     (record(version=2), "version 2 is not supported"),
-    (record(backend="gpu"), "backend must be"),
+    (record(backend="GPU; rm -rf"), "backend must be"),  # any name of the grammar is accepted (plug-in backends)
+    (record(backend="x" * 41), "backend must be"),
     (record(samples=0), "samples must be a positive integer"),
     (record(layers=[]), "layers must be a non-empty list"),
     (record(layers=[{"neurons": 2}]), "misses 'fan_out'"),
