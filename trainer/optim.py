@@ -113,11 +113,6 @@ class CoNNTrA(torch.optim.Optimizer):
         if total_steps is not None and total_steps < 1 or lr <= 0 or lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"need total_steps >= 1, lr > 0, lr_schedule constant|cosine; got {total_steps}, {lr}, "
                              f"{lr_schedule!r}")
-        self._owners: dict[int, QuantLayer] = {}
-        if isinstance(params, nn.Module):
-            for m in params.modules():
-                if isinstance(m, QuantLayer) and m.parametrisation == "discrete":
-                    self._owners[id(m.weight)] = m
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(_groups(params), defaults)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
@@ -239,8 +234,7 @@ class CoNNTrA(torch.optim.Optimizer):
     def _active(self, p: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
         if self._context is not None and p in self._context.active:
             return self._context.active[p]
-        owner = self._owners.get(id(p))  # compatibility: a technique that still marks the layer itself
-        return None if owner is None else getattr(owner, "active", None)
+        return None
 
     def _part(self, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
         st = self._discrete_state(p)
