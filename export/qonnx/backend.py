@@ -169,6 +169,7 @@ HLS4ML = register(Backend(
     name="hls4ml", title="hls4ml", summary="the QONNX export converted by hls4ml and run in its C++ emulation "
     "(simulate only)",
     handlers=_handlers, refusals=HINTS, simulate=simulate_hls4ml, require=_require, notes=_notes,
+    limits={"maxpool2d": "ceil_mode max pooling"},
     simulate_options=(_CALIBRATE, _BUILD, Option("--width", "fixed-point width of activations "
                                                  "and parameters (default 18)", type=int, metavar="BITS"),
                       _ACT_BITS),
