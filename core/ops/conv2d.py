@@ -64,6 +64,19 @@ def correlate(a: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tu
     return np.ascontiguousarray(y.transpose(0, 1, 3, 2).reshape(n, o, oh, ow))
 
 
+def expand_groups(q: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped kernel (O, C/g, kh, kw) as the equal block-diagonal full kernel (O, C, kh, kw): for consumers that
+    take groups only in some forms (Lava's 8-bit group count, nir 1.0.8's typing, hls4ml's depthwise-only)."""
+    if groups == 1:
+        return q
+    o, cg = q.shape[:2]
+    full = np.zeros((o, cg * groups) + q.shape[2:], q.dtype)
+    per = o // groups
+    for k in range(groups):
+        full[k * per:(k + 1) * per, k * cg:(k + 1) * cg] = q[k * per:(k + 1) * per]
+    return full
+
+
 def conv_fan_out(w: np.ndarray, in_chw: tuple[int, ...], stride, padding) -> np.ndarray:
     """Non-zero connections leaving each input element of a conv, shape (C, H, W); grouped and depthwise
     convolutions (C = groups * w.shape[1]) reach only the output channels of their group."""

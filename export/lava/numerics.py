@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ternkit.core.ops.conv2d import expand_groups
+
 from .emulate import conv_fan_out, conv_int
 from .plan import Group, Plan, Population
 
@@ -56,14 +58,6 @@ def _levels(g: Group) -> int:
     return max(1, int(np.abs(g.q).max()))
 
 
-def expand_groups(q: np.ndarray, groups: int) -> np.ndarray:
-    """A grouped kernel (O, C/g, kh, kw) as the equal block-diagonal full kernel (O, C, kh, kw)."""
-    o, cg = q.shape[:2]
-    full = np.zeros((o, cg * groups) + q.shape[2:], q.dtype)
-    per = o // groups
-    for k in range(groups):
-        full[k * per:(k + 1) * per, k * cg:(k + 1) * cg] = q[k * per:(k + 1) * per]
-    return full
 
 
 @dataclass

@@ -40,6 +40,7 @@ import numpy as np
 from ternkit.core.errors import ArtifactError, UnsupportedError
 from ternkit.core.model import INPUT, Node, TernaryModel
 from ternkit.core.ops import handler
+from ternkit.core.ops.conv2d import expand_groups
 
 __all__ = ["NirNode", "SpikingGraph", "Neuron", "build_graph", "HANDLERS", "HINTS", "ENCODING"]
 
@@ -144,19 +145,6 @@ def _per_element(per_channel: np.ndarray, shape: Shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(per_channel, np.float64).reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 
-def _ungroup(w: np.ndarray, groups: int) -> np.ndarray:
-    """A grouped kernel as the equal block-diagonal dense one: nir 1.0.8 types a grouped Conv2d's input by
-    weight.shape[1] (C_in / groups), so `nir.read` refuses such a file; zeros cost no synaptic operations."""
-    if groups == 1:
-        return w
-    cout, cin_g = w.shape[:2]
-    full = np.zeros((cout, cin_g * groups) + w.shape[2:], w.dtype)
-    per = cout // groups
-    for k in range(groups):
-        full[k * per:(k + 1) * per, k * cin_g:(k + 1) * cin_g] = w[k * per:(k + 1) * per]
-    return full
-
-
 def _square(w: np.ndarray, padding: tuple[int, int], node: Node) -> tuple[np.ndarray, tuple[int, int]]:
     """A rectangular kernel as the equal square one (zero taps on both sides, padding grown to match): nir 1.0.8
     types a Conv2d's output with weight.shape[2] for both axes, so `nir.read` refuses rectangular kernels."""
@@ -219,7 +207,7 @@ def _weights(ctx: _Ctx, node: Node, ins: list[Value]) -> Value:
     if op.kind == "conv2d":
         if len(v.shape) != 3:
             raise UnsupportedError(f"node {node.name}: a convolution of a flattened value cannot be mapped to NIR")
-        w, padding = _square(_ungroup(w, int(op.groups)), tuple(op.padding), node)
+        w, padding = _square(expand_groups(w, int(op.groups)), tuple(op.padding), node)
         params = {"input_shape": np.asarray(v.shape[1:], np.int64), "weight": w,
                   "stride": np.asarray(op.stride, np.int64), "padding": np.asarray(padding, np.int64),
                   "dilation": np.ones(2, np.int64), "groups": 1, "bias": bias}

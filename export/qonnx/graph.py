@@ -32,6 +32,7 @@ from ternkit.core import INPUT
 from ternkit.core.errors import ArtifactError, OptionError
 from ternkit.core.model import Node, TernaryModel
 from ternkit.core.ops import handler
+from ternkit.core.ops.conv2d import expand_groups
 
 from .hints import HINTS
 
@@ -138,14 +139,6 @@ def _dense(b: _Builder, n: Node, xs: list[str]) -> str:
     return b.scale_bias(n, y, (-1,))
 
 
-def _dense_groups(op) -> np.ndarray:
-    """A grouped conv's weights as one ungrouped conv's: block-diagonal, zeros across groups (a zero weight is
-    no adder in hls4ml's unrolled kernels, so the firmware does the same work)."""
-    g, cin_g, cout_g = op.groups, op.in_channels // op.groups, op.out_channels // op.groups
-    w = np.zeros((op.out_channels, op.in_channels, *op.kernel), op.weight.dtype)
-    for i in range(g):
-        w[i * cout_g:(i + 1) * cout_g, i * cin_g:(i + 1) * cin_g] = op.weight[i * cout_g:(i + 1) * cout_g]
-    return w
 
 
 def _conv2d(b: _Builder, n: Node, xs: list[str]) -> str:
@@ -153,7 +146,7 @@ def _conv2d(b: _Builder, n: Node, xs: list[str]) -> str:
     (ph, pw), (sh, sw) = op.padding, op.stride
     weight, groups = op.weight, op.groups
     if b.for_hls4ml and 1 < groups < op.in_channels:  # hls4ml 1.3.0 reads groups only as depthwise
-        weight, groups = _dense_groups(op), 1
+        weight, groups = expand_groups(op.weight, groups), 1
     y = b.node("Conv", [xs[0], b.int_weight(n, weight)], f"{n.name}_conv", kernel_shape=list(op.kernel),
                strides=[sh, sw], pads=[ph, pw, ph, pw], group=groups, dilations=[1, 1])
     return b.scale_bias(n, y, (-1, 1, 1))  # rank 3: hls4ml broadcasts it onto (H, W, C) once channels-last
