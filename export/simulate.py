@@ -15,11 +15,9 @@ from ternkit.core import Dataset, OptionError, TernaryModel, load_dataset, load_
 from ternkit.core.activity_schema import FINGERPRINT_KEY
 from ternkit.core.data import DatasetLike
 
-from .backend import REGISTRY, get, given_options
+from .backend import get, given_options
 
-__all__ = ["simulate", "simulation_data", "simulation_text", "BACKENDS"]
-
-BACKENDS = REGISTRY  # the registry itself (read only), under the name earlier code imports
+__all__ = ["simulate", "simulation_data", "simulation_text"]
 
 
 def simulation_data(model: TernaryModel, spec: DatasetLike, limit: int | None = None) -> Dataset:

@@ -153,13 +153,13 @@ def test_simulate_api_backend_table(tern):
     backend does not take is refused in one line."""
     import ternkit
     from ternkit.core import OptionError, load_model
-    from ternkit.export.simulate import BACKENDS
+    from ternkit.export.backend import REGISTRY
 
     model = load_model(tern)
     data = ternkit.simulation_data(model, "digits", 10)
     r = ternkit.simulate(model, data, "onnx", dataset="digits")
     assert r["backend"] == "onnx" and r["samples"] == 10 and r["agreement"] == 1.0
-    assert r["model_fingerprint"] == model.fingerprint() and set(BACKENDS) >= {"onnx", "lava"}
+    assert r["model_fingerprint"] == model.fingerprint() and set(REGISTRY) >= {"onnx", "lava"}
     with pytest.raises(OptionError, match="neuron do not apply to backend onnx"):
         ternkit.simulate(model, data, "onnx", neuron="if")
     with pytest.raises(OptionError, match="unknown backend"):
