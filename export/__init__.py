@@ -1,5 +1,5 @@
-"""ternkit.export: deploy a model artifact -- ONNX (onnxruntime), C for microcontrollers, Lava (Loihi 2) -- and
-measure it there (`simulate`).
+"""ternkit.export: deploy a model artifact -- ONNX (onnxruntime), C for microcontrollers, Lava (Loihi 2), NIR
+(spiking simulators and chips), QONNX (hls4ml, FINN) -- and measure it there (`simulate`).
 
 Each backend is one package behind one protocol (`ternkit.export.backend`). Registration is the one line per
 backend below (third parties use the `ternkit.backends` entry point group instead). The units import their heavy
@@ -22,14 +22,15 @@ from .onnx import backend as _onnx  # noqa: F401  -- registers onnx
 from .qonnx import backend as _qonnx  # noqa: F401  -- registers qonnx and hls4ml
 from .simulate import simulate, simulation_data, simulation_text
 
-__all__ = ["Backend", "Option", "Written", "backends", "get", "register", "unregister",
-           "export_model", "export_onnx", "export_c", "export_lava", "OnnxExport", "OnnxModel", "write_bundle",
-           "save_graph", "load_graph", "simulate_graph", "lava_activity", "LavaRun", "import_lava", "LavaUnavailable",
-           "activity_record", "activations_activity", "calibration_data", "lava_graph_for", "evaluate", "simulate",
-           "simulation_data", "simulation_text"]
+__all__ = ["Backend", "Option", "Written", "backends", "get", "register", "unregister", "export_model",
+           "export_onnx", "export_c", "export_lava", "export_nir", "export_qonnx", "OnnxExport", "OnnxModel",
+           "write_bundle", "save_graph", "load_graph", "simulate_graph", "lava_activity", "LavaRun", "import_lava",
+           "LavaUnavailable", "activity_record", "activations_activity", "calibration_data", "lava_graph_for",
+           "evaluate", "simulate", "simulation_data", "simulation_text"]
 
 _WHERE = {
     "export_onnx": ".onnx.export", "export_c": ".c.backend", "export_lava": ".lava.backend",
+    "export_nir": ".nir.backend", "export_qonnx": ".qonnx.export",
     "OnnxExport": ".onnx.export", "OnnxModel": ".onnx.infer", "write_bundle": ".onnx.bundle",
     "save_graph": ".lava.graph", "load_graph": ".lava.graph", "simulate_graph": ".lava.sim",
     "lava_activity": ".lava.sim", "LavaRun": ".lava.sim", "import_lava": ".lava.compat",

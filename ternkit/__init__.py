@@ -23,7 +23,8 @@ __all__ = [
     # training (ternkit.trainer), and your own models: ternkit.nn, ternkit.optim
     "train", "train_methods", "TrainConfig", "ternarize", "to_artifact", "recalibrate_batchnorm", "nn", "optim",
     # deployment (ternkit.export)
-    "export_onnx", "export_c", "export_lava", "export_model", "backends", "OnnxModel", "write_bundle",
+    "export_onnx", "export_c", "export_lava", "export_nir", "export_qonnx", "export_model", "backends",
+    "OnnxModel", "write_bundle",
     "calibration_data", "lava_graph_for", "simulate", "simulation_data", "evaluate",
     # memory and energy reports (ternkit.targets)
     "report_model", "write_report",
@@ -36,6 +37,7 @@ _WHERE = {
     "ternarize": "ternkit.trainer.modules", "to_artifact": "ternkit.trainer.trace",
     "recalibrate_batchnorm": "ternkit.trainer.batchnorm",
     "export_onnx": "ternkit.export", "export_c": "ternkit.export", "export_lava": "ternkit.export",
+    "export_nir": "ternkit.export", "export_qonnx": "ternkit.export",
     "export_model": "ternkit.export", "backends": "ternkit.export",
     "OnnxModel": "ternkit.export", "write_bundle": "ternkit.export",
     "calibration_data": "ternkit.export", "lava_graph_for": "ternkit.export", "simulate": "ternkit.export",
