@@ -137,6 +137,8 @@ class Backend:
     export: Callable[..., Written] | None = None
     simulate: Callable[..., dict[str, Any]] | None = None
     require: Callable[[str], Any] | None = None  # (stage: "export" | "simulate")
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # simulate options -> options with the files
+                                # they name read and checked: bad input is answered before missing dependencies
     export_options: tuple[Option, ...] = ()
     simulate_options: tuple[Option, ...] = ()
     title: str = ""             # the name in messages ("ONNX", "Lava", "C"); default: the name

@@ -57,6 +57,8 @@ def simulate(model: TernaryModel | str | os.PathLike, data: DatasetLike, backend
         model = load_model(model)
     if out is not None:
         check_writable(out)  # before the simulation, not after
+    if b.prepare is not None:  # the files its options name: checked as input, before the dependency check
+        given = b.prepare(given)
     b.check_require("simulate")  # optional dependencies: one line on how to install them, before any work
     if isinstance(data, str):
         dataset = dataset or data

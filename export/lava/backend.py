@@ -23,6 +23,16 @@ def _handlers() -> dict[str, Any]:
     return HANDLERS
 
 
+def _prepare(options: dict[str, Any]) -> dict[str, Any]:
+    """`--graph FILE` read and checked (it needs no lava-nc), so a bad file is answered as bad input."""
+    graph = options.get("graph")
+    if graph is None or isinstance(graph, dict):
+        return options
+    from .graph import load_graph
+
+    return {**options, "graph": load_graph(graph), "graph_where": str(graph)}
+
+
 def _require(stage: str) -> None:
     if stage == "simulate":  # the exported graph is plain JSON; only running it needs lava-nc
         from .compat import require_lava
@@ -65,16 +75,16 @@ def _export(model: TernaryModel, out: str, *, where: str = "the model", **option
 def _simulate(model: TernaryModel, data: Dataset, *, where: str = "the model",
               graph: str | os.PathLike | dict[str, Any] | None = None,
               neuron: str = "sigma-delta", timesteps: int = 32, fixed: bool = True, calibrate: Any = None,
-              percentile: str | float = 100) -> dict[str, Any]:
+              percentile: str | float = 100, graph_where: str | None = None) -> dict[str, Any]:
     """`graph`: simulate this exported graph (a path, or a loaded graph) instead of building one; it must come
-    from `model`."""
+    from `model`. `graph_where`: the graph's file, for messages, where `_prepare` loaded it."""
     from .compat import lava_version
     from .export import check_graph_for, lava_graph_for, weight_bits
     from .graph import load_graph
     from .sim import lava_activity, simulate_graph
 
     if graph is not None:
-        graph_where = "the graph" if isinstance(graph, dict) else str(graph)
+        graph_where = graph_where or ("the graph" if isinstance(graph, dict) else str(graph))
         if not isinstance(graph, dict):
             graph = load_graph(graph)
         if (graph["numerics"] == "fixed_pt") != fixed:
@@ -115,7 +125,7 @@ BACKEND = register(Backend(
     description="Map a .tern model to Lava processes (Dense/Conv synapses, sigma-delta or integrate-and-fire "
     "neurons, a readout) with fixed-point parameters for Loihi 2, and write the graph as JSON. Units, shifts and "
     "thresholds are set from calibration data.",
-    handlers=_handlers, refusals=HINTS, export=_export, simulate=_simulate, require=_require,
+    handlers=_handlers, refusals=HINTS, export=_export, simulate=_simulate, require=_require, prepare=_prepare,
     out_help="the .lava.json file to write", out_name="model.lava.json",
     export_options=(*_GRAPH_OPTIONS, Option(
         "--float", "write the floating-point graph (Lava's floating_pt models) instead of fixed point",
