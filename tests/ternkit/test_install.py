@@ -86,10 +86,16 @@ def test_wheel_installs_next_to_numpy2_and_runs_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     # the package data (target TOMLs, ...): every file that pyproject's patterns match in the checkout
     dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
-    data = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / dirs[pkg])}"
+
+    def folder(pkg: str) -> Path:  # a package's folder: its own package-dir entry, or its parent's plus its name
+        top = max((p for p in dirs if pkg == p or pkg.startswith(p + ".")), key=len)
+        return ROOT / dirs[top] / pkg[len(top):].lstrip(".").replace(".", "/")
+
+    data = {f"{pkg.replace('.', '/')}/{f.relative_to(folder(pkg))}"
             for pkg, patterns in PYPROJECT["tool"]["setuptools"]["package-data"].items()
-            for pattern in patterns for f in (ROOT / dirs[pkg]).glob(pattern) if f.is_file()}
-    assert "ternkit/targets/specs/mcu.toml" in data and data <= names, sorted(data - names)
+            for pattern in patterns for f in folder(pkg).glob(pattern) if f.is_file()}
+    assert {"ternkit/targets/specs/mcu.toml", "ternkit/export/c/mcu/harness.c"} <= data and data <= names, \
+        sorted(data - names)
     # every module of the checkout's packages (pyproject's package-dir folders, subpackages included) is in it
     modules = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / src)}" for pkg, src in dirs.items()
                for f in (ROOT / src).rglob("*.py") if (f.parent / "__init__.py").exists()}
