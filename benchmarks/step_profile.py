@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
+# conntra: the compiled CPU step where a C compiler is found (trainer/native.py); conntra-torch: its torch form
+METHODS = ("float", "conntra", "conntra-torch")
 MODELS = {"mlp256": "mlp:256", "kws": "examples/kws_dscnn.py:build",
           "resnet_small": "examples/resnet_small.py:build"}
 
@@ -116,12 +118,13 @@ def main() -> int:
     results = {}
     for model in args.only.split(","):
         total = args.steps * (args.repeats + 1)
-        runs = {m: _setup(model, m, args.batch, total) for m in ("float", "conntra")}
-        _phases(*runs["float"][:2], runs["float"][2][:args.steps])  # warm-up
-        _phases(*runs["conntra"][:2], runs["conntra"][2][:args.steps])
+        runs = {m: _setup(model, m.split("-")[0], args.batch, total) for m in METHODS}
+        runs["conntra-torch"][1].optimizer.kernel = "torch"  # the same rule as torch operations (the "before")
+        for m in METHODS:  # warm-up
+            _phases(*runs[m][:2], runs[m][2][:args.steps])
         times = {m: [] for m in runs}
         for r in range(1, args.repeats + 1):
-            for m in (("float", "conntra") if r % 2 else ("conntra", "float")):
+            for m in (METHODS if r % 2 else METHODS[::-1]):
                 net, rule, batches = runs[m]
                 times[m].append(_phases(net, rule, batches[r * args.steps:(r + 1) * args.steps]))
         row = {}
@@ -135,10 +138,10 @@ def main() -> int:
         f, c = row["float"], row["conntra"]
         print(f"\n{model} ({MODELS[model]}), batch {args.batch}: CPU µs per step, median of {args.repeats} x "
               f"{args.steps} steps")
-        print(f"{'method':<10}{'fwd+bwd':>10}{'step':>10}{'total':>10}{'x float':>9}")
-        for m in ("float", "conntra"):
+        print(f"{'method':<14}{'fwd+bwd':>10}{'step':>10}{'total':>10}{'x float':>9}")
+        for m in METHODS:
             r = row[m]
-            print(f"{m:<10}{r['forward_backward_us']:10.0f}{r['step_us']:10.0f}{r['total_us']:10.0f}"
+            print(f"{m:<14}{r['forward_backward_us']:10.0f}{r['step_us']:10.0f}{r['total_us']:10.0f}"
                   f"{r['total_us'] / f['total_us']:9.2f}")
         print(f"conntra step, self CPU µs per step by operation (profiler, with its own overhead), "
               f"step total {c['step_us']:.0f}:")

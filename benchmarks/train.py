@@ -26,30 +26,33 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_TEST = HERE.parent.parent / "shared" / "datasets" / "mnist"
 
-# name: (config overrides, seeds, methods); method "conntra-exact" = conntra in exact mode
+# name: (config overrides, seeds, methods); method "conntra-exact" = conntra in exact mode, "conntra-torch" = conntra
+# with its step as torch operations (kernel="torch"; "conntra" takes the compiled CPU step where it builds)
 EXPERIMENTS = {
     "iris": (dict(dataset="iris", model="mlp:16", epochs=100, batch_size=16, lr=1e-2), [0, 1, 2, 3, 4],
              ["conntra", "conntra-exact", "ste", "float"]),
     "digits": (dict(dataset="digits", model="mlp:64", epochs=30, batch_size=32), [0, 1, 2],
                ["conntra", "ste", "float"]),
     "mnist-256": (dict(dataset="mnist-sample", model="mlp:256", epochs=30, batch_size=64, val_fraction=0.0),
-                  [0, 1, 2], ["conntra", "ste", "float"]),
+                  [0, 1, 2], ["conntra", "conntra-torch", "ste", "float"]),
     "mnist-512": (dict(dataset="mnist-sample", model="mlp:512", epochs=30, batch_size=64, val_fraction=0.0),
                   [0], ["conntra", "ste", "float"]),
     "mnist-256x256": (dict(dataset="mnist-sample", model="mlp:256x256", epochs=30, batch_size=64, val_fraction=0.0),
                       [0], ["conntra", "ste", "float"]),
     # the two example CNNs (plain torch code made ternary by ternarize): the DS-CNN and the small ResNet
     "kws": (dict(dataset="mnist-sample", model=str(ROOT / "examples" / "kws_dscnn.py") + ":build", epochs=3,
-                 batch_size=64, val_fraction=0.0), [0, 1, 2], ["conntra", "ste", "float"]),
+                 batch_size=64, val_fraction=0.0), [0, 1, 2], ["conntra", "conntra-torch", "ste", "float"]),
     "resnet_small": (dict(dataset="mnist-sample", model=str(ROOT / "examples" / "resnet_small.py") + ":build",
-                          epochs=3, batch_size=64, val_fraction=0.0), [0, 1, 2], ["conntra", "ste", "float"]),
+                          epochs=3, batch_size=64, val_fraction=0.0), [0, 1, 2],
+                     ["conntra", "conntra-torch", "ste", "float"]),
 }
 DEFAULT_ONLY = "iris,digits,mnist-256,mnist-512,mnist-256x256"
 
 
 def run_one(overrides: dict, method: str, seed: int) -> dict:
     mode = "exact" if method == "conntra-exact" else "gradient"
-    cfg = TrainConfig(**{**overrides, "method": method.split("-")[0], "mode": mode, "seed": seed})
+    kernel = "torch" if method == "conntra-torch" else "auto"
+    cfg = TrainConfig(**{**overrides, "method": method.split("-")[0], "mode": mode, "seed": seed, "kernel": kernel})
     if mode == "exact":
         cfg.exact_coords = 16
     m = train(cfg, progress=False).metrics

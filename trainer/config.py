@@ -9,6 +9,8 @@ from ternkit.core.dataset import TASKS
 from ternkit.core.errors import OptionError
 from ternkit.core.text import cut
 
+from .native import KERNELS
+
 __all__ = ["TrainConfig", "METHODS", "MODES", "SCHEDULES", "DEVICES"]
 
 METHODS = ("conntra", "ste", "float")
@@ -39,6 +41,7 @@ class TrainConfig:
     exact_block: int = 2
     exact_coords: int = 32
     device: str = "auto"  # auto | cpu | cuda; not part of the identity: the artifact is the same on either
+    kernel: str = "auto"  # CoNNTrA's CPU step: auto | native | torch (trainer/native.py); not part of the identity
     task: str | None = None  # classify | regress | autoencode; None: inferred from the labels
     extra: dict[str, Any] = field(default_factory=dict)  # settings of plug-in techniques, recorded as given
 
@@ -62,6 +65,7 @@ class TrainConfig:
             (isinstance(self.seed, int) and 0 <= self.seed < 2**32,  # the range `SPEC@val:SEED` split specs take
              f"--seed must be in 0..{2**32 - 1}, got {cut(self.seed, 40)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.kernel in KERNELS, f"--conntra-kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}"),
             (self.task in (None, *TASKS), f"--task must be one of {', '.join(TASKS)}, got {self.task!r}"),
         ]
         for ok, message in checks:
@@ -79,5 +83,6 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("epochs")
         d.pop("device")
+        d.pop("kernel")  # the same rule either way (bit-exact resume needs the same form: docs/algorithms.md)
         d["extra"].pop("distributed", None)  # how the processes meet (timeout, rendezvous), not what they train
         return d

@@ -55,10 +55,11 @@ class ConntraRule(UpdateRule):
 
     def __init__(self, net: nn.Module, total_steps: int, lr: float = 1e-3, extra_params: Iterable[nn.Parameter] = (),
                  beta: float = 0.99, beta2: float = 0.999, frac_start: float = 1e-2, frac_end: float = 1e-4,
-                 zero_bonus: float = 0.0, lr_schedule: str = "constant"):
+                 zero_bonus: float = 0.0, lr_schedule: str = "constant", kernel: str = "auto"):
         self.net, self.total_steps, self.lr, self.lr_schedule = net, max(1, total_steps), lr, lr_schedule
         self.optimizer = CoNNTrA(net, lr, total_steps=self.total_steps, frac_start=frac_start, frac_end=frac_end,
-                                 beta=beta, beta2=beta2, zero_bonus=zero_bonus, lr_schedule=lr_schedule)
+                                 beta=beta, beta2=beta2, zero_bonus=zero_bonus, lr_schedule=lr_schedule,
+                                 kernel=kernel)
         extra = list(extra_params)
         if extra:
             self.optimizer.add_param_group({"params": extra})

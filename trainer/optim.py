@@ -25,10 +25,12 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.adam import adam as adam_kernel
 
+from . import native
 from .layers import QuantLayer, discrete_levels
 from .step_context import StepContext
 
@@ -100,12 +102,19 @@ class CoNNTrA(torch.optim.Optimizer):
     (1e-3 by default), and `lr_schedule` must be "constant". `lr` is Adam's rate
     for the continuous parameters; with `lr_schedule="cosine"` it follows a cosine to 0 over `total_steps` (a
     function of the step alone, so a resumed run continues exactly); with "constant" it is left to you (torch
-    LR schedulers work). `step(context=...)` takes this step's `StepContext` (e.g. a submatrix to update)."""
+    LR schedulers work). `step(context=...)` takes this step's `StepContext` (e.g. a submatrix to update).
+    `kernel`: "auto" (default) steps CPU tensors with the compiled one-pass form (`trainer/native.py`) where a C
+    compiler is found, else with torch operations; "native" or "torch" insist on one (same rule, float rounding
+    apart: a given seed reproduces its weights within one form)."""
 
     def __init__(self, params: nn.Module | Iterable[Any], lr: float = 1e-3, *, total_steps: int | None = None,
                  frac_start: float = 1e-2, frac_end: float = 1e-4, beta: float = 0.99, beta2: float = 0.999,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 zero_bonus: float = 0.0, lr_schedule: str = "constant"):
+                 zero_bonus: float = 0.0, lr_schedule: str = "constant", kernel: str = "auto"):
+        if kernel not in native.KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(native.KERNELS)}, got {kernel!r}")
+        if kernel == "native" and native.library() is None:
+            raise ValueError("kernel='native' needs a C compiler (cc) to build CoNNTrA's step; use 'auto' or 'torch'")
         if not 0 < frac_end <= frac_start <= 1:
             raise ValueError(f"need 0 < frac_end <= frac_start <= 1, got {frac_end}, {frac_start}")
         if total_steps is None and lr_schedule != "constant":
@@ -117,12 +126,16 @@ class CoNNTrA(torch.optim.Optimizer):
         super().__init__(_groups(params), defaults)
         self.beta, self.beta2, self.frac_start, self.frac_end = beta, beta2, frac_start, frac_end
         self.total_steps = None if total_steps is None else max(1, int(total_steps))
-        self.zero_bonus, self.lr_schedule = zero_bonus, lr_schedule
+        self.zero_bonus, self.lr_schedule, self.kernel = zero_bonus, lr_schedule, kernel
         self.step_index = 0
-        self._moved: list[torch.Tensor] = []  # last step's |move| per layer (summed only when asked)
+        self._moved: list[torch.Tensor | int] = []  # last step's |move| or count per layer (summed when asked)
+        self._lists: dict[int, tuple] = {}  # per continuous group: its Adam lists (state tensors, not saved)
         self._samples: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._context: StepContext | None = None
         self._buffers: dict[tuple[int, int], torch.Tensor] = {}  # scratch per weight, never saved
+        self._sorted_samples: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._native_scratch: tuple[torch.Tensor, ...] | None = None
+        self._step_views: dict[int, Any] = {}  # numpy views of the discrete weights' step counters
 
     @property
     def discrete(self) -> list[torch.Tensor]:
@@ -135,7 +148,7 @@ class CoNNTrA(torch.optim.Optimizer):
     @property
     def moves_last_step(self) -> int:
         """Weights moved by the last step (reads the count back from the device: not for every step)."""
-        return int(sum(int(d.sum()) for d in self._moved))
+        return int(sum(d if isinstance(d, int) else int(d.sum()) for d in self._moved))
 
     # -- schedule -------------------------------------------------------------------------------------------
     def fraction(self) -> float:
@@ -172,23 +185,38 @@ class CoNNTrA(torch.optim.Optimizer):
         for group in self.param_groups:
             if "levels" in group:
                 continue
-            ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
+            lists = self._adam_lists(group)
+            if lists is None:
                 continue
+            ps, exp_avgs, exp_avg_sqs, steps = lists
             lr = self.learning_rate(group)
             if self.lr_schedule == "cosine":
                 group["lr"] = lr
-            for p in ps:
-                st = self.state[p]
-                if not st:
-                    st["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             # fused: one pass over each tensor instead of ~8 (9x faster on a 784-800-800-10 MLP)
-            adam_kernel(ps, [p.grad for p in ps], [self.state[p]["exp_avg"] for p in ps],
-                        [self.state[p]["exp_avg_sq"] for p in ps], [], [self.state[p]["step"] for p in ps],
-                        fused=True, amsgrad=False, beta1=group["betas"][0], beta2=group["betas"][1], lr=lr,
-                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+            adam_kernel(ps, [p.grad for p in ps], exp_avgs, exp_avg_sqs, [], steps, fused=True, amsgrad=False,
+                        beta1=group["betas"][0], beta2=group["betas"][1], lr=lr, weight_decay=group["weight_decay"],
+                        eps=group["eps"], maximize=False)
+
+    def _adam_lists(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], ...] | None:
+        """(params with a gradient, their exp_avg, exp_avg_sq, step): rebuilt only when that set changes (on a
+        small model, rebuilding these lists every step cost more than Adam's own arithmetic)."""
+        ps = [p for p in group["params"] if p.grad is not None]
+        if not ps:
+            return None
+        key = tuple(map(id, ps))
+        cached = self._lists.get(id(group))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        for p in ps:
+            st = self.state[p]
+            if not st:
+                st["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lists = (ps, [self.state[p]["exp_avg"] for p in ps], [self.state[p]["exp_avg_sq"] for p in ps],
+                 [self.state[p]["step"] for p in ps])
+        self._lists[id(group)] = (key, lists)
+        return lists
 
     def _discrete_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         st = self.state[p]
@@ -207,6 +235,10 @@ class CoNNTrA(torch.optim.Optimizer):
         # each layer's (q, M, V, dL/dq): the whole tensors, or copies of the submatrix that takes part in this
         # step (batchwise dropout) -- its other weights saw no data this step: averages and values stay
         parts = [self._part(p) for _, p, _ in live]
+        lib = None if self.kernel == "torch" else native.library()
+        if lib is not None and all(native.usable(*part) for part in parts):
+            self._step_native(lib, live, parts, frac, discrete)
+            return
         qs, ms, vs, gs = zip(*parts, strict=True)
         # the proposal starts from 0, in a buffer kept between steps (a fresh weight-sized tensor costs its
         # page faults on every step)
@@ -215,13 +247,10 @@ class CoNNTrA(torch.optim.Optimizer):
         adam_kernel(props, list(gs), list(ms), list(vs), [], [self.state[p]["step"] for _, p, _ in live],
                     fused=True, amsgrad=False, beta1=self.beta, beta2=self.beta2, lr=1.0, weight_decay=0.0,
                     eps=_EPS, maximize=False)
-        index = {id(p): j for j, p in enumerate(discrete)}
         moving = []  # (levels, q, M, P, k) of the layers with a budget this step
+        index = {id(p): i for i, p in enumerate(discrete)}
         for (_, p, levels), q, m, prop in zip(live, qs, ms, props, strict=True):
-            # budget floor(f*n + u) with u from a golden-ratio sequence: small layers still move at the right
-            # average rate, and every process of a data-parallel run draws the same u without sharing an RNG
-            u = (self.step_index * _GOLDEN + 0.5 * index[id(p)] / max(1, len(discrete))) % 1.0
-            k = int(frac * q.numel() + u)
+            k = self._budget(index[id(p)], q.numel(), frac, len(discrete))
             if k >= 1:
                 moving.append((levels, q, m, prop, k, self._scratch(p, q)))
         self._moved = self._move(moving, self._thresholds(moving) if moving else [])
@@ -229,6 +258,60 @@ class CoNNTrA(torch.optim.Optimizer):
             active = self._active(p)
             if active is not None:
                 for full, part in ((p.data, q), (self.state[p]["m"], m), (self.state[p]["v"], v)):
+                    _scatter(full, *active, part)
+
+    def _budget(self, index: int, n: int, frac: float, layers: int) -> int:
+        """floor(f*n + u), u from a golden-ratio sequence: small layers still move at the right average rate,
+        and every process of a data-parallel run draws the same u without sharing an RNG. `index`: the
+        weight's place among the `layers` discrete weights."""
+        u = (self.step_index * _GOLDEN + 0.5 * index / max(1, layers)) % 1.0
+        return int(frac * n + u)
+
+    def _sample_chunks(self, n: int) -> torch.Tensor:
+        """The sorted chunk indices of a big tensor's fixed sample (the torch form's, in increasing order)."""
+        runs = n // _CHUNK
+        return self._fixed(self._sorted_samples, n, torch.device("cpu"),
+                           lambda g: torch.randperm(runs, generator=g)[:_SAMPLE // _CHUNK].sort().values)
+
+    def _step_count(self, p: torch.Tensor) -> Any:
+        """A numpy view of p's step counter (float32, as Adam's): counting through it costs a microsecond,
+        a torch operation on a 0-d tensor ten (the view shares the tensor's memory: state_dict sees it)."""
+        view = self._step_views.get(id(p))
+        if view is None or not np.shares_memory(view, self.state[p]["step"].numpy()):
+            view = self._step_views[id(p)] = self.state[p]["step"].numpy()
+        return view
+
+    def _step_native(self, lib: Any, live: list[tuple], parts: list[tuple], frac: float,
+                     discrete: list[torch.Tensor]) -> None:
+        """The compiled one-pass step of every live tensor, then the submatrices written back."""
+        if self._native_scratch is None:
+            self._native_scratch = (torch.empty(_SAMPLE), torch.empty(_SAMPLE), torch.empty(()),
+                                    torch.zeros(1, dtype=torch.int64))
+        pbuf, sbuf, t_out, whole = self._native_scratch
+        index = {id(p): i for i, p in enumerate(discrete)}
+        for (_, p, levels), (q, m, v, g) in zip(live, parts, strict=True):
+            count = self._step_count(p)
+            count += 1
+            n = q.numel()
+            k = self._budget(index[id(p)], n, frac, len(discrete))
+            if k < 1:  # no budget: the moments still move
+                chunks, chunk, j = whole[:0], n, -1
+            elif n > _SAMPLE:
+                chunks, chunk = self._sample_chunks(n), _CHUNK
+                size = chunks.numel() * _CHUNK
+                j = min(size, max(1, round(k * size / n)))
+            else:
+                chunks, chunk, j = whole, n, min(n, k)
+            moved = native.step_tensor(lib, q, m, v, g, chunks=chunks, chunk=chunk, j=j, beta1=self.beta,
+                                       beta2=self.beta2, step=float(count), eps=_EPS, levels=levels,
+                                       bonus=self.zero_bonus, above=_ABOVE, floor=_FLOOR, pbuf=pbuf, sbuf=sbuf,
+                                       t_out=t_out)
+            if k >= 1:
+                self._moved.append(moved)
+            active = self._active(p)
+            if active is not None:
+                st = self.state[p]
+                for full, part in ((p.data, q), (st["m"], m), (st["v"], v)):
                     _scatter(full, *active, part)
 
     def _active(self, p: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
@@ -318,12 +401,14 @@ class CoNNTrA(torch.optim.Optimizer):
         """|P| where the move toward sign(P) is possible, else 0: at the end of the range it is not -- q and P
         of the same sign and |q| == L (for ternary: |P| - relu(q P))."""
         qp = q * p
+        # moves that land on 0: q == -sign(P) with |q| == 1 (taken before relu_ below clears qp < 0)
+        onto_zero = (qp < 0) & (q.abs() == 1) if self.zero_bonus else None
         if levels == 1:
             score = p.abs().sub_(qp.relu_())
         else:
             score = p.abs().masked_fill_((qp > 0) & (q.abs() == levels), 0.0)
-        if self.zero_bonus:  # moves that land on 0: q == -sign(P) with |q| == 1
-            score = torch.where((qp < 0) & (q.abs() == 1), score * (1 + self.zero_bonus), score)
+        if onto_zero is not None:
+            score = torch.where(onto_zero, score * (1 + self.zero_bonus), score)
         return score
 
     # -- state ----------------------------------------------------------------------------------------------
@@ -336,6 +421,8 @@ class CoNNTrA(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         extra = state_dict.pop("conntra", {"step_index": 0})
         super().load_state_dict(state_dict)
+        self._lists.clear()  # the state tensors were replaced
+        self._step_views.clear()
         self.step_index = int(extra["step_index"])
         # torch casts loaded state to each parameter's dtype and device; the step counters must stay float32
         for st in self.state.values():

@@ -59,7 +59,7 @@ def make_rule(config: TrainConfig, net: Network, total_steps: int, extra_params=
         return ExactConntraRule(net, total_steps, block=config.exact_block, coords_per_step=config.exact_coords,
                                 seed=config.seed, **common)
     return ConntraRule(net, total_steps, frac_start=config.frac_start, frac_end=config.frac_end,
-                       zero_bonus=config.zero_bonus, **common)
+                       zero_bonus=config.zero_bonus, kernel=config.kernel, **common)
 
 
 class _Targets:

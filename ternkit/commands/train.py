@@ -23,6 +23,7 @@ from ternkit.trainer import (
 from ternkit.trainer.api import RESUME_WIDEN
 from ternkit.trainer.distributed import DistributedError, is_main_process, launched_by_torchrun
 from ternkit.trainer.launch import LaunchFailed, launch_local
+from ternkit.trainer.native import KERNELS
 from ternkit.trainer.technique import options_extra, registered
 from ternkit.trainer.widen import KEY as WIDEN_KEY
 
@@ -76,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frac-start", type=float, default=d.frac_start,
                    help="CoNNTrA: share of weights moved per step at the start")
     p.add_argument("--frac-end", type=float, default=d.frac_end, help="CoNNTrA: ... at the end (exponential decay)")
+    p.add_argument("--conntra-kernel", dest="kernel", default=d.kernel, choices=KERNELS,
+                   help="CoNNTrA's CPU step: auto (default: compiled where a C compiler is found), native or torch; "
+                   "the same rule, float rounding apart")
     p.add_argument("--zero-bonus", type=float, default=d.zero_bonus, help="CoNNTrA: favour moves toward 0 (sparsity)")
     p.add_argument("--exact-block", type=int, default=d.exact_block, help="exact mode: coordinates searched jointly")
     p.add_argument("--exact-coords", type=int, default=d.exact_coords, help="exact mode: coordinates per step")
@@ -94,7 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
     return TrainConfig(dataset=args.dataset, model=args.model, method=method or args.method, mode=args.mode,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       seed=args.seed, device=args.device,
+                       seed=args.seed, device=args.device, kernel=args.kernel,
                        val_fraction=args.val_fraction, test=args.test, levels=args.levels, scale=args.scale,
                        frac_start=args.frac_start, frac_end=args.frac_end, zero_bonus=args.zero_bonus,
                        exact_block=args.exact_block, exact_coords=args.exact_coords, task=args.task,

@@ -26,6 +26,7 @@ def test_train_then_eval_json(tmp_path, capsys):
     (["train", "--epochs", "0", "--dataset", "iris"], "--epochs"),
     (["train", "--dataset", "iris", "--model", "cnn"], "image input"),
     (["train", "--method", "magic"], "invalid choice"),
+    (["train", "--dataset", "iris", "--conntra-kernel", "fast"], "invalid choice"),
     (["eval", "/no/such.tern"], "no such file"),
 ])
 def test_bad_input_exit_2_one_line(argv, needle, tmp_path, capsys):
@@ -33,6 +34,24 @@ def test_bad_input_exit_2_one_line(argv, needle, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and needle in err and len(err.splitlines()) == 1, err
     assert not any(tmp_path.iterdir())
+
+
+def test_conntra_kernel_choice_is_the_same_rule(tmp_path, capsys):
+    """`--conntra-kernel torch|native`: both train (the same rule, float rounding apart), each reproducible."""
+    from ternkit.core import load_model
+    from ternkit.trainer import native
+
+    kernels = ["torch"] + (["native"] if native.library() is not None else [])
+    acc = {}
+    for kernel in kernels:
+        for run in (1, 2):
+            out = tmp_path / f"{kernel}{run}.tern"
+            assert main(["train", "--dataset", "iris", "--model", "mlp:16", "--epochs", "30", "--batch-size", "16",
+                         "--lr", "1e-2", "--quiet", "--conntra-kernel", kernel, "--out", str(out)]) == 0
+        a, b = (load_model(tmp_path / f"{kernel}{r}.tern") for r in (1, 2))
+        assert all((la.weight == lb.weight).all() for la, lb in zip(a.weight_layers, b.weight_layers, strict=True))
+        acc[kernel] = 1 - json.loads((tmp_path / f"{kernel}1.metrics.json").read_text())["train_error"]
+    assert all(a >= 0.85 for a in acc.values()), acc
 
 
 def test_nan_csv_and_single_class(tmp_path, capsys):

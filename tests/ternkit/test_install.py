@@ -94,7 +94,8 @@ def test_wheel_installs_next_to_numpy2_and_runs_outside_the_checkout(tmp_path):
     data = {f"{pkg.replace('.', '/')}/{f.relative_to(folder(pkg))}"
             for pkg, patterns in PYPROJECT["tool"]["setuptools"]["package-data"].items()
             for pattern in patterns for f in folder(pkg).glob(pattern) if f.is_file()}
-    assert {"ternkit/targets/specs/mcu.toml", "ternkit/export/c/mcu/harness.c"} <= data and data <= names, \
+    assert {"ternkit/targets/specs/mcu.toml", "ternkit/export/c/mcu/harness.c",
+            "ternkit/trainer/conntra_step.c"} <= data and data <= names, \
         sorted(data - names)
     # every module of the checkout's packages (pyproject's package-dir folders, subpackages included) is in it
     modules = {f"{pkg.replace('.', '/')}/{f.relative_to(ROOT / src)}" for pkg, src in dirs.items()
@@ -121,6 +122,8 @@ def test_wheel_installs_next_to_numpy2_and_runs_outside_the_checkout(tmp_path):
     work.mkdir()
     where = _ok([py, "-c", "import ternkit.targets, ternkit.cli; print(ternkit.targets.__file__)"], work).strip()
     assert where.startswith(str(venv)) and not where.startswith(str(ROOT)), where
+    # CoNNTrA's compiled step builds from the installed source (a compiler is there: the C export needs one)
+    _ok([py, "-c", "from ternkit.trainer import native; assert native.library() is not None"], work)
     _ok([ternkit, "train", "--dataset", "digits", "--epochs", "1", "--out", "m.tern"], work)
     _ok([ternkit, "export", "onnx", "m.tern", "-o", "m.onnx"], work)
     assert (work / "m.tern").stat().st_size > 0 and (work / "m.onnx").stat().st_size > 0

@@ -53,8 +53,9 @@ def main() -> int:
     elif point == "continuous":
         after(rules.UpdateRule, "step_continuous")
         after(optim.CoNNTrA, "_step_continuous")
-    elif point == "moves":
+    elif point == "moves":  # the torch form moves in _move, the compiled one in _step_native
         after(optim.CoNNTrA, "_move")
+        after(optim.CoNNTrA, "_step_native")
     elif point == "step-end":
         after(conntra.ConntraRule, "step")
         after(rules.AdamRule, "step")
