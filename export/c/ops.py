@@ -75,12 +75,13 @@ def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> st
 
 
 def _rq_data(sym: str, rq: Requant) -> str:
-    return (c_array("int32_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e)
-            + c_array("int32_t", f"{sym}_b", rq.b))
+    """The lean per-channel arrays: int16 multipliers, uint8 exponents, int16 biases (`fixed.Requant`)."""
+    return (c_array("int16_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e)
+            + c_array("int16_t", f"{sym}_b", rq.b_stored))
 
 
 def _rq_init(sym: str, rq: Requant) -> str:
-    return f"{{{sym}_m, {sym}_e, {sym}_b, {rq.sh}, {rq.lo}, {rq.hi}}}"
+    return f"{{{sym}_m, {sym}_e, {sym}_b, {rq.bs}, {rq.sh}, {rq.lo}, {rq.hi}}}"
 
 
 def _out(step: Step, y: str) -> tuple[str, str]:
@@ -258,7 +259,7 @@ class _Pool:
         c, h, w = step.in_shapes[0]
         _, oh, ow = step.out_shape
         rq = step.rqs[0] if step.rqs else None
-        init = _rq_init(sym, rq) if rq else f"{{0, 0, 0, 0, {step.lo}, 127}}"
+        init = _rq_init(sym, rq) if rq else f"{{0, 0, 0, 0, 0, {step.lo}, 127}}"
         return ((_rq_data(sym, rq) if rq else "")
                 + f"static const tk_pool_t {sym} = {{{c}, {h}, {w}, {oh}, {ow}, {op.kernel[0]}, {op.kernel[1]}, "
                   f"{op.stride[0]}, {op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {init}}};\n")
