@@ -311,6 +311,7 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
               [xa] "=&r"(xa), [xb] "=&r"(xb), [t0] "=&r"(t0), [t1] "=&r"(t1)
             : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
     if (w1) {
@@ -379,6 +380,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
               [v] "=&r"(v), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t)
             : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
     for (; x < end; x += 4, w += 4) {
@@ -490,6 +492,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
               [xa] "=&r"(xa), [xb] "=&r"(xb), [x4] "=&r"(x4), [i] "=&r"(i), [t] "=&r"(t)
             : [end] "r"(end), [la] "r"(la), [lc] "r"(lc)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
     const int32_t *const la = tk_trits[0], *const lb = tk_trits[1];
@@ -714,6 +717,16 @@ TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *c
 
 
 ROWS = r"""
+#if defined(__GNUC__)
+#define TK_NOINLINE __attribute__((noinline))
+#else
+#define TK_NOINLINE
+#endif
+/* the last one to three rows of a block of rows: one copy of tk_dot's code, however many kernels call it */
+static TK_NOINLINE void tk_dot_rest(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
+    tk_dot(w0, w1, x, n, s);
+}
+
 /* the dot products of rows [0, rows) of w with x, TK_BLOCK (or two, or one) rows at a time: s gets k sums */
 static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const int8_t *x, int32_t n, int32_t *s) {
     s[0] = s[1] = 0;
@@ -723,7 +736,7 @@ static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const 
         return 4;
     }
 #endif
-    tk_dot(w, left >= 2 ? w + rb : 0, x, n, s);
+    tk_dot_rest(w, left >= 2 ? w + rb : 0, x, n, s);
     return left >= 2 ? 2 : 1;
 }
 """

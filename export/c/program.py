@@ -102,7 +102,9 @@ def _input_quant(model: TernaryModel, s_in: float) -> InputQuant:
     shape = tuple(model.input.shape)
     mean = np.broadcast_to(np.asarray(model.input.mean, np.float64), shape).reshape(shape[0], -1)
     std = np.broadcast_to(np.asarray(model.input.std, np.float64), shape).reshape(shape[0], -1)
-    if np.all(mean == mean[:, :1]) and np.all(std == std[:, :1]):  # per channel (images) or per feature
+    if np.all(mean == mean.flat[0]) and np.all(std == std.flat[0]):  # one pair for every value (flash)
+        mean, std, inner = mean.reshape(-1)[:1], std.reshape(-1)[:1], int(np.prod(shape))
+    elif np.all(mean == mean[:, :1]) and np.all(std == std[:, :1]):  # per channel (images) or per feature
         mean, std, inner = mean[:, 0], std[:, 0], int(np.prod(shape[1:]))
     else:
         mean, std, inner = mean.reshape(-1), std.reshape(-1), 1
