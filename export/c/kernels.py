@@ -22,10 +22,22 @@ COMMON = r"""
 #define TK_KERNEL static
 #endif
 
-/* hm(v << e, m): v times a gain m * 2^e / 2^15 (m an int16), rounded; |v << e| < 2^31 by construction */
+/* c + ((a * m) >> 16), m an int16: one SMLAWB with the DSP extension */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TK_SMLAWB(a, m, c) ((int32_t)__smlawb((int32_t)(a), (int32_t)(m), (int32_t)(c)))
+#else
+#define TK_SMLAWB(a, m, c) ((int32_t)(((int64_t)(a) * (int16_t)(m)) >> 16) + (c))
+#endif
+
+/* c + hm(v << e, m): v times a gain m * 2^e / 2^16 (m an int16), rounded down; |v << e| < 2^31 by
+   construction (fixed.py) */
+static inline int32_t tk_term_add(int32_t v, int32_t m, uint32_t e, int32_t c) {
+    return TK_SMLAWB((int32_t)((uint32_t)v << e), m, c);
+}
+
 static inline int32_t tk_term(int32_t v, int32_t m, uint32_t e) {
-    int64_t a = (int64_t)(int32_t)((uint32_t)v << e);
-    return (int32_t)((a * m + ((int64_t)1 << 14)) >> 15);
+    return tk_term_add(v, m, e, 0);
 }
 
 /* drop the sh fraction bits: t holds a bias, and every bias holds the half LSB that rounds (fixed.py) */
@@ -38,7 +50,8 @@ static inline void tk_put(int8_t *y8, int32_t *y32, int32_t i, int32_t v, int32_
     else y8[i] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
-/* per output channel c: multiplier m[c] (int16), exponent e[c], bias b[c] << bs (int16 times one shift) */
+/* per output channel c: multiplier m[c] (int16), bias b[c] << bs (int16 times one shift); one exponent e[k]
+   per term k (per input of an add), the same for every channel */
 typedef struct {
     const int16_t *m; const uint8_t *e; const int16_t *b; int8_t bs, sh, lo, hi;
 } tk_rq_t;
@@ -49,7 +62,7 @@ static inline int32_t tk_bias(const tk_rq_t *rq, int32_t c) {
 
 /* the requantised value of channel c's sum v (before the clamp) */
 static inline int32_t tk_rq(const tk_rq_t *rq, int32_t c, int32_t v) {
-    return tk_fin(tk_term(v, rq->m[c], rq->e[c]) + tk_bias(rq, c), rq->sh);
+    return tk_fin(tk_term_add(v, rq->m[c], rq->e[0], tk_bias(rq, c)), rq->sh);
 }
 """
 
@@ -111,7 +124,7 @@ TK_KERNEL void tk_conv(const tk_conv_t *p, const int8_t *x, int32_t *acc, int8_t
             }
         }
         const int32_t m = p->rq.m[co], b = tk_bias(&p->rq, co);
-        const uint32_t e = p->rq.e[co];
+        const uint32_t e = p->rq.e[0];
         for (int32_t i = 0; i < ohw; i++)
             tk_put(y8, y32, co * ohw + i, tk_fin(tk_term(acc[i], m, e) + b, p->rq.sh), p->rq.lo, p->rq.hi);
     }
@@ -159,7 +172,7 @@ TK_KERNEL void tk_affine(const tk_affine_t *p, const int8_t *x, int8_t *y8, int3
     int32_t o = 0;
     for (int32_t c = 0; c < p->c; c++) {
         const int32_t m = p->rq.m[c], b = tk_bias(&p->rq, c);
-        const uint32_t e = p->rq.e[c];
+        const uint32_t e = p->rq.e[0];
         for (int32_t i = 0; i < p->inner; i++, o++)
             tk_put(y8, y32, o, tk_fin(tk_term(x[o], m, e) + b, p->rq.sh), p->rq.lo, p->rq.hi);
     }
@@ -594,7 +607,7 @@ TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf,
             if (++q == p->kw) { q = 0; r++; }
         }
         const int32_t m = p->rq.m[c], b = tk_bias(&p->rq, c), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-        const uint32_t e = p->rq.e[c];
+        const uint32_t e = p->rq.e[0];
         const int8_t *xc = x + c * hw;
         for (int32_t oy = oy0; oy < oy1; oy++) {
             const int32_t iy0 = oy * p->sy - p->py;

@@ -75,8 +75,8 @@ def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> st
 
 
 def _rq_data(sym: str, rq: Requant) -> str:
-    """The lean per-channel arrays: int16 multipliers, uint8 exponents, int16 biases (`fixed.Requant`)."""
-    return (c_array("int16_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e)
+    """The lean arrays: int16 multipliers and biases per channel, one uint8 exponent per term (`fixed.Requant`)."""
+    return (c_array("int16_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e[:, 0])
             + c_array("int16_t", f"{sym}_b", rq.b_stored))
 
 
