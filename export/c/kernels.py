@@ -270,6 +270,13 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 #define TK_UNROLL2
 #endif
 
+/* the first k (< 4) activations of x as one word, the rest zeros (no read past x[k - 1]) */
+static inline uint32_t tk_rd_part(const int8_t *x, int32_t k) {
+    uint32_t v = 0;
+    while (k > 0) v = v << 8 | (uint8_t)x[--k];
+    return v;
+}
+
 /* four activations as one word (the target allows unaligned loads; no library call is made) */
 static inline uint32_t tk_rd32(const int8_t *p) {
 #if defined(__GNUC__)
@@ -442,10 +449,11 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
             s1 = TK_SMLAD(xb, lb[b1], TK_SMLAD(xa, la[b1], s1)) + x4 * lc[b1];
         }
     }
-    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte (never its fifth trit) */
-        const int32_t *t = tk_trits[k & 1], sh = 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(t[*w0] >> sh);
-        if (w1) s1 += x[k] * (int32_t)(int16_t)(t[*w1] >> sh);
+    if (n % 5) { /* the last partial byte (never its fifth trit), its activations as one zero-padded word */
+        const uint32_t v = tk_rd_part(x, n % 5);
+        const int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+        s0 = TK_SMLAD(xb, lb[*w0], TK_SMLAD(xa, la[*w0], s0));
+        if (w1) s1 = TK_SMLAD(xb, lb[*w1], TK_SMLAD(xa, la[*w1], s1));
     }
     s[0] = s0;
     s[1] = s1;
@@ -518,12 +526,13 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
         s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2)) + x4 * lc[w[2]];
         s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3)) + x4 * lc[w[3]];
     }
-    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte (never its fifth trit) */
-        const int32_t *t = tk_trits[k & 1], sh = 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(t[w[0]] >> sh);
-        s1 += x[k] * (int32_t)(int16_t)(t[w[1]] >> sh);
-        s2 += x[k] * (int32_t)(int16_t)(t[w[2]] >> sh);
-        s3 += x[k] * (int32_t)(int16_t)(t[w[3]] >> sh);
+    if (n % 5) { /* the last partial byte (never its fifth trit), its activations as one zero-padded word */
+        const uint32_t v = tk_rd_part(x, n % 5);
+        const int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+        s0 = TK_SMLAD(xb, lb[w[0]], TK_SMLAD(xa, la[w[0]], s0));
+        s1 = TK_SMLAD(xb, lb[w[1]], TK_SMLAD(xa, la[w[1]], s1));
+        s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2));
+        s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3));
     }
     s[0] = s0;
     s[1] = s1;
