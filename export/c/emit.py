@@ -86,6 +86,8 @@ def render(prog: CProgram) -> tuple[str, str]:
              f"{prog.arena_bytes} bytes. */\n",
              '#include "model.h"\n', COMMON]
     if any(k in SIMD_KERNELS for k in used):  # target cortex-m4 or base-3 weights
+        if any(st.blocks for st in prog.steps):  # no rows left over a block of four anywhere (ops.rows_in_blocks)
+            parts.append("\n#define TK_ROWS_OF_FOUR 1\n")
         parts.append(simd_common(prog.packing))
     parts += [KERNELS[k] if k in KERNELS else SIMD_KERNELS[k] for k in used]
     per = "every value" if len(inq.a) == 1 else "channel" if inq.inner > 1 else "feature"

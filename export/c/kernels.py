@@ -577,7 +577,12 @@ typedef struct {
 TK_KERNEL void tk_dense_simd(const tk_dense_simd_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
     for (int32_t o = 0; o < p->rows;) {
         int32_t s[4];
+#ifdef TK_ROWS_OF_FOUR /* rows padded with zero rows to whole blocks of four */
+        const int32_t k = p->rows - o < 4 ? p->rows - o : 4;
+        tk_dot4(p->w + o * p->row_bytes, x, p->cols, s);
+#else
         const int32_t k = tk_rows(p->w + o * p->row_bytes, p->rows - o, p->row_bytes, x, p->cols, s);
+#endif
         for (int32_t r = 0; r < k; r++, o++)
             tk_put(y8, y32, o, tk_rq(&p->rq, o, s[r]), p->rq.lo, p->rq.hi);
     }
@@ -739,6 +744,7 @@ TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *c
 
 
 ROWS = r"""
+#ifndef TK_ROWS_OF_FOUR
 #if defined(__GNUC__)
 #define TK_NOINLINE __attribute__((noinline))
 #else
@@ -761,6 +767,7 @@ static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const 
     tk_dot_rest(w, left >= 2 ? w + rb : 0, x, n, s);
     return left >= 2 ? 2 : 1;
 }
+#endif
 """
 
 

@@ -23,7 +23,7 @@ from ternkit.core.ops import handler
 
 from .fixed import QMAX, choose, scores_scale
 from .handlers import HANDLERS, REFUSALS
-from .ops import WIDEN, Step
+from .ops import WIDEN, Step, rows_in_blocks
 from .packing import check_packing
 
 __all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
@@ -182,6 +182,7 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
     _plan_streams(steps)
+    rows_in_blocks(steps)
     offsets, scratch, arena = _layout(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
                     model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
