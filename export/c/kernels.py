@@ -23,9 +23,8 @@ COMMON = r"""
 #endif
 
 /* c + ((a * m) >> 16), m an int16: one SMLAWB with the DSP extension */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-#define TK_SMLAWB(a, m, c) ((int32_t)__smlawb((int32_t)(a), (int32_t)(m), (int32_t)(c)))
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+#define TK_SMLAWB(a, m, c) ((int32_t)__builtin_arm_smlawb((int32_t)(a), (int32_t)(m), (int32_t)(c)))
 #else
 #define TK_SMLAWB(a, m, c) ((int32_t)(((int64_t)(a) * (int16_t)(m)) >> 16) + (c))
 #endif
