@@ -218,7 +218,7 @@ TK_KERNEL void tk_widen(int32_t len, const int8_t *x, int32_t *y) {
 # ------------------------------------------------------------------ SIMD kernels (`--target cortex-m4`)
 # Weights stay packed in flash; a table turns one weight byte into the ±1/0 halfword pairs that SMLAD
 # multiplies with two sign-extended activations: 2-bit packing, one byte = 4 trits -> 2 words (2 KiB of
-# flash); base-3 packing, one byte = 5 trits -> 3 words (243 entries, 2.9 KiB). The decode is one table
+# flash); base-3 packing, one byte = 5 trits -> 2 words and a byte (243 entries, 2,187 bytes). The decode is one table
 # read per byte, so 1.6-bit storage costs no speed. Without the DSP extension (a host build of the same
 # file) the three intrinsics are plain C with the same results.
 SIMD_COMMON = r"""
