@@ -86,10 +86,12 @@ def render(prog: CProgram) -> tuple[str, str]:
              f"{prog.arena_bytes} bytes. */\n",
              '#include "model.h"\n', COMMON]
     if any(k in SIMD_KERNELS for k in used):  # target cortex-m4 or base-3 weights
+        if any(st.blocks for st in prog.steps):  # no rows left over a block of four anywhere (ops.rows_in_blocks)
+            parts.append("\n#define TK_ROWS_OF_FOUR 1\n")
         parts.append(simd_common(prog.packing))
     parts += [KERNELS[k] if k in KERNELS else SIMD_KERNELS[k] for k in used]
-    parts.append("\n/* input quantisation: q = round(raw * a + b), per "
-                 f"{'channel' if inq.inner > 1 else 'feature'} */\n")
+    per = "every value" if len(inq.a) == 1 else "channel" if inq.inner > 1 else "feature"
+    parts.append(f"\n/* input quantisation: q = round(raw * a + b), one (a, b) per {per} */\n")
     parts.append(f"static const float tk_in_a[{len(inq.a)}] = {{{', '.join(_float(v) for v in inq.a)}}};\n")
     parts.append(f"static const float tk_in_b[{len(inq.b)}] = {{{', '.join(_float(v) for v in inq.b)}}};\n")
     calls, held = [], []

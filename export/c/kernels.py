@@ -22,15 +22,26 @@ COMMON = r"""
 #define TK_KERNEL static
 #endif
 
-/* hm(v << e, m): v times a gain m * 2^e / 2^31, rounded; |v << e| < 2^31 by construction */
-static inline int32_t tk_term(int32_t v, int32_t m, uint32_t e) {
-    int64_t a = (int64_t)(int32_t)((uint32_t)v << e);
-    return (int32_t)((a * m + ((int64_t)1 << 30)) >> 31);
+/* c + ((a * m) >> 16), m an int16: one SMLAWB with the DSP extension */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+#define TK_SMLAWB(a, m, c) ((int32_t)__builtin_arm_smlawb((int32_t)(a), (int32_t)(m), (int32_t)(c)))
+#else
+#define TK_SMLAWB(a, m, c) ((int32_t)(((int64_t)(a) * (int16_t)(m)) >> 16) + (c))
+#endif
+
+/* c + hm(v << e, m): v times a gain m * 2^e / 2^16 (m an int16), rounded down; |v << e| < 2^31 by
+   construction (fixed.py) */
+static inline int32_t tk_term_add(int32_t v, int32_t m, uint32_t e, int32_t c) {
+    return TK_SMLAWB((int32_t)((uint32_t)v << e), m, c);
 }
 
-/* drop the sh fraction bits, rounding half up */
+static inline int32_t tk_term(int32_t v, int32_t m, uint32_t e) {
+    return tk_term_add(v, m, e, 0);
+}
+
+/* drop the sh fraction bits: t holds a bias, and every bias holds the half LSB that rounds (fixed.py) */
 static inline int32_t tk_fin(int32_t t, int32_t sh) {
-    return (t + ((1 << sh) >> 1)) >> sh;
+    return t >> sh;
 }
 
 static inline void tk_put(int8_t *y8, int32_t *y32, int32_t i, int32_t v, int32_t lo, int32_t hi) {
@@ -38,9 +49,20 @@ static inline void tk_put(int8_t *y8, int32_t *y32, int32_t i, int32_t v, int32_
     else y8[i] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
+/* per output channel c: multiplier m[c] (int16), bias b[c] << bs (int16 times one shift); one exponent e[k]
+   per term k (per input of an add), the same for every channel */
 typedef struct {
-    const int32_t *m; const uint8_t *e; const int32_t *b; int32_t sh, lo, hi;
+    const int16_t *m; const uint8_t *e; const int16_t *b; int8_t bs, sh, lo, hi;
 } tk_rq_t;
+
+static inline int32_t tk_bias(const tk_rq_t *rq, int32_t c) {
+    return (int32_t)((uint32_t)(int32_t)rq->b[c] << rq->bs);
+}
+
+/* the requantised value of channel c's sum v (before the clamp) */
+static inline int32_t tk_rq(const tk_rq_t *rq, int32_t c, int32_t v) {
+    return tk_fin(tk_term_add(v, rq->m[c], rq->e[0], tk_bias(rq, c)), rq->sh);
+}
 """
 
 KERNELS: dict[str, str] = {
@@ -63,7 +85,7 @@ TK_KERNEL void tk_dense(const tk_dense_t *p, const int8_t *x, int8_t *y8, int32_
             if (t & 16u) { if (t & 32u) acc -= xp[2]; else acc += xp[2]; }
             if (t & 64u) { if (t & 128u) acc -= xp[3]; else acc += xp[3]; }
         }
-        tk_put(y8, y32, o, tk_fin(tk_term(acc, p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo, p->rq.hi);
+        tk_put(y8, y32, o, tk_rq(&p->rq, o, acc), p->rq.lo, p->rq.hi);
     }
 }
 """,
@@ -100,8 +122,8 @@ TK_KERNEL void tk_conv(const tk_conv_t *p, const int8_t *x, int32_t *acc, int8_t
                 }
             }
         }
-        const int32_t m = p->rq.m[co], b = p->rq.b[co];
-        const uint32_t e = p->rq.e[co];
+        const int32_t m = p->rq.m[co], b = tk_bias(&p->rq, co);
+        const uint32_t e = p->rq.e[0];
         for (int32_t i = 0; i < ohw; i++)
             tk_put(y8, y32, co * ohw + i, tk_fin(tk_term(acc[i], m, e) + b, p->rq.sh), p->rq.lo, p->rq.hi);
     }
@@ -133,8 +155,7 @@ TK_KERNEL void tk_pool(const tk_pool_t *p, int32_t is_max, const int8_t *x, int8
                     }
                 }
                 if (is_max) tk_put(y8, y32, o, acc, p->rq.lo, p->rq.hi);
-                else tk_put(y8, y32, o, tk_fin(tk_term(acc, p->rq.m[0], p->rq.e[0]) + p->rq.b[0], p->rq.sh),
-                            p->rq.lo, p->rq.hi);
+                else tk_put(y8, y32, o, tk_rq(&p->rq, 0, acc), p->rq.lo, p->rq.hi);
             }
         }
     }
@@ -149,8 +170,8 @@ typedef struct {
 TK_KERNEL void tk_affine(const tk_affine_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
     int32_t o = 0;
     for (int32_t c = 0; c < p->c; c++) {
-        const int32_t m = p->rq.m[c], b = p->rq.b[c];
-        const uint32_t e = p->rq.e[c];
+        const int32_t m = p->rq.m[c], b = tk_bias(&p->rq, c);
+        const uint32_t e = p->rq.e[0];
         for (int32_t i = 0; i < p->inner; i++, o++)
             tk_put(y8, y32, o, tk_fin(tk_term(x[o], m, e) + b, p->rq.sh), p->rq.lo, p->rq.hi);
     }
@@ -163,7 +184,7 @@ typedef struct {
 
 TK_KERNEL void tk_add(const tk_add_t *p, const int8_t *const *xs, int8_t *y8, int32_t *y32) {
     for (int32_t i = 0; i < p->len; i++) {
-        int32_t t = p->rq.b[0];
+        int32_t t = tk_bias(&p->rq, 0);
         for (int32_t k = 0; k < p->n; k++) t += tk_term(xs[k][i], p->rq.m[k], p->rq.e[k]);
         tk_put(y8, y32, i, tk_fin(t, p->rq.sh), p->rq.lo, p->rq.hi);
     }
@@ -177,7 +198,7 @@ typedef struct {
 /* one input of a concat, brought to the output's scale and written into its slice */
 TK_KERNEL void tk_rescale(const tk_rescale_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
     for (int32_t i = 0; i < p->len; i++)
-        tk_put(y8, y32, i, tk_fin(tk_term(x[i], p->rq.m[0], p->rq.e[0]) + p->rq.b[0], p->rq.sh), p->rq.lo, p->rq.hi);
+        tk_put(y8, y32, i, tk_rq(&p->rq, 0, x[i]), p->rq.lo, p->rq.hi);
 }
 """,
     "relu": r"""
@@ -197,7 +218,7 @@ TK_KERNEL void tk_widen(int32_t len, const int8_t *x, int32_t *y) {
 # ------------------------------------------------------------------ SIMD kernels (`--target cortex-m4`)
 # Weights stay packed in flash; a table turns one weight byte into the ±1/0 halfword pairs that SMLAD
 # multiplies with two sign-extended activations: 2-bit packing, one byte = 4 trits -> 2 words (2 KiB of
-# flash); base-3 packing, one byte = 5 trits -> 3 words (243 entries, 2.9 KiB). The decode is one table
+# flash); base-3 packing, one byte = 5 trits -> 2 words and a byte (243 entries, 2,187 bytes). The decode is one table
 # read per byte, so 1.6-bit storage costs no speed. Without the DSP extension (a host build of the same
 # file) the three intrinsics are plain C with the same results.
 SIMD_COMMON = r"""
@@ -247,6 +268,13 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 #else
 #define TK_UNROLL2
 #endif
+
+/* the first k (< 4) activations of x as one word, the rest zeros (no read past x[k - 1]) */
+static inline uint32_t tk_rd_part(const int8_t *x, int32_t k) {
+    uint32_t v = 0;
+    while (k > 0) v = v << 8 | (uint8_t)x[--k];
+    return v;
+}
 
 /* four activations as one word (the target allows unaligned loads; no library call is made) */
 static inline uint32_t tk_rd32(const int8_t *p) {
@@ -302,6 +330,7 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
               [xa] "=&r"(xa), [xb] "=&r"(xb), [t0] "=&r"(t0), [t1] "=&r"(t1)
             : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
     if (w1) {
@@ -370,6 +399,7 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
               [v] "=&r"(v), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t)
             : [end] "r"(end), [la] "r"(la), [lb] "r"(lb)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
     for (; x < end; x += 4, w += 4) {
@@ -406,7 +436,8 @@ static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
 static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
     int32_t s0 = s[0], s1 = s[1];
-    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1], *const lc = tk_trits[2];
+    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1];
+    const int8_t *const lc = tk_trits_c;
     const int8_t *const end = x + n - n % 5;
     for (; x < end; x += 5) {
         uint32_t v = tk_rd32(x), b0 = *w0++;
@@ -417,10 +448,11 @@ static inline void tk_dot(const uint8_t *w0, const uint8_t *w1, const int8_t *x,
             s1 = TK_SMLAD(xb, lb[b1], TK_SMLAD(xa, la[b1], s1)) + x4 * lc[b1];
         }
     }
-    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
-        const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(tk_trits[t][*w0] >> sh);
-        if (w1) s1 += x[k] * (int32_t)(int16_t)(tk_trits[t][*w1] >> sh);
+    if (n % 5) { /* the last partial byte (never its fifth trit), its activations as one zero-padded word */
+        const uint32_t v = tk_rd_part(x, n % 5);
+        const int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+        s0 = TK_SMLAD(xb, lb[*w0], TK_SMLAD(xa, la[*w0], s0));
+        if (w1) s1 = TK_SMLAD(xb, lb[*w1], TK_SMLAD(xa, la[*w1], s1));
     }
     s[0] = s0;
     s[1] = s1;
@@ -431,56 +463,60 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     const int8_t *const end = x + n - n % 5;
 #if TK_DSP_ASM
-    if (x < end) { /* 38 instructions per 20 MACs */
-        const int32_t *base = tk_trits[0];
-        uint32_t v, xa, xb, x4, t;
+    if (x < end) { /* 38 instructions per 20 MACs; two scratch registers: the byte / fifth trit / word a in
+                      i, the address / word b in t */
+        const int32_t *la = tk_trits[0];
+        const int8_t *lc = tk_trits_c;
+        uint32_t xa, xb, x4, i, t;
         __asm volatile(
             "1:\n\t"
-            "ldr %[v], [%[x]], #5\n\t"
-            "sxtb16 %[xa], %[v]\n\t"
-            "sxtb16 %[xb], %[v], ror #8\n\t"
+            "ldr %[t], [%[x]], #5\n\t"
+            "sxtb16 %[xa], %[t]\n\t"
+            "sxtb16 %[xb], %[t], ror #8\n\t"
             "ldrsb %[x4], [%[x], #-1]\n\t"
-            "ldrb %[t], [%[w], #1]\n\t"
-            "add %[t], %[base], %[t], lsl #2\n\t"
-            "ldr %[v], [%[t]]\n\t"
-            "smlad %[s1], %[xa], %[v], %[s1]\n\t"
-            "ldr %[v], [%[t], #1024]\n\t"
-            "smlad %[s1], %[xb], %[v], %[s1]\n\t"
-            "ldr %[v], [%[t], #2048]\n\t"
-            "mla %[s1], %[x4], %[v], %[s1]\n\t"
-            "ldrb %[t], [%[w], #2]\n\t"
-            "add %[t], %[base], %[t], lsl #2\n\t"
-            "ldr %[v], [%[t]]\n\t"
-            "smlad %[s2], %[xa], %[v], %[s2]\n\t"
-            "ldr %[v], [%[t], #1024]\n\t"
-            "smlad %[s2], %[xb], %[v], %[s2]\n\t"
-            "ldr %[v], [%[t], #2048]\n\t"
-            "mla %[s2], %[x4], %[v], %[s2]\n\t"
-            "ldrb %[t], [%[w], #3]\n\t"
-            "add %[t], %[base], %[t], lsl #2\n\t"
-            "ldr %[v], [%[t]]\n\t"
-            "smlad %[s3], %[xa], %[v], %[s3]\n\t"
-            "ldr %[v], [%[t], #1024]\n\t"
-            "smlad %[s3], %[xb], %[v], %[s3]\n\t"
-            "ldr %[v], [%[t], #2048]\n\t"
-            "mla %[s3], %[x4], %[v], %[s3]\n\t"
-            "ldrb %[t], [%[w]], #4\n\t"
-            "add %[t], %[base], %[t], lsl #2\n\t"
-            "ldr %[v], [%[t]]\n\t"
-            "smlad %[s0], %[xa], %[v], %[s0]\n\t"
-            "ldr %[v], [%[t], #1024]\n\t"
-            "smlad %[s0], %[xb], %[v], %[s0]\n\t"
-            "ldr %[v], [%[t], #2048]\n\t"
-            "mla %[s0], %[x4], %[v], %[s0]\n\t"
+            "ldrb %[i], [%[w], #1]\n\t"
+            "add %[t], %[la], %[i], lsl #2\n\t"
+            "ldrsb %[i], [%[lc], %[i]]\n\t"
+            "mla %[s1], %[x4], %[i], %[s1]\n\t"
+            "ldr %[i], [%[t]]\n\t"
+            "smlad %[s1], %[xa], %[i], %[s1]\n\t"
+            "ldr %[t], [%[t], #972]\n\t"
+            "smlad %[s1], %[xb], %[t], %[s1]\n\t"
+            "ldrb %[i], [%[w], #2]\n\t"
+            "add %[t], %[la], %[i], lsl #2\n\t"
+            "ldrsb %[i], [%[lc], %[i]]\n\t"
+            "mla %[s2], %[x4], %[i], %[s2]\n\t"
+            "ldr %[i], [%[t]]\n\t"
+            "smlad %[s2], %[xa], %[i], %[s2]\n\t"
+            "ldr %[t], [%[t], #972]\n\t"
+            "smlad %[s2], %[xb], %[t], %[s2]\n\t"
+            "ldrb %[i], [%[w], #3]\n\t"
+            "add %[t], %[la], %[i], lsl #2\n\t"
+            "ldrsb %[i], [%[lc], %[i]]\n\t"
+            "mla %[s3], %[x4], %[i], %[s3]\n\t"
+            "ldr %[i], [%[t]]\n\t"
+            "smlad %[s3], %[xa], %[i], %[s3]\n\t"
+            "ldr %[t], [%[t], #972]\n\t"
+            "smlad %[s3], %[xb], %[t], %[s3]\n\t"
+            "ldrb %[i], [%[w]], #4\n\t"
+            "add %[t], %[la], %[i], lsl #2\n\t"
+            "ldrsb %[i], [%[lc], %[i]]\n\t"
+            "mla %[s0], %[x4], %[i], %[s0]\n\t"
+            "ldr %[i], [%[t]]\n\t"
+            "smlad %[s0], %[xa], %[i], %[s0]\n\t"
+            "ldr %[t], [%[t], #972]\n\t"
+            "smlad %[s0], %[xb], %[t], %[s0]\n\t"
             "cmp %[x], %[end]\n\t"
             "bne 1b"
             : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [x] "+r"(x), [w] "+r"(w),
-              [v] "=&r"(v), [xa] "=&r"(xa), [xb] "=&r"(xb), [x4] "=&r"(x4), [t] "=&r"(t)
-            : [end] "r"(end), [base] "r"(base)
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [x4] "=&r"(x4), [i] "=&r"(i), [t] "=&r"(t)
+            : [end] "r"(end), [la] "r"(la), [lc] "r"(lc)
             : "cc", "memory");
+        x = end; /* where the loop left it: the C loop below is then dead code, not compiled */
     }
 #endif
-    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1], *const lc = tk_trits[2];
+    const int32_t *const la = tk_trits[0], *const lb = tk_trits[1];
+    const int8_t *const lc = tk_trits_c;
     for (; x < end; x += 5, w += 4) {
         uint32_t v = tk_rd32(x);
         int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v), x4 = x[4];
@@ -489,12 +525,13 @@ static inline void tk_dot4(const uint8_t *w, const int8_t *x, int32_t n, int32_t
         s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2)) + x4 * lc[w[2]];
         s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3)) + x4 * lc[w[3]];
     }
-    for (int32_t k = 0; k < n % 5; k++) { /* the last partial byte */
-        const int32_t t = k == 4 ? 2 : k & 1, sh = k == 4 ? 0 : 16 * (k >> 1);
-        s0 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[0]] >> sh);
-        s1 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[1]] >> sh);
-        s2 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[2]] >> sh);
-        s3 += x[k] * (int32_t)(int16_t)(tk_trits[t][w[3]] >> sh);
+    if (n % 5) { /* the last partial byte (never its fifth trit), its activations as one zero-padded word */
+        const uint32_t v = tk_rd_part(x, n % 5);
+        const int32_t xa = TK_SXTB16(v), xb = TK_SXTB16_ROR8(v);
+        s0 = TK_SMLAD(xb, lb[w[0]], TK_SMLAD(xa, la[w[0]], s0));
+        s1 = TK_SMLAD(xb, lb[w[1]], TK_SMLAD(xa, la[w[1]], s1));
+        s2 = TK_SMLAD(xb, lb[w[2]], TK_SMLAD(xa, la[w[2]], s2));
+        s3 = TK_SMLAD(xb, lb[w[3]], TK_SMLAD(xa, la[w[3]], s3));
     }
     s[0] = s0;
     s[1] = s1;
@@ -524,7 +561,7 @@ TK_KERNEL void tk_dense_b3(const tk_dense_b3_t *p, const int8_t *x, int8_t *y8, 
                 else if (d == 0u) acc -= x[j];
             }
         }
-        tk_put(y8, y32, o, tk_fin(tk_term(acc, p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo, p->rq.hi);
+        tk_put(y8, y32, o, tk_rq(&p->rq, o, acc), p->rq.lo, p->rq.hi);
     }
 }
 """
@@ -539,10 +576,14 @@ typedef struct {
 TK_KERNEL void tk_dense_simd(const tk_dense_simd_t *p, const int8_t *x, int8_t *y8, int32_t *y32) {
     for (int32_t o = 0; o < p->rows;) {
         int32_t s[4];
+#ifdef TK_ROWS_OF_FOUR /* rows padded with zero rows to whole blocks of four */
+        const int32_t k = p->rows - o < 4 ? p->rows - o : 4;
+        tk_dot4(p->w + o * p->row_bytes, x, p->cols, s);
+#else
         const int32_t k = tk_rows(p->w + o * p->row_bytes, p->rows - o, p->row_bytes, x, p->cols, s);
+#endif
         for (int32_t r = 0; r < k; r++, o++)
-            tk_put(y8, y32, o, tk_fin(tk_term(s[r], p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo,
-                   p->rq.hi);
+            tk_put(y8, y32, o, tk_rq(&p->rq, o, s[r]), p->rq.lo, p->rq.hi);
     }
 }
 """,
@@ -578,8 +619,8 @@ TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf,
             else if (t < 0) off[--nt] = (int16_t)(r * stride + q);
             if (++q == p->kw) { q = 0; r++; }
         }
-        const int32_t m = p->rq.m[c], b = p->rq.b[c], sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-        const uint32_t e = p->rq.e[c];
+        const int32_t m = p->rq.m[c], b = tk_bias(&p->rq, c), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+        const uint32_t e = p->rq.e[0];
         const int8_t *xc = x + c * hw;
         for (int32_t oy = oy0; oy < oy1; oy++) {
             const int32_t iy0 = oy * p->sy - p->py;
@@ -669,8 +710,7 @@ TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *co
                     int32_t s[4];
                     const int32_t k = tk_rows(p->w + co * p->kbytes, end - co, p->kbytes, col, n, s);
                     for (int32_t r = 0; r < k; r++, co++)
-                        tk_put(y8, y32, co * ohw + pix, tk_fin(tk_term(s[r], p->rq.m[co], p->rq.e[co]) + p->rq.b[co],
-                               p->rq.sh), p->rq.lo, p->rq.hi);
+                        tk_put(y8, y32, co * ohw + pix, tk_rq(&p->rq, co, s[r]), p->rq.lo, p->rq.hi);
                 }
             }
         }
@@ -703,6 +743,17 @@ TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *c
 
 
 ROWS = r"""
+#ifndef TK_ROWS_OF_FOUR
+#if defined(__GNUC__)
+#define TK_NOINLINE __attribute__((noinline))
+#else
+#define TK_NOINLINE
+#endif
+/* the last one to three rows of a block of rows: one copy of tk_dot's code, however many kernels call it */
+static TK_NOINLINE void tk_dot_rest(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
+    tk_dot(w0, w1, x, n, s);
+}
+
 /* the dot products of rows [0, rows) of w with x, TK_BLOCK (or two, or one) rows at a time: s gets k sums */
 static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const int8_t *x, int32_t n, int32_t *s) {
     s[0] = s[1] = 0;
@@ -712,9 +763,10 @@ static inline int32_t tk_rows(const uint8_t *w, int32_t left, int32_t rb, const 
         return 4;
     }
 #endif
-    tk_dot(w, left >= 2 ? w + rb : 0, x, n, s);
+    tk_dot_rest(w, left >= 2 ? w + rb : 0, x, n, s);
     return left >= 2 ? 2 : 1;
 }
+#endif
 """
 
 
@@ -725,7 +777,8 @@ def simd_common(packing: str) -> str:
 
 def lut_c(packing: str) -> str:
     """The decode tables: per weight byte, its trits as int16 halfword pairs (t0, t2) in tk_trits_a, (t1, t3) in
-    tk_trits_b, and (base-3) the fifth trit too, all three in tk_trits."""
+    tk_trits_b (2-bit); base-3: the pairs in tk_trits[0] and tk_trits[1] (243 words each), the fifth trit in the
+    byte table tk_trits_c."""
     from .packing import byte_trits
 
     trits = byte_trits(packing).astype(np.int64)  # (entries, trits per byte)
@@ -735,10 +788,12 @@ def lut_c(packing: str) -> str:
     a, b = (np.where(v >= 1 << 31, v - (1 << 32), v) for v in (a, b))
     if trits.shape[1] == 4:
         return out + _table("int32_t", "tk_trits_a", a) + _table("int32_t", "tk_trits_b", b)
-    # base-3: one table of three rows of 256 words (a, b, the fifth trit), so one address serves all three
-    rows = [np.pad(v, (0, 256 - len(v))) for v in (a, b, trits[:, 4])]
+    # base-3: the 243 valid bytes only; a and b as two rows of one table (one address serves both), the fifth
+    # trit as bytes (2,187 bytes in all)
+    rows = (a, b)
     body = ",\n    ".join("{" + _table("", "", r).split("{", 1)[1].rsplit("}", 1)[0].strip() + "}" for r in rows)
-    return out + f"static const int32_t tk_trits[3][256] = {{\n    {body}\n}};\n"
+    return (out + f"static const int32_t tk_trits[2][{len(trits)}] = {{\n    {body}\n}};\n"
+            + _table("int8_t", "tk_trits_c", trits[:, 4]))
 
 
 def _table(ctype: str, name: str, values) -> str:
@@ -769,8 +824,7 @@ TK_KERNEL void tk_mul(const tk_mul_t *p, const int8_t *a, const int8_t *b, int8_
                 for (int32_t i3 = 0; i3 < p->d[3]; i3++, o++) {
                     int32_t v = (int32_t)a[i0 * p->sa[0] + i1 * p->sa[1] + i2 * p->sa[2] + i3 * p->sa[3]]
                               * (int32_t)b[i0 * p->sb[0] + i1 * p->sb[1] + i2 * p->sb[2] + i3 * p->sb[3]];
-                    tk_put(y8, y32, o, tk_fin(tk_term(v, p->rq.m[0], p->rq.e[0]) + p->rq.b[0], p->rq.sh),
-                           p->rq.lo, p->rq.hi);
+                    tk_put(y8, y32, o, tk_rq(&p->rq, 0, v), p->rq.lo, p->rq.hi);
                 }
 }
 """,

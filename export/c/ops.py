@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "rows_in_blocks"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -44,6 +44,7 @@ class Step:
     target: str = "generic"  # which kernels: "generic" (portable C99) or "cortex-m4" (SIMD dot products)
     packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
     table: Any = None  # the 256-entry int8 table of an elementwise function (handlers.Lut)
+    blocks: bool = False  # dense SIMD: rows padded with zero rows to whole blocks of four (`rows_in_blocks`)
 
     @property
     def simd(self) -> bool:
@@ -75,12 +76,13 @@ def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> st
 
 
 def _rq_data(sym: str, rq: Requant) -> str:
-    return (c_array("int32_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e)
-            + c_array("int32_t", f"{sym}_b", rq.b))
+    """The lean arrays: int16 multipliers and biases per channel, one uint8 exponent per term (`fixed.Requant`)."""
+    return (c_array("int16_t", f"{sym}_m", rq.m) + c_array("uint8_t", f"{sym}_e", rq.e[:, 0])
+            + c_array("int16_t", f"{sym}_b", rq.b_stored))
 
 
 def _rq_init(sym: str, rq: Requant) -> str:
-    return f"{{{sym}_m, {sym}_e, {sym}_b, {rq.sh}, {rq.lo}, {rq.hi}}}"
+    return f"{{{sym}_m, {sym}_e, {sym}_b, {rq.bs}, {rq.sh}, {rq.lo}, {rq.hi}}}"
 
 
 def _out(step: Step, y: str) -> tuple[str, str]:
@@ -114,6 +116,24 @@ def _rows_packed(q: np.ndarray, packing: str = "2bit", simd: bool = False, group
     return packed, rb
 
 
+BLOCK = 4  # rows per SIMD dot product (TK_BLOCK)
+REST_CODE_BYTES = 200  # below the leftover-rows code it saves (tk_dot_rest: 256 B base-3, 280 B 2-bit on the M4)
+
+
+def rows_in_blocks(steps: list[Step]) -> None:
+    """Dense-only SIMD programs: pad every dense layer's rows with zero rows to whole blocks of four, when those
+    rows take less flash than the code for leftover rows that then goes (one layer's last rows cost at most
+    three dot products of four rows instead of one of two or one: the classifier's, once per inference)."""
+    simd = [st for st in steps if st.kind in ("dense", "conv2d") and st.simd]  # the tk_rows users
+    if not simd or any(st.kind != "dense" for st in simd):
+        return
+    pad = sum((-st.op.weight.shape[0]) % BLOCK * -(-st.op.weight.shape[1] // TRITS_PER_BYTE[st.packing])
+              for st in simd)
+    if pad < REST_CODE_BYTES:
+        for st in simd:
+            st.blocks = True
+
+
 def _trit_bound(q: np.ndarray) -> np.ndarray:
     """Static bound of |accumulator| per output: 128 per non-zero trit."""
     return 128 * (q.reshape(q.shape[0], -1) != 0).sum(1).astype(np.int64)
@@ -144,11 +164,15 @@ class Dense:
         return "dense_simd" if step.simd else "dense_b3" if step.packing == "base3" else "dense"
 
     def c_data(self, step: Step, sym: str) -> str:
-        packed, row_bytes = _rows_packed(step.op.weight, step.packing, step.simd)
+        w = step.op.weight
+        if step.blocks:  # zero rows to a whole block of four: one dot product serves every row
+            w = np.concatenate([w, np.zeros(((-len(w)) % BLOCK, w.shape[1]), w.dtype)])
+        packed, row_bytes = _rows_packed(w, step.packing, step.simd)
         rq = step.rqs[0]
         if step.simd or step.packing == "base3":
             kind = "simd" if step.simd else "b3"
-            init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {step.op.weight.shape[1]}, {_rq_init(sym, rq)}}}"
+            init = (f"{{{sym}_w, {len(step.op.weight)}, {row_bytes}, {step.op.weight.shape[1]}, "
+                    f"{_rq_init(sym, rq)}}}")
             decl = f"static const tk_dense_{kind}_t {sym} = {init};\n"
         else:
             init = f"{{{sym}_w, {packed.shape[0]}, {row_bytes}, {_rq_init(sym, rq)}}}"
@@ -258,7 +282,7 @@ class _Pool:
         c, h, w = step.in_shapes[0]
         _, oh, ow = step.out_shape
         rq = step.rqs[0] if step.rqs else None
-        init = _rq_init(sym, rq) if rq else f"{{0, 0, 0, 0, {step.lo}, 127}}"
+        init = _rq_init(sym, rq) if rq else f"{{0, 0, 0, 0, 0, {step.lo}, 127}}"
         return ((_rq_data(sym, rq) if rq else "")
                 + f"static const tk_pool_t {sym} = {{{c}, {h}, {w}, {oh}, {ow}, {op.kernel[0]}, {op.kernel[1]}, "
                   f"{op.stride[0]}, {op.stride[1]}, {op.padding[0]}, {op.padding[1]}, {init}}};\n")

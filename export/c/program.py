@@ -23,7 +23,7 @@ from ternkit.core.ops import handler
 
 from .fixed import QMAX, choose, scores_scale
 from .handlers import HANDLERS, REFUSALS
-from .ops import WIDEN, Step
+from .ops import WIDEN, Step, rows_in_blocks
 from .packing import check_packing
 
 __all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
@@ -102,7 +102,9 @@ def _input_quant(model: TernaryModel, s_in: float) -> InputQuant:
     shape = tuple(model.input.shape)
     mean = np.broadcast_to(np.asarray(model.input.mean, np.float64), shape).reshape(shape[0], -1)
     std = np.broadcast_to(np.asarray(model.input.std, np.float64), shape).reshape(shape[0], -1)
-    if np.all(mean == mean[:, :1]) and np.all(std == std[:, :1]):  # per channel (images) or per feature
+    if np.all(mean == mean.flat[0]) and np.all(std == std.flat[0]):  # one pair for every value (flash)
+        mean, std, inner = mean.reshape(-1)[:1], std.reshape(-1)[:1], int(np.prod(shape))
+    elif np.all(mean == mean[:, :1]) and np.all(std == std[:, :1]):  # per channel (images) or per feature
         mean, std, inner = mean[:, 0], std[:, 0], int(np.prod(shape[1:]))
     else:
         mean, std, inner = mean.reshape(-1), std.reshape(-1), 1
@@ -180,6 +182,7 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
     _plan_streams(steps)
+    rows_in_blocks(steps)
     offsets, scratch, arena = _layout(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
                     model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
