@@ -163,3 +163,19 @@ int64_t tk_conntra_step(int64_t n, float *q, float *m, float *v, const float *g,
     }
     return moved;
 }
+
+/* Adam on one continuous tensor (scales, biases, BatchNorm, float layers): torch's Adam (L2 weight decay, no
+   amsgrad), float32, in one pass. For the small tensors of a ternary model a call through torch's optimizer
+   machinery costs far more than this arithmetic. */
+TK_CLONES void tk_adam_step(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
+                            float *restrict v, float beta1, float w1, float beta2, float w2, float step_size,
+                            float inv_bc2_sqrt, float eps, float weight_decay) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] + weight_decay * p[i];
+        float mm = beta1 * m[i] + w1 * gi;
+        float vv = beta2 * v[i] + w2 * gi * gi;
+        m[i] = mm;
+        v[i] = vv;
+        p[i] -= step_size * mm / (sqrtf(vv) * inv_bc2_sqrt + eps);
+    }
+}

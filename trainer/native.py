@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["library", "step_tensor", "KERNELS"]
+__all__ = ["library", "step_tensor", "adam_tensor", "usable", "KERNELS"]
 
 SOURCE = Path(__file__).with_name("conntra_step.c")
 FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off")
@@ -87,12 +87,17 @@ def library() -> ctypes.CDLL | None:
     fn = lib.tk_conntra_step
     fn.restype = _I64
     fn.argtypes = [_I64, _P, _P, _P, _P, _P, _I64, _I64, _I64, _F, _F, _F, _F, _F, _F, _F, _F, _F, _F, _F, _P, _P, _P]
+    lib.tk_adam_step.restype = None
+    lib.tk_adam_step.argtypes = [_I64, _P, _P, _P, _P, _F, _F, _F, _F, _F, _F, _F, _F]
     return lib
 
 
 def usable(*tensors: torch.Tensor) -> bool:
     """The compiled step takes contiguous float32 CPU tensors."""
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors)
+    for t in tensors:
+        if not (t.is_cpu and t.dtype is torch.float32 and t.is_contiguous()):
+            return False
+    return True
 
 
 def step_tensor(lib: ctypes.CDLL, q: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, *,
@@ -107,3 +112,11 @@ def step_tensor(lib: ctypes.CDLL, q: torch.Tensor, m: torch.Tensor, v: torch.Ten
         chunks.data_ptr(), chunks.numel(), chunk, j,
         beta1, 1.0 - beta1, beta2, 1.0 - beta2, 1.0 / bc1, 1.0 / bc2 ** 0.5, eps, float(levels), bonus, above, floor,
         pbuf.data_ptr(), sbuf.data_ptr(), t_out.data_ptr()))
+
+
+def adam_tensor(lib: ctypes.CDLL, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *,
+                beta1: float, beta2: float, lr: float, step: float, eps: float, weight_decay: float) -> None:
+    """Adam's step on one continuous tensor in place (p, m, v): torch's Adam, float rounding apart."""
+    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+    lib.tk_adam_step(p.numel(), p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), beta1, 1.0 - beta1, beta2,
+                     1.0 - beta2, lr / bc1, 1.0 / bc2 ** 0.5, eps, weight_decay)

@@ -85,8 +85,8 @@ def test_compiled_step_equals_the_torch_form(n_in, n_out, levels, zero_bonus):
     net, opt, out = _one_step(n_in, n_out, levels=levels, zero_bonus=zero_bonus)
     (nn_, on), (nt, ot) = out["native"], out["torch"]
     for p, pn, pt in zip(net.parameters(), nn_.parameters(), nt.parameters(), strict=True):
-        if p.dim() != 2:  # scales and biases: the same Adam call in both forms
-            assert torch.equal(pn, pt)
+        if p.dim() != 2:  # scales and biases: Adam in both forms (compiled or torch's), to float rounding
+            assert torch.allclose(pn, pt, rtol=1e-5, atol=1e-7)
             continue
         sn, st = on.state[pn], ot.state[pt]
         assert torch.equal(sn["step"], st["step"])
@@ -246,3 +246,26 @@ def test_threshold_lies_just_above_the_budget_th_score():
         score = prop.abs().masked_fill(q * prop > 0, 0.0)
         expected = torch.sort(score, descending=True).values[j]
         assert float(t) == pytest.approx(float(expected) * _ABOVE, rel=1e-6)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_compiled_adam_equals_torch_adam_on_continuous_parameters(weight_decay):
+    """Scales, biases and any other continuous parameter: the compiled Adam follows torch's Adam (L2 weight
+    decay included) to float rounding over many steps, and its step counters are the ones state_dict saves."""
+    g = torch.Generator().manual_seed(0)
+    params = {k: [torch.nn.Parameter(torch.randn(300, generator=g)), torch.nn.Parameter(torch.randn(7, 3))]
+              for k in ("native", "torch")}
+    params["torch"][0].data.copy_(params["native"][0].data)
+    params["torch"][1].data.copy_(params["native"][1].data)
+    opts = {k: CoNNTrA(ps, 1e-2, kernel=k, weight_decay=weight_decay) for k, ps in params.items()}
+    for _ in range(50):
+        grads = [torch.randn(p.shape, generator=g) for p in params["native"]]
+        for k, ps in params.items():
+            for p, gr in zip(ps, grads, strict=True):
+                p.grad = gr.clone()
+            opts[k].step()
+    for a, b in zip(params["native"], params["torch"], strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(a, params["native"][0].new_tensor(0)) and float(opts["native"].state[a]["step"]) == 50
+    state = opts["native"].state_dict()["state"]
+    assert [float(s["step"]) for s in state.values()] == [50.0, 50.0]
