@@ -1,6 +1,7 @@
-/* CoNNTrA's step for one CPU weight tensor in one pass (ternkit.trainer.native loads this).
+/* CoNNTrA's step for one CPU weight tensor in one pass, and Adam for continuous tensors (trainer/native.py
+   builds and loads this).
 
-   The torch path (trainer/optim.py) makes about a dozen element-wise passes per step over every discrete weight
+   The torch form (trainer/optim.py) makes about a dozen element-wise passes per step over every discrete weight
    (Adam's moments, the proposal, its threshold test, the range check, the move, the reset of M). Here the
    moments, the proposal and the move of each weight are one loop body: the weight tensors are read and written
    once per step, as a float Adam step does.
@@ -8,7 +9,7 @@
    Order of work for one tensor of n weights:
    1. the positions that set the threshold (all of them for small tensors, else fixed chunks of neighbours):
       moments updated, proposal P kept in pbuf, score in sbuf;
-   2. t = just above the (j+1)-th largest score (quickselect, no sort);
+   2. t = just above the (j+1)-th largest score (a heap select, no sort);
    3. every other position: moments updated and the move decided in the same loop body; the sampled ones
       reuse their kept P.
    Arithmetic is float32 as in torch's Adam; the proposal's bias corrections are passed in (a layer-wide
@@ -68,7 +69,8 @@ static float kth_largest(float *a, int64_t n, int64_t k) {
    (every ternary below is a select) */
 TK_CLONES static int64_t sweep(const Coef *c, float t, int64_t lo, int64_t hi, float *restrict q, float *restrict m,
                      float *restrict v, const float *restrict g) {
-    const float beta1 = c->beta1, w1 = c->w1, beta2 = c->beta2, w2 = c->w2, step_size = c->step_size, ib = c->inv_bc2_sqrt;
+    const float beta1 = c->beta1, w1 = c->w1, beta2 = c->beta2, w2 = c->w2;
+    const float step_size = c->step_size, ib = c->inv_bc2_sqrt;
     const float eps = c->eps, levels = c->levels, boost = 1.0f + c->bonus;
     float moved = 0.0f;  /* a float count vectorises; exact up to 2^24, the block size of sweep_all */
     for (int64_t i = lo; i < hi; i++) {
@@ -121,7 +123,8 @@ TK_CLONES static int64_t settle(const Coef *c, float t, int64_t lo, int64_t len,
 /* the sample's positions [lo, lo+len): moments, proposal kept, score (branch-free, like sweep) */
 TK_CLONES static void sample(const Coef *c, int64_t lo, int64_t len, float *restrict q, float *restrict m,
                              float *restrict v, const float *restrict g, float *restrict pbuf, float *restrict sbuf) {
-    const float beta1 = c->beta1, w1 = c->w1, beta2 = c->beta2, w2 = c->w2, step_size = c->step_size, ib = c->inv_bc2_sqrt;
+    const float beta1 = c->beta1, w1 = c->w1, beta2 = c->beta2, w2 = c->w2;
+    const float step_size = c->step_size, ib = c->inv_bc2_sqrt;
     const float eps = c->eps, levels = c->levels, boost = 1.0f + c->bonus;
     for (int64_t i = 0; i < len; i++) {
         float gi = g[lo + i], mi = m[lo + i], qi = q[lo + i];
