@@ -46,6 +46,9 @@ def _header(prog: CProgram) -> str:
 #define TK_INPUTS {prog.inputs}
 #define TK_CLASSES {prog.classes}
 #define TK_ARENA_BYTES {prog.arena_bytes}
+/* tk_predict's stack comes on top of the arena; it depends on the compiler and its flags, so it is not stated
+   here: `ternkit simulate MODEL --backend cortex-m4 --build DIR` plans it for arm-none-eabi-gcc -O2
+   -mcpu=cortex-m4 -mthumb (GCC's frame sizes on the deepest call path) and measures it (DIR/mcu.json) */
 /* the real value of one score unit: output = score * TK_OUTPUT_SCALE (a regression's outputs in the data's
    units; a classifier's logits) */
 #define TK_OUTPUT_SCALE {_float(prog.steps[-1].scale)}
