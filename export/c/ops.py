@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_pool_streamed"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -246,12 +246,30 @@ def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str,
             f"tk_chain(st, {n}, done, (int8_t *)(void *){scratch}, {y8}, {y32}); }}")
 
 
+def c_call_pool_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
+                         stages: list[tuple[str, str, str]]) -> str:
+    """The call of a chain of convs streamed into a pooling (`tk_chain_pool`), made at the pool: `stages` are the
+    convs' (symbol, input, ring) in order, the last one's ring a single row; the accumulators lie `acc` bytes
+    into the chain's scratch, after its receptive field."""
+    y8, y32 = _out(step, y)
+    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages]
+    n = len(items)
+    col = f"(int8_t *)(void *){scratch}"
+    return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
+            f"tk_chain_pool(st, {n}, done, {col}, &{sym}, {int(HANDLERS[step.kind].is_max)}, "
+            f"(int32_t *)(void *)({col} + {acc}), {y8}, {y32}); }}")
+
+
 class _Pool:
     kernel = "pool"
     is_max = False
 
+    def kernel_of(self, step: Step) -> str:
+        return "pool_stream" if step.streams_from >= 0 else "pool"
+
     def scratch(self, step: Step) -> int:
-        return 0
+        """Streamed into (`tk_chain_pool`): its int32 window accumulators."""
+        return 4 * step.size if step.streams_from >= 0 else 0
 
     def c_data(self, step: Step, sym: str) -> str:
         op = step.op

@@ -26,12 +26,13 @@ from .handlers import HANDLERS, REFUSALS
 from .ops import WIDEN, Step
 from .packing import check_packing
 
-__all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
-           "check_supported"]
+__all__ = ["CProgram", "InputQuant", "TARGETS", "POOLS", "chain_scratch", "check_target", "build_program",
+           "quantize", "emulate", "predict", "check_supported"]
 
 SCORES = "scores"
 TARGETS = ("generic", "cortex-m4")
 IN_PLACE = ("add", "relu", "affine")  # elementwise kernels whose output may overwrite an input
+POOLS = ("avgpool2d", "maxpool2d")  # a conv chain may stream into these (tk_chain_pool)
 CALIBRATION_BATCH = 500
 
 
@@ -201,6 +202,31 @@ def _plan_streams(steps: list[Step]) -> None:
             continue
         a.ring = b.in_ring = min(b.op.kernel[0], a.out_shape[1])
         b.streams_from = a.streams_from if a.streams_from >= 0 else k  # the chain's first step
+    for k in range(len(steps) - 1):
+        a, b = steps[k], steps[k + 1]
+        if (a.kind == "conv2d" and b.kind in POOLS and a.simd and b.simd and not a.scores and b.inputs == [a.node]
+                and readers.get(a.node) == 1 and _pool_saves(a, b)):
+            a.ring = b.in_ring = 1
+            b.streams_from = a.streams_from if a.streams_from >= 0 else k
+
+
+def _pool_saves(conv: Step, pool: Step) -> bool:
+    """Streaming a conv into a pooling keeps one row of the conv and an int32 accumulator per pool output instead
+    of the conv's whole output: worth it for large windows (a global pool), not for 2x2 ones."""
+    c, h, w = conv.out_shape
+    return 4 * pool.size + c * w < c * h * w
+
+
+def chain_scratch(steps: list[Step], k: int) -> tuple[int, int]:
+    """Bytes of the scratch of the streamed chain that runs in step k: its convs' shared receptive field (4-byte
+    aligned) and, when the chain ends in a pooling, that pool's int32 accumulators after it."""
+    st = steps[k]
+    col = max((_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k) if steps[j].kind == "conv2d"),
+              default=0)
+    if st.kind == "conv2d":
+        col = max(col, _handler(st).scratch(st))
+        return col, 0
+    return -(-col // 4) * 4, _handler(st).scratch(st)
 
 
 def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
@@ -221,7 +247,7 @@ def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
             blocks.append(("value", st.node, st.stored_size, k, max(k, last_read.get(st.node, k))))
         need = 0 if st.ring else _handler(st).scratch(st)
         if st.streams_from >= 0 and not st.ring:  # one receptive-field scratch for the whole chain
-            need = max(_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k + 1))
+            need = sum(chain_scratch(steps, k))
         if need:
             blocks.append(("scratch", st.node, need, k, k))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)

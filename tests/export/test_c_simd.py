@@ -11,7 +11,7 @@ import pytest
 from op_examples import conv, dense, example_input
 from test_c_export import ALL, _image, _make, _model
 
-from ternkit.core import INPUT, Flatten, Node
+from ternkit.core import INPUT, AvgPool2d, Flatten, MaxPool2d, Node, ReLU
 from ternkit.core.errors import OptionError
 from ternkit.export.c.build import build_host, run_host
 from ternkit.export.c.emit import export_c
@@ -118,3 +118,70 @@ def test_cli_export_c_takes_target_and_packing(tmp_path, capsys):
     assert main(["export", "c", str(path), "-o", str(tmp_path / "d"), "--packing", "nibble"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nibble" in err and "Traceback" not in err
+
+
+def _pool_edges() -> dict:
+    """Convs streamed into a pooling (tk_chain_pool), at the edges of the row scheduling: one conv or a strided
+    chain, a global, an overlapping padded, a rectangular padded, a large max and a ceil-mode max window."""
+    rng = np.random.default_rng(3)
+
+    def head(nodes, prev, feat, spec):
+        return _model(nodes + [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, feat), ("f",))], spec)
+
+    return {
+        "global-one-conv": head([Node("c", conv(rng, 6, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+                                 Node("p", AvgPool2d((7, 5), (7, 5)), ("r",))], "p", 6, _image(1, 7, 5)),
+        "global-strided-chain": head([Node("c1", conv(rng, 4, 1), (INPUT,)),
+                                      Node("c2", conv(rng, 6, 4, stride=(2, 2)), ("c1",)),
+                                      Node("p", AvgPool2d((5, 5), (5, 5)), ("c2",))], "p", 6, _image(1, 9, 9)),
+        "avg-overlap-pad": head([Node("c", conv(rng, 3, 1), (INPUT,)),
+                                 Node("p", AvgPool2d((5, 5), (3, 3), (1, 1)), ("c",))], "p", 27, _image(1, 10, 10)),
+        "avg-rect-pad": head([Node("c", conv(rng, 5, 2, k=(1, 3), padding=(0, 1)), (INPUT,)),
+                              Node("p", AvgPool2d((4, 3), (4, 3), (1, 1)), ("c",))], "p", 15, _image(2, 4, 9)),
+        "max-large": head([Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+                           Node("p", MaxPool2d((4, 4), (4, 4)), ("r",))], "p", 16, _image(1, 8, 8)),
+        "max-ceil": head([Node("c", conv(rng, 3, 1), (INPUT,)),
+                          Node("p", MaxPool2d((3, 3), (3, 3), (0, 0), ceil_mode=True), ("c",))], "p", 27,
+                         _image(1, 7, 7)),
+    }
+
+
+POOL_EDGES = sorted(_pool_edges())
+
+
+@pytest.mark.parametrize("target,packing", CONFIGS)
+@pytest.mark.parametrize("name", POOL_EDGES)
+def test_conv_streams_into_pooling_bit_identical(name, target, packing, tmp_path, monkeypatch):
+    """The pool reads the conv's rows as they are made (a one-row ring, int32 window accumulators): the scores
+    stay those of the emulation, and the arena is smaller than with the conv's whole output stored."""
+    from ternkit.export.c import program
+
+    model = _pool_edges()[name]
+    x = example_input(model, 40)
+    prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
+    pool = next(st for st in prog.steps if st.kind in program.POOLS)
+    conv_step = prog.steps[prog.steps.index(pool) - 1]
+    assert pool.streams_from >= 0 and conv_step.ring == 1 and pool.in_ring == 1
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+    monkeypatch.setattr(program, "_pool_saves", lambda conv, pool: False)
+    stored = build_program(model, x, target=target, packing=packing)
+    assert prog.arena_bytes < stored.arena_bytes
+
+
+def test_pool_streaming_arena_is_ring_accumulators_and_output():
+    """One conv (6 channels, 7x5) into a global average pool: its one-row ring (6 x 5), the pool's output (6) and
+    the chain's scratch (one receptive field of 9 trits padded to 12, then 6 int32 accumulators), each 4-byte
+    aligned, instead of the conv's 210-byte output."""
+    model = _pool_edges()["global-one-conv"]
+    prog = build_program(model, example_input(model, 8), target="cortex-m4")
+    assert prog.arena_bytes == 32 + 8 + 12 + 24
+
+
+def test_small_pool_windows_are_not_streamed():
+    """2x2 pooling: an int32 accumulator per output is as large as the four inputs it replaces, so the conv's
+    output stays stored (and the chain machinery is not used)."""
+    from op_examples import example_model
+
+    prog = build_program(example_model("avgpool2d"), example_input(example_model("avgpool2d"), 8), target="cortex-m4")
+    assert all(st.streams_from < 0 and not st.ring for st in prog.steps)
