@@ -180,34 +180,102 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
     if not (steps and steps[-1].node == last and steps[-1].scores):
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
-    _plan_streams(steps)
-    offsets, scratch, arena = _layout(steps)
+    offsets, scratch, arena = _plan_memory(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
                     model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
 
 
-def _plan_streams(steps: list[Step]) -> None:
-    """Streaming: a run of (SIMD) convs, each the only reader of the one before, runs as one chain row by row:
-    each conv but the last keeps only the rows of its output its reader needs at once (the reader's kernel
-    height) in a ring, and a row is computed just before the reader's next row needs it. The whole chain runs
-    in the last conv's call."""
+def _plan_memory(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
+    """Streams and layout: the runs of convs cut into the chains of least footprint, unless whole chains lay out
+    into a smaller arena after all (the footprint model does not see first-fit's gaps)."""
+    _plan_streams(steps, cut=True)
+    cut = _layout(steps)
+    plan = [(st.ring, st.in_ring, st.streams_from) for st in steps]
+    _plan_streams(steps, cut=False)
+    whole = _layout(steps)
+    if whole[2] <= cut[2]:
+        return whole
+    for st, (ring, in_ring, start) in zip(steps, plan, strict=True):
+        st.ring, st.in_ring, st.streams_from = ring, in_ring, start
+    return cut
+
+
+def _plan_streams(steps: list[Step], cut: bool = True) -> None:
+    """Streaming: a run of (SIMD) convs, each the only reader of the one before, runs as chains row by row:
+    each conv of a chain but the last keeps only the rows of its output its reader needs at once (the reader's
+    kernel height) in a ring, and a row is computed just before the reader's next row needs it. A chain runs in
+    its last conv's call, with its first input and all its rings live; so a run is cut into the chains whose
+    largest footprint is least (`_cuts`), a cut value being stored whole. A chain whose last conv's only reader
+    is a pooling with large windows streams into it (`tk_chain_pool`)."""
     readers: dict[str, int] = {}
     for st in steps:
         for v in st.inputs:
             readers[v] = readers.get(v, 0) + 1
-    for k in range(len(steps) - 1):
-        a, b = steps[k], steps[k + 1]
-        if not (a.kind == b.kind == "conv2d" and a.simd and b.simd and not a.scores and b.inputs == [a.node]
-                and readers.get(a.node) == 1):
-            continue
-        a.ring = b.in_ring = min(b.op.kernel[0], a.out_shape[1])
-        b.streams_from = a.streams_from if a.streams_from >= 0 else k  # the chain's first step
-    for k in range(len(steps) - 1):
-        a, b = steps[k], steps[k + 1]
-        if (a.kind == "conv2d" and b.kind in POOLS and a.simd and b.simd and not a.scores and b.inputs == [a.node]
-                and readers.get(a.node) == 1 and _pool_saves(a, b)):
+
+    def only_reader(a: Step, b: Step) -> bool:
+        return a.simd and b.simd and not a.scores and b.inputs == [a.node] and readers.get(a.node) == 1
+
+    linked = [a.kind == b.kind == "conv2d" and only_reader(a, b) for a, b in zip(steps, steps[1:], strict=False)]
+    pooled = [a.kind == "conv2d" and b.kind in POOLS and only_reader(a, b) and _pool_saves(a, b)
+              for a, b in zip(steps, steps[1:], strict=False)]
+    for st in steps:
+        st.ring = st.in_ring = 0
+        st.streams_from = -1
+    k = 0
+    while k < len(steps):
+        e = k
+        while e < len(linked) and linked[e]:
+            e += 1
+        chains = [] if e == k else _cuts(steps, k, e, e < len(pooled) and pooled[e]) if cut else [(k, e)]
+        for i, j in chains:
+            for m in range(i, j):
+                steps[m].ring = steps[m + 1].in_ring = min(steps[m + 1].op.kernel[0], steps[m].out_shape[1])
+                steps[m + 1].streams_from = i
+        k = e + 1
+    for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)):
+        if pooled[k]:
             a.ring = b.in_ring = 1
             b.streams_from = a.streams_from if a.streams_from >= 0 else k
+
+
+def _cuts(steps: list[Step], s: int, e: int, pool: bool) -> list[tuple[int, int]]:
+    """The chains [i, j] that cover the run of linkable convs s..e with the least largest footprint (dynamic
+    programming over the cut points; ties keep the longer chains). A chain's footprint: its first input (0 for
+    the caller's input), its rings, its last output (or, streamed into the pool after e, one row, the pool's
+    accumulators and output), its receptive-field scratch, each 4-byte aligned, and the values live across it."""
+
+    def r4(n: int) -> int:
+        return -(-n // 4) * 4
+
+    last_read: dict[str, int] = {}
+    for k, st in enumerate(steps):
+        for v in st.inputs:
+            last_read[v] = k
+
+    def footprint(i: int, j: int) -> int:
+        first = steps[i]
+        total = 0 if first.inputs[0] == INPUT else r4(int(np.prod(first.in_shapes[0])))
+        # values made before the chain and read after it (a residual branch) are live throughout
+        total += sum(r4(st.stored_size) for st in steps[:i] if not st.scores and st.node != first.inputs[0]
+                     and last_read.get(st.node, -1) > j)
+        for m in range(i, j):
+            c, h, w = steps[m].out_shape
+            total += r4(c * min(steps[m + 1].op.kernel[0], h) * w)
+        c, h, w = steps[j].out_shape
+        last = r4(c * w) + 5 * r4(steps[j + 1].size) if pool and j == e else r4(c * h * w)
+        col = max(_handler(steps[m]).scratch(steps[m]) for m in range(i, j + 1))
+        return total + last + r4(col)
+
+    best: dict[int, tuple[int, int]] = {s - 1: (0, s - 1)}  # end of a chain -> (least peak so far, its start - 1)
+    for j in range(s, e + 1):
+        best[j] = min(((max(best[i - 1][0], footprint(i, j)), i - 1) for i in range(s, j + 1)),
+                      key=lambda t: (t[0], t[1]))
+    out, j = [], e
+    while j >= s:
+        i = best[j][1] + 1
+        out.append((i, j))
+        j = i - 1
+    return out[::-1]
 
 
 def _pool_saves(conv: Step, pool: Step) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from conftest import random_mlp
 from op_examples import example_input
 from test_c_export import ALL, _make
-from test_c_simd import POOL_EDGES, _pool_edges
+from test_c_simd import POOL_EDGES, _pool_edges, _small_maps
 
 from ternkit.export.c.build import build_m4, object_sizes, run_m4, undefined_symbols
 from ternkit.export.c.emit import export_c
@@ -121,5 +121,14 @@ def test_conv_streamed_into_pooling_is_bit_identical_on_the_m4(name, packing, tm
     x = example_input(model, 16)
     prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
     assert any(st.streams_from >= 0 and st.kind.endswith("pool2d") for st in prog.steps)
+    run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+def test_a_run_cut_into_chains_is_bit_identical_on_the_m4(packing, tmp_path):
+    model = _small_maps(np.random.default_rng(0))
+    x = example_input(model, 16)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
     run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))

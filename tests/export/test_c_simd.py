@@ -185,3 +185,32 @@ def test_small_pool_windows_are_not_streamed():
 
     prog = build_program(example_model("avgpool2d"), example_input(example_model("avgpool2d"), 8), target="cortex-m4")
     assert all(st.streams_from < 0 and not st.ring for st in prog.steps)
+
+
+def _small_maps(rng):
+    """Six 3x3 convs on 8 channels of 4x4: a ring (3 of 4 rows) costs almost a whole map, so one chain would
+    hold five rings at once; chains of one or two convs with whole maps between them need less."""
+    nodes, prev = [], INPUT
+    for k in range(6):
+        nodes.append(Node(f"c{k}", conv(rng, 8, 1 if k == 0 else 8), (prev,)))
+        prev = f"c{k}"
+    return _model(nodes + [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, 128), ("f",))], _image(1, 4, 4))
+
+
+@pytest.mark.parametrize("target,packing", CONFIGS)
+def test_a_run_of_convs_is_cut_into_the_chains_of_least_ram(target, packing, tmp_path, monkeypatch):
+    from ternkit.export.c import program
+
+    model = _small_maps(np.random.default_rng(0))
+    x = example_input(model, 24)
+    prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
+    assert any(st.streams_from < 0 for st in prog.steps[1:6])  # cut somewhere
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+    monkeypatch.setattr(program, "_cuts", lambda steps, s, e, pool: [(s, e)])
+    whole = build_program(model, x, target=target, packing=packing)
+    assert all(st.streams_from == 0 for st in whole.steps[1:6])
+    # the whole chain: 5 rings of 96 + the last map (128) + one receptive field (72 trits, padded to whole weight
+    # bytes, 4-byte aligned); the cut plan: at most two whole maps, a ring and a receptive field
+    col = -(-program._handler(whole.steps[1]).scratch(whole.steps[1]) // 4) * 4
+    assert whole.arena_bytes == 5 * 96 + 128 + col and prog.arena_bytes <= 2 * 128 + 96 + col < whole.arena_bytes
