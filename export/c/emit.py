@@ -14,8 +14,8 @@ from ternkit.core.text import c_comment
 from ternkit.core.version import ternkit_version
 
 from .kernels import COMMON, KERNELS, NEEDS, SIMD_KERNELS, simd_common
-from .ops import c_call_pool_streamed, c_call_streamed
-from .program import POOLS, CProgram, _handler, build_program, chain_scratch, check_supported, check_target
+from .ops import c_call_sink_streamed, c_call_streamed
+from .program import SINKS, CProgram, _handler, build_program, chain_scratch, check_supported, check_target
 
 __all__ = ["render", "write_c", "export_c", "check_out_dir", "FILES"]
 
@@ -114,8 +114,8 @@ def render(prog: CProgram) -> tuple[str, str]:
         if st.ring:  # computed inside the call of its chain's last step (streaming)
             held.append((sym, xs[0], y))
             continue
-        if st.streams_from >= 0 and st.kind in POOLS:
-            calls.append("    " + c_call_pool_streamed(st, sym, y, scratch, chain_scratch(prog.steps, k)[0], held))
+        if st.streams_from >= 0 and st.kind in SINKS:
+            calls.append("    " + c_call_sink_streamed(st, sym, y, scratch, chain_scratch(prog.steps, k)[0], held))
             held = []
             continue
         if st.streams_from >= 0:

@@ -755,7 +755,41 @@ TK_KERNEL void tk_chain_pool(const tk_stage_t *s, int32_t n, int32_t *done, int8
     }
 }
 """
-NEEDS = {"pool_stream": ("pool", "conv_simd")}  # kernels whose types and functions a kernel uses
+
+# ------------------------------------------------------------------ a conv chain streamed into a dense layer
+SIMD_KERNELS["dense_stream"] = r"""
+/* a chain of convs whose last one's only reader is a dense layer (through a flatten): each row the last conv
+   makes (C x W values, a ring of one row) is dotted with that row's columns of the dense weights (stored per
+   conv row, p->row_bytes a row of them) and added to the int32 sums; the outputs are then requantised as
+   tk_dense_simd does. Only the sums, not the conv's output, are kept. */
+TK_KERNEL void tk_chain_dense(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *col, const tk_dense_simd_t *p,
+                              int32_t *acc, int8_t *y8, int32_t *y32) {
+    for (int32_t o = 0; o < p->rows; o++) acc[o] = 0;
+    for (int32_t j = 0; j < n; j++) done[j] = 0;
+    while (done[n - 1] < s[n - 1].p->oh) {
+        int32_t j = n - 1;
+        for (; j > 0; j--) {
+            const tk_conv_simd_t *c = s[j].p;
+            int32_t need = done[j] * c->sy - c->py + c->kh;
+            if (need > c->h) need = c->h;
+            if (done[j - 1] >= need) break;
+        }
+        tk_conv_simd(s[j].p, s[j].x, col, s[j].y, 0, done[j], done[j] + 1);
+        if (j == n - 1) {
+            const uint8_t *w = p->w + done[j] * p->rows * p->row_bytes;
+            for (int32_t o = 0; o < p->rows;) {
+                int32_t sum[4];
+                const int32_t k = tk_rows(w + o * p->row_bytes, p->rows - o, p->row_bytes, s[j].y, p->cols, sum);
+                for (int32_t r = 0; r < k; r++, o++) acc[o] += sum[r];
+            }
+        }
+        done[j]++;
+    }
+    for (int32_t o = 0; o < p->rows; o++)
+        tk_put(y8, y32, o, tk_fin(tk_term(acc[o], p->rq.m[o], p->rq.e[o]) + p->rq.b[o], p->rq.sh), p->rq.lo, p->rq.hi);
+}
+"""
+NEEDS = {"pool_stream": ("pool", "conv_simd"), "dense_stream": ("dense_simd", "conv_simd")}  # what a kernel uses
 
 
 ROWS = r"""

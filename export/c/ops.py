@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_pool_streamed"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_sink_streamed"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -133,7 +133,8 @@ class Dense:
                  op.bias.astype(np.float64))]
 
     def scratch(self, step: Step) -> int:
-        return 0
+        """Streamed into (`tk_chain_dense`): its int32 accumulators."""
+        return 4 * step.size if step.streams_from >= 0 else 0
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
         rq = step.rqs[0]
@@ -141,9 +142,13 @@ class Dense:
         return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 2, 1), rq.sh), rq)
 
     def kernel_of(self, step: Step) -> str:
+        if step.streams_from >= 0:
+            return "dense_stream"
         return "dense_simd" if step.simd else "dense_b3" if step.packing == "base3" else "dense"
 
     def c_data(self, step: Step, sym: str) -> str:
+        if step.streams_from >= 0:
+            return _dense_stream_data(step, sym)
         packed, row_bytes = _rows_packed(step.op.weight, step.packing, step.simd)
         rq = step.rqs[0]
         if step.simd or step.packing == "base3":
@@ -158,6 +163,21 @@ class Dense:
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
         return f"tk_{self.kernel_of(step)}(&{sym}, {xs[0]}, {y8}, {y32});"
+
+
+def _dense_stream_data(step: Step, sym: str) -> str:
+    """A dense layer fed row by row by the conv before it (through a flatten): its columns regrouped by conv row
+    (the flattened index c*H*W + y*W + x read as y, c, x: the order of one ring row), each row's C*W columns
+    packed into whole bytes and interleaved by four rows like the plain SIMD dense. Storage only: the sums are
+    the same integers in another order."""
+    c, h, w = step.in_shapes[0]
+    wt = step.op.weight.reshape(-1, c, h, w)
+    parts = [_rows_packed(wt[:, :, y, :].reshape(len(wt), c * w), step.packing, True) for y in range(h)]
+    packed = np.concatenate([p.reshape(-1) for p, _ in parts])
+    rq = step.rqs[0]
+    return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
+            + f"static const tk_dense_simd_t {sym} = {{{sym}_w, {len(wt)}, {parts[0][1]}, {c * w}, "
+              f"{_rq_init(sym, rq)}}};\n")
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,18 +266,20 @@ def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str,
             f"tk_chain(st, {n}, done, (int8_t *)(void *){scratch}, {y8}, {y32}); }}")
 
 
-def c_call_pool_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
+def c_call_sink_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
                          stages: list[tuple[str, str, str]]) -> str:
-    """The call of a chain of convs streamed into a pooling (`tk_chain_pool`), made at the pool: `stages` are the
-    convs' (symbol, input, ring) in order, the last one's ring a single row; the accumulators lie `acc` bytes
-    into the chain's scratch, after its receptive field."""
+    """The call of a chain of convs streamed into a pooling (`tk_chain_pool`) or a dense layer
+    (`tk_chain_dense`), made at that step: `stages` are the convs' (symbol, input, ring) in order, the last one's
+    ring a single row; the accumulators lie `acc` bytes into the chain's scratch, after its receptive field."""
     y8, y32 = _out(step, y)
     items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages]
     n = len(items)
     col = f"(int8_t *)(void *){scratch}"
+    sink = ("dense" if step.kind == "dense" else "pool", "" if step.kind == "dense"
+            else f"{int(HANDLERS[step.kind].is_max)}, ")
     return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
-            f"tk_chain_pool(st, {n}, done, {col}, &{sym}, {int(HANDLERS[step.kind].is_max)}, "
-            f"(int32_t *)(void *)({col} + {acc}), {y8}, {y32}); }}")
+            f"tk_chain_{sink[0]}(st, {n}, done, {col}, &{sym}, {sink[1]}(int32_t *)(void *)({col} + {acc}), "
+            f"{y8}, {y32}); }}")
 
 
 class _Pool:

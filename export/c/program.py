@@ -26,13 +26,14 @@ from .handlers import HANDLERS, REFUSALS
 from .ops import WIDEN, Step
 from .packing import check_packing
 
-__all__ = ["CProgram", "InputQuant", "TARGETS", "POOLS", "chain_scratch", "check_target", "build_program",
+__all__ = ["CProgram", "InputQuant", "TARGETS", "POOLS", "SINKS", "chain_scratch", "check_target", "build_program",
            "quantize", "emulate", "predict", "check_supported"]
 
 SCORES = "scores"
 TARGETS = ("generic", "cortex-m4")
 IN_PLACE = ("add", "relu", "affine")  # elementwise kernels whose output may overwrite an input
 POOLS = ("avgpool2d", "maxpool2d")  # a conv chain may stream into these (tk_chain_pool)
+SINKS = (*POOLS, "dense")  # ... and into a dense layer through a flatten (tk_chain_dense)
 CALIBRATION_BATCH = 500
 
 
@@ -216,7 +217,7 @@ def _plan_streams(steps: list[Step], cut: bool = True) -> None:
         return a.simd and b.simd and not a.scores and b.inputs == [a.node] and readers.get(a.node) == 1
 
     linked = [a.kind == b.kind == "conv2d" and only_reader(a, b) for a, b in zip(steps, steps[1:], strict=False)]
-    pooled = [a.kind == "conv2d" and b.kind in POOLS and only_reader(a, b) and _pool_saves(a, b)
+    pooled = [a.kind == "conv2d" and b.kind in SINKS and only_reader(a, b) and _pool_saves(a, b)
               for a, b in zip(steps, steps[1:], strict=False)]
     for st in steps:
         st.ring = st.in_ring = 0
@@ -234,6 +235,8 @@ def _plan_streams(steps: list[Step], cut: bool = True) -> None:
         k = e + 1
     for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)):
         if pooled[k]:
+            if b.kind == "dense":  # read through the flatten as the conv's (C, H, W): one ring row is (C, W)
+                b.in_shapes = [a.out_shape]
             a.ring = b.in_ring = 1
             b.streams_from = a.streams_from if a.streams_from >= 0 else k
 
@@ -279,8 +282,9 @@ def _cuts(steps: list[Step], s: int, e: int, pool: bool) -> list[tuple[int, int]
 
 
 def _pool_saves(conv: Step, pool: Step) -> bool:
-    """Streaming a conv into a pooling keeps one row of the conv and an int32 accumulator per pool output instead
-    of the conv's whole output: worth it for large windows (a global pool), not for 2x2 ones."""
+    """Streaming a conv into a pooling (or a dense layer) keeps one row of the conv and an int32 accumulator per
+    output instead of the conv's whole output: worth it for large windows (a global pool) and small dense
+    layers, not for 2x2 pools."""
     c, h, w = conv.out_shape
     return 4 * pool.size + c * w < c * h * w
 

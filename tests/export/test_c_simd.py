@@ -120,9 +120,11 @@ def test_cli_export_c_takes_target_and_packing(tmp_path, capsys):
     assert err.count("\n") == 1 and "nibble" in err and "Traceback" not in err
 
 
-def _pool_edges() -> dict:
-    """Convs streamed into a pooling (tk_chain_pool), at the edges of the row scheduling: one conv or a strided
-    chain, a global, an overlapping padded, a rectangular padded, a large max and a ceil-mode max window."""
+def _sink_edges() -> dict:
+    """Convs streamed into a pooling (tk_chain_pool) or a dense layer (tk_chain_dense), at the edges of the row
+    scheduling: one conv or a strided chain; a global, an overlapping padded, a rectangular padded, a large max
+    and a ceil-mode max window; a dense layer that writes the scores, and one of 7 rows (4 + 2 + 1 at a time)
+    over rows of 35 values (a partial weight byte) fed by a chain."""
     rng = np.random.default_rng(3)
 
     def head(nodes, prev, feat, spec):
@@ -143,25 +145,35 @@ def _pool_edges() -> dict:
         "max-ceil": head([Node("c", conv(rng, 3, 1), (INPUT,)),
                           Node("p", MaxPool2d((3, 3), (3, 3), (0, 0), ceil_mode=True), ("c",))], "p", 27,
                          _image(1, 7, 7)),
+        "dense-scores": _model([Node("c", conv(rng, 5, 2), (INPUT,)), Node("f", Flatten(), ("c",)),
+                                Node("fc", dense(rng, 3, 5 * 6 * 7), ("f",))], _image(2, 6, 7)),
+        "dense-chain-odd": head([Node("c1", conv(rng, 3, 1), (INPUT,)), Node("c2", conv(rng, 5, 3), ("c1",)),
+                                 Node("r", ReLU(), ("c2",)), Node("f1", Flatten(), ("r",)),
+                                 Node("d", dense(rng, 7, 5 * 6 * 7), ("f1",)), Node("r2", ReLU(), ("d",))], "r2", 7,
+                                _image(1, 6, 7)),
     }
 
 
-POOL_EDGES = sorted(_pool_edges())
+SINK_EDGES = sorted(_sink_edges())
 
 
 @pytest.mark.parametrize("target,packing", CONFIGS)
-@pytest.mark.parametrize("name", POOL_EDGES)
-def test_conv_streams_into_pooling_bit_identical(name, target, packing, tmp_path, monkeypatch):
-    """The pool reads the conv's rows as they are made (a one-row ring, int32 window accumulators): the scores
-    stay those of the emulation, and the arena is smaller than with the conv's whole output stored."""
+@pytest.mark.parametrize("name", SINK_EDGES)
+def test_conv_streams_into_pooling_or_dense_bit_identical(name, target, packing, tmp_path, monkeypatch):
+    """The pool or dense layer reads the conv's rows as they are made (a one-row ring, int32 accumulators): the
+    scores stay those of the emulation, and the arena is smaller than with the conv's whole output stored. A
+    dense layer streams with the SIMD dense kernel only (the cortex-m4 target)."""
     from ternkit.export.c import program
 
-    model = _pool_edges()[name]
+    model = _sink_edges()[name]
     x = example_input(model, 40)
     prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
-    pool = next(st for st in prog.steps if st.kind in program.POOLS)
-    conv_step = prog.steps[prog.steps.index(pool) - 1]
-    assert pool.streams_from >= 0 and conv_step.ring == 1 and pool.in_ring == 1
+    sink = next(st for st in prog.steps if st.kind in program.SINKS)
+    if sink.kind == "dense" and target == "generic":
+        assert sink.streams_from < 0
+        return
+    conv_step = prog.steps[prog.steps.index(sink) - 1]
+    assert sink.streams_from >= 0 and conv_step.ring == 1 and sink.in_ring == 1
     run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
     monkeypatch.setattr(program, "_pool_saves", lambda conv, pool: False)
@@ -173,7 +185,7 @@ def test_pool_streaming_arena_is_ring_accumulators_and_output():
     """One conv (6 channels, 7x5) into a global average pool: its one-row ring (6 x 5), the pool's output (6) and
     the chain's scratch (one receptive field of 9 trits padded to 12, then 6 int32 accumulators), each 4-byte
     aligned, instead of the conv's 210-byte output."""
-    model = _pool_edges()["global-one-conv"]
+    model = _sink_edges()["global-one-conv"]
     prog = build_program(model, example_input(model, 8), target="cortex-m4")
     assert prog.arena_bytes == 32 + 8 + 12 + 24
 
