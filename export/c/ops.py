@@ -260,10 +260,27 @@ def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str,
     """The call of a streamed chain of convs (`tk_chain`), made at its last conv: `stages` are the earlier
     convs' (symbol, input, ring) in order."""
     y8, y32 = _out(step, y)
-    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages] + [f"{{&{sym}, {xs[0]}, 0}}"]
-    n = len(items)
-    return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
+    n = len(stages) + 1
+    return (f"{{ {_stage_array([*stages, (sym, xs[0], '0')])} int32_t done[{n}]; "
             f"tk_chain(st, {n}, done, (int8_t *)(void *){scratch}, {y8}, {y32}); }}")
+
+
+def _stage_array(stages: list[tuple[str, str, str]]) -> str:
+    """`st`, a chain's stages. Where every buffer is in the arena their addresses are constants: a static array
+    in flash (automatic, GCC would copy its image with memcpy, a library call); with the caller's input `q`
+    among them, an automatic one filled in place."""
+    if all(x != "q" for _, x, _ in stages):
+        stages = [(s, _arena_const(x), _arena_const(r)) for s, x, r in stages]
+        kind = "static const"
+    else:
+        kind = "const"
+    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages]
+    return f"{kind} tk_stage_t st[{len(items)}] = {{{', '.join(items)}}};"
+
+
+def _arena_const(ref: str) -> str:
+    """An arena buffer `(a + N)` as an address constant (a static initializer cannot read the local `a`)."""
+    return ref.replace("(a + ", "((int8_t *)tk_arena + ")
 
 
 def c_call_sink_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
@@ -272,12 +289,11 @@ def c_call_sink_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
     (`tk_chain_dense`), made at that step: `stages` are the convs' (symbol, input, ring) in order, the last one's
     ring a single row; the accumulators lie `acc` bytes into the chain's scratch, after its receptive field."""
     y8, y32 = _out(step, y)
-    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages]
-    n = len(items)
+    n = len(stages)
     col = f"(int8_t *)(void *){scratch}"
     sink = ("dense" if step.kind == "dense" else "pool", "" if step.kind == "dense"
             else f"{int(HANDLERS[step.kind].is_max)}, ")
-    return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
+    return (f"{{ {_stage_array(stages)} int32_t done[{n}]; "
             f"tk_chain_{sink[0]}(st, {n}, done, {col}, &{sym}, {sink[1]}(int32_t *)(void *)({col} + {acc}), "
             f"{y8}, {y32}); }}")
 

@@ -113,12 +113,13 @@ def test_planned_stack_bounds_the_measured_and_is_reached(name, packing, tmp_pat
     not all written: its pad word, or spill slots only a path this model never takes writes (tk_dot's two-row
     loop when a group has one row). One deepest path cannot be reached at all: tk_dot4 (four output rows at
     once) when no conv group and no dense layer has four output rows; the measure then stops at the frames
-    above it, or inside tk_dot where that is a function of its own (2-bit) at the same depth."""
+    above it (less their own unwritten pad word), or inside tk_dot where that is a function of its own (2-bit)
+    at the same depth."""
     prog, _, run, plan = _measure(_make(name), packing, tmp_path)
     measured, above = int(run.stack.max()), sum(plan.frames[:-1])
     assert measured <= plan.bytes, (plan, measured)
     if plan.path[-1] == "tk_dot4" and not _four_rows(prog):
-        assert measured >= above, (plan, measured)
+        assert 0 <= above - measured <= 4 or measured > above, (plan, measured)
     else:
         assert measured > above, (plan, measured)
 
