@@ -207,7 +207,7 @@ def _plan_streams(steps: list[Step], cut: bool = True) -> None:
     kernel height) in a ring, and a row is computed just before the reader's next row needs it. A chain runs in
     its last conv's call, with its first input and all its rings live; so a run is cut into the chains whose
     largest footprint is least (`_cuts`), a cut value being stored whole. A chain whose last conv's only reader
-    is a pooling with large windows streams into it (`tk_chain_pool`)."""
+    is a pooling with large windows or a small dense layer streams into it (`tk_chain_pool`, `tk_chain_dense`)."""
     readers: dict[str, int] = {}
     for st in steps:
         for v in st.inputs:
@@ -217,7 +217,7 @@ def _plan_streams(steps: list[Step], cut: bool = True) -> None:
         return a.simd and b.simd and not a.scores and b.inputs == [a.node] and readers.get(a.node) == 1
 
     linked = [a.kind == b.kind == "conv2d" and only_reader(a, b) for a, b in zip(steps, steps[1:], strict=False)]
-    pooled = [a.kind == "conv2d" and b.kind in SINKS and only_reader(a, b) and _pool_saves(a, b)
+    into_sink = [a.kind == "conv2d" and b.kind in SINKS and only_reader(a, b) and _sink_saves(a, b)
               for a, b in zip(steps, steps[1:], strict=False)]
     for st in steps:
         st.ring = st.in_ring = 0
@@ -227,25 +227,26 @@ def _plan_streams(steps: list[Step], cut: bool = True) -> None:
         e = k
         while e < len(linked) and linked[e]:
             e += 1
-        chains = [] if e == k else _cuts(steps, k, e, e < len(pooled) and pooled[e]) if cut else [(k, e)]
+        chains = [] if e == k else _cuts(steps, k, e, e < len(into_sink) and into_sink[e]) if cut else [(k, e)]
         for i, j in chains:
             for m in range(i, j):
                 steps[m].ring = steps[m + 1].in_ring = min(steps[m + 1].op.kernel[0], steps[m].out_shape[1])
                 steps[m + 1].streams_from = i
         k = e + 1
     for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)):
-        if pooled[k]:
+        if into_sink[k]:
             if b.kind == "dense":  # read through the flatten as the conv's (C, H, W): one ring row is (C, W)
                 b.in_shapes = [a.out_shape]
             a.ring = b.in_ring = 1
             b.streams_from = a.streams_from if a.streams_from >= 0 else k
 
 
-def _cuts(steps: list[Step], s: int, e: int, pool: bool) -> list[tuple[int, int]]:
+def _cuts(steps: list[Step], s: int, e: int, sink: bool) -> list[tuple[int, int]]:
     """The chains [i, j] that cover the run of linkable convs s..e with the least largest footprint (dynamic
     programming over the cut points; ties keep the longer chains). A chain's footprint: its first input (0 for
-    the caller's input), its rings, its last output (or, streamed into the pool after e, one row, the pool's
-    accumulators and output), its receptive-field scratch, each 4-byte aligned, and the values live across it."""
+    the caller's input), its rings, its last output (or, streamed into the pooling or dense layer after e, one
+    row and that step's accumulators and output), its receptive-field scratch, each 4-byte aligned, and the
+    values live across it."""
 
     def r4(n: int) -> int:
         return -(-n // 4) * 4
@@ -265,7 +266,7 @@ def _cuts(steps: list[Step], s: int, e: int, pool: bool) -> list[tuple[int, int]
             c, h, w = steps[m].out_shape
             total += r4(c * min(steps[m + 1].op.kernel[0], h) * w)
         c, h, w = steps[j].out_shape
-        last = r4(c * w) + 5 * r4(steps[j + 1].size) if pool and j == e else r4(c * h * w)
+        last = r4(c * w) + 5 * r4(steps[j + 1].size) if sink and j == e else r4(c * h * w)
         col = max(_handler(steps[m]).scratch(steps[m]) for m in range(i, j + 1))
         return total + last + r4(col)
 
@@ -281,17 +282,17 @@ def _cuts(steps: list[Step], s: int, e: int, pool: bool) -> list[tuple[int, int]
     return out[::-1]
 
 
-def _pool_saves(conv: Step, pool: Step) -> bool:
+def _sink_saves(conv: Step, sink: Step) -> bool:
     """Streaming a conv into a pooling (or a dense layer) keeps one row of the conv and an int32 accumulator per
     output instead of the conv's whole output: worth it for large windows (a global pool) and small dense
     layers, not for 2x2 pools."""
     c, h, w = conv.out_shape
-    return 4 * pool.size + c * w < c * h * w
+    return 4 * sink.size + c * w < c * h * w
 
 
 def chain_scratch(steps: list[Step], k: int) -> tuple[int, int]:
     """Bytes of the scratch of the streamed chain that runs in step k: its convs' shared receptive field (4-byte
-    aligned) and, when the chain ends in a pooling, that pool's int32 accumulators after it."""
+    aligned) and, when the chain ends in a pooling or a dense layer, that step's int32 accumulators after it."""
     st = steps[k]
     col = max((_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k) if steps[j].kind == "conv2d"),
               default=0)

@@ -183,7 +183,7 @@ def test_conv_streams_into_pooling_or_dense_bit_identical(name, target, packing,
     assert sink.streams_from >= 0 and conv_step.ring == 1 and sink.in_ring == 1
     run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
-    monkeypatch.setattr(program, "_pool_saves", lambda conv, pool: False)
+    monkeypatch.setattr(program, "_sink_saves", lambda conv, sink: False)
     stored = build_program(model, x, target=target, packing=packing)
     assert prog.arena_bytes < stored.arena_bytes
 
@@ -226,7 +226,7 @@ def test_a_run_of_convs_is_cut_into_the_chains_of_least_ram(target, packing, tmp
     assert any(st.streams_from < 0 for st in prog.steps[1:6])  # cut somewhere
     run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
-    monkeypatch.setattr(program, "_cuts", lambda steps, s, e, pool: [(s, e)])
+    monkeypatch.setattr(program, "_cuts", lambda steps, s, e, sink: [(s, e)])
     whole = build_program(model, x, target=target, packing=packing)
     assert all(st.streams_from == 0 for st in whole.steps[1:6])
     # the whole chain: 5 rings of 96, the last conv's output (with the SIMD dense kernel streamed into the dense
