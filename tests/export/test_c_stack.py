@@ -76,7 +76,12 @@ def mnist_cnn(rng: np.random.Generator):
 
 
 NAMED = {"mnist-mlp": lambda: random_mlp((784, 256, 10)), "mnist-cnn": lambda: mnist_cnn(np.random.default_rng(0)),
-         "depthwise": lambda: example_model("conv2d-depthwise"), "residual": lambda: example_model("add")}
+         "depthwise": lambda: example_model("conv2d-depthwise"), "residual": lambda: example_model("add"),
+         "mlp-783": lambda: random_mlp((783, 256, 10))}
+# reserved bytes of the deepest frame, beyond its pad word, that only a path the model never takes writes: the
+# 2-bit MLP's rows of four (tk_dot4 inlined into tk_dense_simd) spill one word in the partial weight byte's code,
+# never run when every layer's columns are a multiple of four (784, 256); mlp-783 runs it and closes the gap
+UNTAKEN = {("mnist-mlp", "2bit"): 4}
 
 
 def _measure(model, packing: str, tmp_path: Path):
@@ -95,12 +100,14 @@ def _measure(model, packing: str, tmp_path: Path):
 def test_planned_ram_is_the_measured_ram(name, packing, tmp_path):
     """arena == bss, and planned stack == measured stack but for the one word the measure cannot see: the pad
     at the bottom of the deepest frame (AAPCS keeps sp 8-byte aligned; a pad word is reserved, never written,
-    and the painted stack counts written words only). Every sample reaches the same depth."""
+    and the painted stack counts written words only), and the words of `UNTAKEN`. Every sample reaches the same
+    depth."""
     prog, art, run, plan = _measure(NAMED[name](), packing, tmp_path)
     sec = object_sizes(art["object"])
     assert sec["data"] == 0 and sec["bss"] == prog.arena_bytes
     assert len(set(run.stack.tolist())) == 1
-    assert plan.bytes - int(run.stack[0]) in (0, 4), (plan, run.stack[0])
+    untaken = UNTAKEN.get((name, packing), 0)
+    assert plan.bytes - int(run.stack[0]) - untaken in (0, 4), (plan, run.stack[0], untaken)
 
 
 @pytest.mark.mcu
