@@ -48,6 +48,7 @@ from ternkit.export.c.build import (  # noqa: E402
 )
 from ternkit.export.c.emit import write_c  # noqa: E402
 from ternkit.export.c.program import build_program, emulate  # noqa: E402
+from ternkit.export.c.stack import plan_stack  # noqa: E402
 from ternkit.export.calibration import calibration_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -65,11 +66,13 @@ def _train(kind: str, path: Path, test_spec: str) -> None:
 
 def _m4_figures(obj: Path, run) -> dict:
     sec = object_sizes(obj)
+    plan = plan_stack(obj.with_suffix(".ci"))  # GCC's frames on tk_predict's deepest path (build_m4 writes it)
     insns = run.ticks * instructions_per_tick()
     return {"flash_bytes": sec["text"] + sec["rodata"] + sec["data"], "sections": sec,
             "ram_bytes": sec["data"] + sec["bss"] + int(run.stack.max()), "stack_bytes": int(run.stack.max()),
             "static_ram_bytes": sec["data"] + sec["bss"], "instructions_per_inference": float(insns.mean()),
             "instructions_min": int(insns.min()), "instructions_max": int(insns.max()),
+            "stack_planned_bytes": plan.bytes, "ram_planned_bytes": sec["bss"] + plan.bytes if plan.bytes else None,
             "library_symbols": undefined_symbols(obj), "m4_seconds": run.seconds}
 
 

@@ -41,6 +41,7 @@ import ternkit  # noqa: E402
 from ternkit.export.c.build import build_m4, instructions_per_tick, object_sizes, require_tools, run_m4  # noqa: E402
 from ternkit.export.c.emit import write_c  # noqa: E402
 from ternkit.export.c.program import build_program, emulate  # noqa: E402
+from ternkit.export.c.stack import plan_stack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -178,6 +179,7 @@ def measure(name: str, model: ternkit.TernaryModel, packing: str, samples: int =
         run = run_m4(art["elf"], x, prog.classes, tmp)
         secs = time.perf_counter() - t0
         sec = object_sizes(art["object"])
+        planned = plan_stack(art["callgraph"]).bytes  # GCC's frames on tk_predict's deepest call path
     insns = run.ticks * instructions_per_tick()
     executed, connections = macs(model)
     weights = sum(int(n.op.weight.size) for n in model.nodes if hasattr(n.op, "weight"))
@@ -188,6 +190,7 @@ def measure(name: str, model: ternkit.TernaryModel, packing: str, samples: int =
             "macs_executed": executed, "connections": connections, "flash_bytes": flash, "sections": sec,
             "static_ram_bytes": sec["data"] + sec["bss"], "stack_bytes": int(run.stack.max()),
             "ram_bytes": sec["data"] + sec["bss"] + int(run.stack.max()), "arena_bytes": prog.arena_bytes,
+            "stack_planned_bytes": planned, "ram_planned_bytes": prog.arena_bytes + planned if planned else None,
             "int8_arena_bytes": int8_arena(model), "instructions_per_inference": float(insns.mean()),
             "instructions_per_mac": float(insns.mean()) / executed,
             "instructions_per_connection": float(insns.mean()) / connections,

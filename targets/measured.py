@@ -22,7 +22,8 @@ from .spec import Target
 __all__ = ["parse_measured", "measured_from_record", "measured_fit", "measured_lines"]
 
 _SIZES = ("flash_bytes", "static_ram_bytes")
-_OPTIONAL = ("stack_bytes", "ram_bytes", "instructions_per_inference", "arena_bytes")
+_OPTIONAL = ("stack_bytes", "ram_bytes", "instructions_per_inference", "arena_bytes", "stack_planned_bytes",
+             "ram_planned_bytes")
 
 
 def _count(value: Any, what: str, where: str) -> float:
@@ -77,7 +78,9 @@ def measured_fit(target: Target, fit: dict[str, Any], measured: dict[str, Any]) 
         "source": measured["source"], "fits": flash <= wcap and ram <= acap,
         "flash_bytes": flash, "flash_used": flash / wcap,
         "ram_bytes": ram, "ram_used": ram / acap, "stack_bytes": measured.get("stack_bytes"),
-        "static_ram_bytes": measured["static_ram_bytes"],
+        "static_ram_bytes": measured["static_ram_bytes"], "arena_bytes": measured.get("arena_bytes"),
+        "stack_planned_bytes": measured.get("stack_planned_bytes"),
+        "ram_planned_bytes": measured.get("ram_planned_bytes"),
         "instructions_per_inference": measured.get("instructions_per_inference"),
         "measured": ["flash_bytes", "static_ram_bytes"] + (["stack_bytes", "ram_bytes"] if stack_measured else [])
         + (["instructions_per_inference"] if "instructions_per_inference" in measured else []),
@@ -95,6 +98,9 @@ def measured_lines(row: dict[str, Any]) -> list[str]:
     ram = (f"RAM **{m['ram_bytes']:,.0f} B** (data + bss {m['static_ram_bytes']:,.0f} B + stack high-water "
            f"{m['stack_bytes']:,.0f} B)" if m.get("stack_bytes") is not None else
            f"RAM {m['static_ram_bytes']:,.0f} B (data + bss; stack not measured)")
+    if m.get("ram_planned_bytes") is not None:
+        ram += (f"; planned RAM {m['ram_planned_bytes']:,.0f} B (arena {m['arena_bytes']:,.0f} B + planned stack "
+                f"{m['stack_planned_bytes']:,.0f} B)")
     insns = (f"; **{m['instructions_per_inference']:,.0f} instructions per inference**"
              if m.get("instructions_per_inference") is not None else "")
     return ["", f"Measured on a build ({md_code(m['source'])}): model flash **{m['flash_bytes']:,.0f} B** "

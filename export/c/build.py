@@ -6,6 +6,7 @@ from qemu's `-icount` (a fixed virtual time per instruction) read through SysTic
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from ternkit.core.errors import TernkitError, UnsupportedError
+
+from .stack import STACK_FLAGS
 
 __all__ = ["MissingTool", "BuildError", "require_tools", "build_host", "build_m4", "run_host", "run_m4",
            "object_sizes", "undefined_symbols", "MCU_DIR", "INSTALL_HINT", "Run", "M4_CFLAGS",
@@ -93,17 +96,28 @@ def build_host(c_dir: Path, build: Path) -> Path:
 
 
 def build_m4(c_dir: Path, build: Path) -> dict[str, Path]:
-    """model.o (measured alone) and firmware.elf (model + harness + start-up) for the Cortex-M4."""
+    """model.o (measured alone), firmware.elf (model + harness + start-up) for the Cortex-M4, and model.ci:
+    GCC's call graph of model.o with every function's frame bytes, from the same compile (`stack.plan_stack`
+    reads it; the flags change no byte of the object)."""
     gcc = require_tools("cortex-m4")["gcc"]
     c_dir, build = Path(c_dir).resolve(), Path(build).resolve()
     obj, elf = build / "model.o", build / "firmware.elf"
     base = [gcc, *CFLAGS, *M4_CFLAGS]
-    _run([*base, "-c", str(c_dir / "model.c"), "-o", str(obj)], "cross-compiling model.c for the Cortex-M4")
+    _run([*base, *_stack_flags(gcc), "-c", str(c_dir / "model.c"), "-o", str(obj)],
+         "cross-compiling model.c for the Cortex-M4")
     _made(obj, "cross-compiling model.c for the Cortex-M4")
     _run([*base, "-DTK_FIRMWARE", "-I", str(c_dir), str(obj), str(MCU_DIR / "harness.c"),
           str(MCU_DIR / "startup.c"), "-T", str(MCU_DIR / "mps2_an386.ld"), *M4_LDFLAGS, "-o", str(elf)],
          "linking the Cortex-M4 firmware")
-    return {"object": obj, "elf": _made(elf, "linking the Cortex-M4 firmware")}
+    return {"object": obj, "elf": _made(elf, "linking the Cortex-M4 firmware"), "callgraph": build / "model.ci"}
+
+
+@functools.cache
+def _stack_flags(gcc: str) -> list[str]:
+    """GCC's stack-usage and call-graph flags where this compiler has them (GCC 10 or newer), else none: the
+    stack is then left unplanned, the build the same."""
+    r = subprocess.run([gcc, *STACK_FLAGS, "-E", "-x", "c", os.devnull, "-o", os.devnull], capture_output=True)
+    return list(STACK_FLAGS) if r.returncode == 0 else []
 
 
 def object_sizes(obj: Path) -> dict[str, int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COMMON", "KERNELS"]
+__all__ = ["COMMON", "KERNELS", "NEEDS"]
 
 COMMON = r"""
 #if defined(__GNUC__) && !defined(__clang__)
@@ -740,6 +740,95 @@ TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *c
 }
 """,
 }
+
+
+# ------------------------------------------------------------------ a conv chain streamed into a pooling
+# (its own section: the chain's scheduling as tk_chain, its last conv's rows consumed as soon as they are made)
+SIMD_KERNELS["pool_stream"] = r"""
+/* one input row (channel stride p->wd) into the accumulators of the pool windows that hold it: a sum (average,
+   padding counts as zero) or the largest value (max), over the same real inputs tk_pool reads */
+static void tk_pool_row(const tk_pool_t *p, int32_t is_max, const int8_t *row, int32_t iy, int32_t *acc) {
+    int32_t oy0 = iy + p->py - p->kh + 1, oy1 = (iy + p->py) / p->sy + 1;
+    oy0 = oy0 <= 0 ? 0 : (oy0 + p->sy - 1) / p->sy;
+    if (oy1 > p->oh) oy1 = p->oh;
+    for (int32_t c = 0; c < p->c; c++, row += p->wd) {
+        for (int32_t oy = oy0; oy < oy1; oy++) {
+            int32_t *a = acc + (c * p->oh + oy) * p->ow;
+            for (int32_t ox = 0; ox < p->ow; ox++) {
+                int32_t v = a[ox];
+                for (int32_t kx = 0; kx < p->kw; kx++) {
+                    const int32_t ix = ox * p->sx + kx - p->px;
+                    if ((uint32_t)ix >= (uint32_t)p->wd) continue;
+                    if (is_max) { if (row[ix] > v) v = row[ix]; }
+                    else v += row[ix];
+                }
+                a[ox] = v;
+            }
+        }
+    }
+}
+
+/* a chain of convs whose last one's only reader is a pooling: the last conv makes its rows one at a time into a
+   ring of one row (its y), each added into the pool's int32 accumulators; the pool's output is then made from
+   them as tk_pool makes it from the stored plane (so only the accumulators, not the conv's output, are kept) */
+TK_KERNEL void tk_chain_pool(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *col, const tk_pool_t *pool,
+                             int32_t is_max, int32_t *acc, int8_t *y8, int32_t *y32) {
+    const int32_t len = pool->c * pool->oh * pool->ow;
+    for (int32_t i = 0; i < len; i++) acc[i] = is_max ? -128 : 0;
+    for (int32_t j = 0; j < n; j++) done[j] = 0;
+    while (done[n - 1] < s[n - 1].p->oh) {
+        int32_t j = n - 1;
+        for (; j > 0; j--) {
+            const tk_conv_simd_t *p = s[j].p;
+            int32_t need = done[j] * p->sy - p->py + p->kh;
+            if (need > p->h) need = p->h;
+            if (done[j - 1] >= need) break;
+        }
+        tk_conv_simd(s[j].p, s[j].x, col, s[j].y, 0, done[j], done[j] + 1);
+        if (j == n - 1) tk_pool_row(pool, is_max, s[j].y, done[j], acc);
+        done[j]++;
+    }
+    for (int32_t i = 0; i < len; i++) {
+        if (is_max) tk_put(y8, y32, i, acc[i], pool->rq.lo, pool->rq.hi);
+        else tk_put(y8, y32, i, tk_rq(&pool->rq, 0, acc[i]), pool->rq.lo, pool->rq.hi);
+    }
+}
+"""
+
+# ------------------------------------------------------------------ a conv chain streamed into a dense layer
+SIMD_KERNELS["dense_stream"] = r"""
+/* a chain of convs whose last one's only reader is a dense layer (through a flatten): each row the last conv
+   makes (C x W values, a ring of one row) is dotted with that row's columns of the dense weights (stored per
+   conv row, p->row_bytes a row of them) and added to the int32 sums; the outputs are then requantised as
+   tk_dense_simd does. Only the sums, not the conv's output, are kept. */
+TK_KERNEL void tk_chain_dense(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *col, const tk_dense_simd_t *p,
+                              int32_t *acc, int8_t *y8, int32_t *y32) {
+    for (int32_t o = 0; o < p->rows; o++) acc[o] = 0;
+    for (int32_t j = 0; j < n; j++) done[j] = 0;
+    while (done[n - 1] < s[n - 1].p->oh) {
+        int32_t j = n - 1;
+        for (; j > 0; j--) {
+            const tk_conv_simd_t *c = s[j].p;
+            int32_t need = done[j] * c->sy - c->py + c->kh;
+            if (need > c->h) need = c->h;
+            if (done[j - 1] >= need) break;
+        }
+        tk_conv_simd(s[j].p, s[j].x, col, s[j].y, 0, done[j], done[j] + 1);
+        if (j == n - 1) {
+            const uint8_t *w = p->w + done[j] * p->rows * p->row_bytes;
+            for (int32_t o = 0; o < p->rows;) {
+                int32_t sum[4];
+                const int32_t k = tk_rows(w + o * p->row_bytes, p->rows - o, p->row_bytes, s[j].y, p->cols, sum);
+                for (int32_t r = 0; r < k; r++, o++) acc[o] += sum[r];
+            }
+        }
+        done[j]++;
+    }
+    for (int32_t o = 0; o < p->rows; o++)
+        tk_put(y8, y32, o, tk_rq(&p->rq, o, acc[o]), p->rq.lo, p->rq.hi);
+}
+"""
+NEEDS = {"pool_stream": ("pool", "conv_simd"), "dense_stream": ("dense_simd", "conv_simd")}  # what a kernel uses
 
 
 ROWS = r"""

@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "rows_in_blocks"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_sink_streamed", "rows_in_blocks"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -153,7 +153,8 @@ class Dense:
                  op.bias.astype(np.float64))]
 
     def scratch(self, step: Step) -> int:
-        return 0
+        """Streamed into (`tk_chain_dense`): its int32 accumulators."""
+        return 4 * step.size if step.streams_from >= 0 else 0
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
         rq = step.rqs[0]
@@ -161,9 +162,13 @@ class Dense:
         return store(finish(_requant(acc, rq, 0, 1) + _bias(rq, 2, 1), rq.sh), rq)
 
     def kernel_of(self, step: Step) -> str:
+        if step.streams_from >= 0:
+            return "dense_stream"
         return "dense_simd" if step.simd else "dense_b3" if step.packing == "base3" else "dense"
 
     def c_data(self, step: Step, sym: str) -> str:
+        if step.streams_from >= 0:
+            return _dense_stream_data(step, sym)
         w = step.op.weight
         if step.blocks:  # zero rows to a whole block of four: one dot product serves every row
             w = np.concatenate([w, np.zeros(((-len(w)) % BLOCK, w.shape[1]), w.dtype)])
@@ -182,6 +187,21 @@ class Dense:
     def c_call(self, step: Step, sym: str, xs: list[str], y: str, scratch: str) -> str:
         y8, y32 = _out(step, y)
         return f"tk_{self.kernel_of(step)}(&{sym}, {xs[0]}, {y8}, {y32});"
+
+
+def _dense_stream_data(step: Step, sym: str) -> str:
+    """A dense layer fed row by row by the conv before it (through a flatten): its columns regrouped by conv row
+    (the flattened index c*H*W + y*W + x read as y, c, x: the order of one ring row), each row's C*W columns
+    packed into whole bytes and interleaved by four rows like the plain SIMD dense. Storage only: the sums are
+    the same integers in another order."""
+    c, h, w = step.in_shapes[0]
+    wt = step.op.weight.reshape(-1, c, h, w)
+    parts = [_rows_packed(wt[:, :, y, :].reshape(len(wt), c * w), step.packing, True) for y in range(h)]
+    packed = np.concatenate([p.reshape(-1) for p, _ in parts])
+    rq = step.rqs[0]
+    return (c_array("uint8_t", f"{sym}_w", packed, 32) + _rq_data(sym, rq)
+            + f"static const tk_dense_simd_t {sym} = {{{sym}_w, {len(wt)}, {parts[0][1]}, {c * w}, "
+              f"{_rq_init(sym, rq)}}};\n")
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -264,18 +284,54 @@ def c_call_streamed(step: Step, sym: str, xs: list[str], y: str, scratch: str,
     """The call of a streamed chain of convs (`tk_chain`), made at its last conv: `stages` are the earlier
     convs' (symbol, input, ring) in order."""
     y8, y32 = _out(step, y)
-    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages] + [f"{{&{sym}, {xs[0]}, 0}}"]
-    n = len(items)
-    return (f"{{ const tk_stage_t st[{n}] = {{{', '.join(items)}}}; int32_t done[{n}]; "
+    n = len(stages) + 1
+    return (f"{{ {_stage_array([*stages, (sym, xs[0], '0')])} int32_t done[{n}]; "
             f"tk_chain(st, {n}, done, (int8_t *)(void *){scratch}, {y8}, {y32}); }}")
+
+
+def _stage_array(stages: list[tuple[str, str, str]]) -> str:
+    """`st`, a chain's stages. Where every buffer is in the arena their addresses are constants: a static array
+    in flash (automatic, GCC would copy its image with memcpy, a library call); with the caller's input `q`
+    among them, an automatic one filled in place."""
+    if all(x != "q" for _, x, _ in stages):
+        stages = [(s, _arena_const(x), _arena_const(r)) for s, x, r in stages]
+        kind = "static const"
+    else:
+        kind = "const"
+    items = [f"{{&{s}, {x}, {r}}}" for s, x, r in stages]
+    return f"{kind} tk_stage_t st[{len(items)}] = {{{', '.join(items)}}};"
+
+
+def _arena_const(ref: str) -> str:
+    """An arena buffer `(a + N)` as an address constant (a static initializer cannot read the local `a`)."""
+    return ref.replace("(a + ", "((int8_t *)tk_arena + ")
+
+
+def c_call_sink_streamed(step: Step, sym: str, y: str, scratch: str, acc: int,
+                         stages: list[tuple[str, str, str]]) -> str:
+    """The call of a chain of convs streamed into a pooling (`tk_chain_pool`) or a dense layer
+    (`tk_chain_dense`), made at that step: `stages` are the convs' (symbol, input, ring) in order, the last one's
+    ring a single row; the accumulators lie `acc` bytes into the chain's scratch, after its receptive field."""
+    y8, y32 = _out(step, y)
+    n = len(stages)
+    col = f"(int8_t *)(void *){scratch}"
+    sink = ("dense" if step.kind == "dense" else "pool", "" if step.kind == "dense"
+            else f"{int(HANDLERS[step.kind].is_max)}, ")
+    return (f"{{ {_stage_array(stages)} int32_t done[{n}]; "
+            f"tk_chain_{sink[0]}(st, {n}, done, {col}, &{sym}, {sink[1]}(int32_t *)(void *)({col} + {acc}), "
+            f"{y8}, {y32}); }}")
 
 
 class _Pool:
     kernel = "pool"
     is_max = False
 
+    def kernel_of(self, step: Step) -> str:
+        return "pool_stream" if step.streams_from >= 0 else "pool"
+
     def scratch(self, step: Step) -> int:
-        return 0
+        """Streamed into (`tk_chain_pool`): its int32 window accumulators."""
+        return 4 * step.size if step.streams_from >= 0 else 0
 
     def c_data(self, step: Step, sym: str) -> str:
         op = step.op

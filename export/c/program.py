@@ -26,12 +26,14 @@ from .handlers import HANDLERS, REFUSALS
 from .ops import WIDEN, Step, rows_in_blocks
 from .packing import check_packing
 
-__all__ = ["CProgram", "InputQuant", "TARGETS", "check_target", "build_program", "quantize", "emulate", "predict",
-           "check_supported"]
+__all__ = ["CProgram", "InputQuant", "TARGETS", "POOLS", "SINKS", "chain_scratch", "check_target", "build_program",
+           "quantize", "emulate", "predict", "check_supported"]
 
 SCORES = "scores"
 TARGETS = ("generic", "cortex-m4")
 IN_PLACE = ("add", "relu", "affine")  # elementwise kernels whose output may overwrite an input
+POOLS = ("avgpool2d", "maxpool2d")  # a conv chain may stream into these (tk_chain_pool)
+SINKS = (*POOLS, "dense")  # ... and into a dense layer through a flatten (tk_chain_dense)
 CALIBRATION_BATCH = 500
 
 
@@ -181,29 +183,126 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
     if not (steps and steps[-1].node == last and steps[-1].scores):
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
-    _plan_streams(steps)
+    offsets, scratch, arena = _plan_memory(steps)
     rows_in_blocks(steps)
-    offsets, scratch, arena = _layout(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,
                     model.fingerprint(), source, int(len(calib_x)), target=target, packing=packing)
 
 
-def _plan_streams(steps: list[Step]) -> None:
-    """Streaming: a run of (SIMD) convs, each the only reader of the one before, runs as one chain row by row:
-    each conv but the last keeps only the rows of its output its reader needs at once (the reader's kernel
-    height) in a ring, and a row is computed just before the reader's next row needs it. The whole chain runs
-    in the last conv's call."""
+def _plan_memory(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
+    """Streams and layout: the runs of convs cut into the chains of least footprint, unless whole chains lay out
+    into a smaller arena after all (the footprint model does not see first-fit's gaps)."""
+    _plan_streams(steps, cut=True)
+    cut = _layout(steps)
+    plan = [(st.ring, st.in_ring, st.streams_from) for st in steps]
+    _plan_streams(steps, cut=False)
+    whole = _layout(steps)
+    if whole[2] <= cut[2]:
+        return whole
+    for st, (ring, in_ring, start) in zip(steps, plan, strict=True):
+        st.ring, st.in_ring, st.streams_from = ring, in_ring, start
+    return cut
+
+
+def _plan_streams(steps: list[Step], cut: bool = True) -> None:
+    """Streaming: a run of (SIMD) convs, each the only reader of the one before, runs as chains row by row:
+    each conv of a chain but the last keeps only the rows of its output its reader needs at once (the reader's
+    kernel height) in a ring, and a row is computed just before the reader's next row needs it. A chain runs in
+    its last conv's call, with its first input and all its rings live; so a run is cut into the chains whose
+    largest footprint is least (`_cuts`), a cut value being stored whole. A chain whose last conv's only reader
+    is a pooling with large windows or a small dense layer streams into it (`tk_chain_pool`, `tk_chain_dense`)."""
     readers: dict[str, int] = {}
     for st in steps:
         for v in st.inputs:
             readers[v] = readers.get(v, 0) + 1
-    for k in range(len(steps) - 1):
-        a, b = steps[k], steps[k + 1]
-        if not (a.kind == b.kind == "conv2d" and a.simd and b.simd and not a.scores and b.inputs == [a.node]
-                and readers.get(a.node) == 1):
-            continue
-        a.ring = b.in_ring = min(b.op.kernel[0], a.out_shape[1])
-        b.streams_from = a.streams_from if a.streams_from >= 0 else k  # the chain's first step
+
+    def only_reader(a: Step, b: Step) -> bool:
+        return a.simd and b.simd and not a.scores and b.inputs == [a.node] and readers.get(a.node) == 1
+
+    linked = [a.kind == b.kind == "conv2d" and only_reader(a, b) for a, b in zip(steps, steps[1:], strict=False)]
+    into_sink = [a.kind == "conv2d" and b.kind in SINKS and only_reader(a, b) and _sink_saves(a, b)
+              for a, b in zip(steps, steps[1:], strict=False)]
+    for st in steps:
+        st.ring = st.in_ring = 0
+        st.streams_from = -1
+    k = 0
+    while k < len(steps):
+        e = k
+        while e < len(linked) and linked[e]:
+            e += 1
+        chains = [] if e == k else _cuts(steps, k, e, e < len(into_sink) and into_sink[e]) if cut else [(k, e)]
+        for i, j in chains:
+            for m in range(i, j):
+                steps[m].ring = steps[m + 1].in_ring = min(steps[m + 1].op.kernel[0], steps[m].out_shape[1])
+                steps[m + 1].streams_from = i
+        k = e + 1
+    for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)):
+        if into_sink[k]:
+            if b.kind == "dense":  # read through the flatten as the conv's (C, H, W): one ring row is (C, W)
+                b.in_shapes = [a.out_shape]
+            a.ring = b.in_ring = 1
+            b.streams_from = a.streams_from if a.streams_from >= 0 else k
+
+
+def _cuts(steps: list[Step], s: int, e: int, sink: bool) -> list[tuple[int, int]]:
+    """The chains [i, j] that cover the run of linkable convs s..e with the least largest footprint (dynamic
+    programming over the cut points; ties keep the longer chains). A chain's footprint: its first input (0 for
+    the caller's input), its rings, its last output (or, streamed into the pooling or dense layer after e, one
+    row and that step's accumulators and output), its receptive-field scratch, each 4-byte aligned, and the
+    values live across it."""
+
+    def r4(n: int) -> int:
+        return -(-n // 4) * 4
+
+    last_read: dict[str, int] = {}
+    for k, st in enumerate(steps):
+        for v in st.inputs:
+            last_read[v] = k
+
+    def footprint(i: int, j: int) -> int:
+        first = steps[i]
+        total = 0 if first.inputs[0] == INPUT else r4(int(np.prod(first.in_shapes[0])))
+        # values made before the chain and read after it (a residual branch) are live throughout
+        total += sum(r4(st.stored_size) for st in steps[:i] if not st.scores and st.node != first.inputs[0]
+                     and last_read.get(st.node, -1) > j)
+        for m in range(i, j):
+            c, h, w = steps[m].out_shape
+            total += r4(c * min(steps[m + 1].op.kernel[0], h) * w)
+        c, h, w = steps[j].out_shape
+        last = r4(c * w) + 5 * r4(steps[j + 1].size) if sink and j == e else r4(c * h * w)
+        col = max(_handler(steps[m]).scratch(steps[m]) for m in range(i, j + 1))
+        return total + last + r4(col)
+
+    best: dict[int, tuple[int, int]] = {s - 1: (0, s - 1)}  # end of a chain -> (least peak so far, its start - 1)
+    for j in range(s, e + 1):
+        best[j] = min(((max(best[i - 1][0], footprint(i, j)), i - 1) for i in range(s, j + 1)),
+                      key=lambda t: (t[0], t[1]))
+    out, j = [], e
+    while j >= s:
+        i = best[j][1] + 1
+        out.append((i, j))
+        j = i - 1
+    return out[::-1]
+
+
+def _sink_saves(conv: Step, sink: Step) -> bool:
+    """Streaming a conv into a pooling (or a dense layer) keeps one row of the conv and an int32 accumulator per
+    output instead of the conv's whole output: worth it for large windows (a global pool) and small dense
+    layers, not for 2x2 pools."""
+    c, h, w = conv.out_shape
+    return 4 * sink.size + c * w < c * h * w
+
+
+def chain_scratch(steps: list[Step], k: int) -> tuple[int, int]:
+    """Bytes of the scratch of the streamed chain that runs in step k: its convs' shared receptive field (4-byte
+    aligned) and, when the chain ends in a pooling or a dense layer, that step's int32 accumulators after it."""
+    st = steps[k]
+    col = max((_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k) if steps[j].kind == "conv2d"),
+              default=0)
+    if st.kind == "conv2d":
+        col = max(col, _handler(st).scratch(st))
+        return col, 0
+    return -(-col // 4) * 4, _handler(st).scratch(st)
 
 
 def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
@@ -224,7 +323,7 @@ def _layout(steps: list[Step]) -> tuple[dict[str, int], dict[str, int], int]:
             blocks.append(("value", st.node, st.stored_size, k, max(k, last_read.get(st.node, k))))
         need = 0 if st.ring else _handler(st).scratch(st)
         if st.streams_from >= 0 and not st.ring:  # one receptive-field scratch for the whole chain
-            need = max(_handler(steps[j]).scratch(steps[j]) for j in range(st.streams_from, k + 1))
+            need = sum(chain_scratch(steps, k))
         if need:
             blocks.append(("scratch", st.node, need, k, k))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)

@@ -34,13 +34,15 @@ from .build import (
 from .emit import FILES, check_out_dir, render
 from .packing import TRITS_PER_BYTE
 from .program import CProgram, build_program, emulate
+from .stack import StackPlan, plan_stack
 
 __all__ = ["simulate_c", "run_backend", "c_summary", "RUNS", "BUILD_FILES", "MEASURED_FILE", "mcu_figures",
            "build_figures"]
 
 RUNS = ("c", "cortex-m4")  # where the C runs: a host build, or cross-built for a Cortex-M4 in qemu
 MEASURED_FILE = "mcu.json"
-BUILD_FILES = (*FILES, "model.o", "firmware.elf", "tk_host", "input.bin", "output.bin", MEASURED_FILE)
+BUILD_FILES = (*FILES, "model.o", "model.su", "model.ci", "firmware.elf", "tk_host", "input.bin", "output.bin",
+               MEASURED_FILE)
 
 
 def _version(cmd: list[str]) -> str:
@@ -52,8 +54,9 @@ def _version(cmd: list[str]) -> str:
 
 
 def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions: np.ndarray | None,
-                calibration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The measured flash / RAM of a Cortex-M4 build (what `ternkit report --target mcu` reads)."""
+                calibration: dict[str, Any] | None = None, plan: StackPlan | None = None) -> dict[str, Any]:
+    """The measured flash / RAM of a Cortex-M4 build (what `ternkit report --target mcu` reads), and beside the
+    measured RAM the planned one: the arena + the stack GCC's frames sum to on tk_predict's deepest call path."""
     sec = object_sizes(obj)
     fig: dict[str, Any] = {
         "model_fingerprint": prog.fingerprint, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
@@ -67,6 +70,7 @@ def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions
                                                            else []),
         "cflags": M4_CFLAGS, "compiler": _version(["arm-none-eabi-gcc", "--version"]),
     }
+    fig.update(planned_figures(prog.arena_bytes, plan))
     if instructions is not None and instructions.size:
         fig.update(instructions_per_inference=float(instructions.mean()),
                    instructions_min=int(instructions.min()), instructions_max=int(instructions.max()),
@@ -77,6 +81,16 @@ def mcu_figures(prog: CProgram, obj: Path, stack_bytes: int | None, instructions
     if calibration:
         fig["timer_check"] = calibration
     return fig
+
+
+def planned_figures(arena_bytes: int, plan: StackPlan | None) -> dict[str, Any]:
+    """The planner's RAM: the arena (TK_ARENA_BYTES) + the planned stack of tk_predict, or why none."""
+    if plan is None or plan.bytes is None:
+        return {"stack_planned_bytes": None, "ram_planned_bytes": None, "planned": ["arena_bytes"],
+                "stack_unplanned": plan.reason if plan else "no call graph"}
+    return {"stack_planned_bytes": plan.bytes, "ram_planned_bytes": arena_bytes + plan.bytes,
+            "stack_path": [f"{f} {b}" for f, b in zip(plan.path, plan.frames, strict=True)],
+            "planned": ["arena_bytes", "stack_planned_bytes", "ram_planned_bytes"]}
 
 
 def build_figures(build_dir: str | os.PathLike) -> dict[str, Any]:
@@ -95,7 +109,9 @@ def build_figures(build_dir: str | os.PathLike) -> dict[str, Any]:
         raise ArtifactError(f"{rec}: not a JSON object")
     sec = object_sizes(obj)
     stack = data.get("stack_bytes") if isinstance(data.get("stack_bytes"), int) else None
-    return {**data, "sections": sec, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
+    arena = data.get("arena_bytes")
+    planned = planned_figures(arena, plan_stack(d / "model.ci")) if isinstance(arena, int) else {}
+    return {**data, **planned, "sections": sec, "flash_bytes": sec["text"] + sec["rodata"] + sec["data"],
             "static_ram_bytes": sec["data"] + sec["bss"],
             "ram_bytes": sec["data"] + sec["bss"] + (stack or 0) if stack is not None else None}
 
@@ -137,7 +153,8 @@ def _build_and_run(prog: CProgram, model: TernaryModel, x: np.ndarray, y: np.nda
         art = build_m4(work, work)
         run = run_m4(art["elf"], x, prog.classes, work)
         insns = run.ticks * instructions_per_tick()
-        extra["mcu"] = mcu_figures(prog, art["object"], int(run.stack.max()), insns, run.calibration)
+        extra["mcu"] = mcu_figures(prog, art["object"], int(run.stack.max()), insns, run.calibration,
+                                   plan_stack(art["callgraph"]))
     em = emulate(prog, x)
     same = np.all(run.scores.astype(np.int64) == em, axis=1)
     ref = model.predict(x)
@@ -180,4 +197,14 @@ def c_summary(r: dict[str, Any]) -> str:
                      f"{m['flash_bytes']:,} B (text {m['sections']['text']:,} + rodata {m['sections']['rodata']:,} + "
                      f"data {m['sections']['data']:,}); RAM {m['ram_bytes']:,} B (data + bss {m['static_ram_bytes']:,} "
                      f"+ stack high-water {m['stack_bytes']:,}), measured with arm-none-eabi-size and a painted stack")
+        lines.append(planned_line(m))
     return "\n".join(lines)
+
+
+def planned_line(m: dict[str, Any]) -> str:
+    """The planner's RAM beside the measured one (or why the stack has no plan)."""
+    if m.get("ram_planned_bytes") is None:
+        return f"Planned RAM: arena {m['arena_bytes']:,} B; stack not planned ({m.get('stack_unplanned', '?')})"
+    return (f"Planned RAM {m['ram_planned_bytes']:,} B (arena {m['arena_bytes']:,} + stack "
+            f"{m['stack_planned_bytes']:,}: GCC's frames on tk_predict's deepest call path, "
+            f"{' > '.join(m.get('stack_path', []))})")

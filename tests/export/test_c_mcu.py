@@ -13,10 +13,11 @@ import pytest
 from conftest import random_mlp
 from op_examples import example_input
 from test_c_export import ALL, _make
+from test_c_simd import SINK_EDGES, _sink_edges, _small_maps
 
 from ternkit.export.c.build import build_m4, object_sizes, run_m4, undefined_symbols
 from ternkit.export.c.emit import export_c
-from ternkit.export.c.program import emulate
+from ternkit.export.c.program import SINKS, emulate
 from ternkit.export.c.sim import simulate_c
 
 pytestmark = [pytest.mark.mcu, pytest.mark.skipif(
@@ -110,3 +111,26 @@ def test_simd_dense_costs_under_two_instructions_per_mac(packing, bound, tmp_pat
     run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, 10, tmp_path)
     per_mac = run.ticks.mean() * 5 / (784 * 256 + 256 * 10)
     assert per_mac <= bound, per_mac
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+@pytest.mark.parametrize("name", SINK_EDGES)
+def test_conv_streamed_into_pooling_or_dense_is_bit_identical_on_the_m4(name, packing, tmp_path):
+    """tk_chain_pool and tk_chain_dense with the DSP dot products: each edge shape of the host test, in qemu."""
+    model = _sink_edges()[name]
+    x = example_input(model, 16)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    assert any(st.streams_from >= 0 and st.kind in SINKS for st in prog.steps)
+    art = build_m4(tmp_path / "c", tmp_path)
+    run = run_m4(art["elf"], x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+    assert not {s for s in undefined_symbols(art["object"]) if not s.startswith("__aeabi_")}  # no memcpy either
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+def test_a_run_cut_into_chains_is_bit_identical_on_the_m4(packing, tmp_path):
+    model = _small_maps(np.random.default_rng(0))
+    x = example_input(model, 16)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))

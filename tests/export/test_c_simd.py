@@ -11,7 +11,7 @@ import pytest
 from op_examples import conv, dense, example_input
 from test_c_export import ALL, _image, _make, _model
 
-from ternkit.core import INPUT, Flatten, Node
+from ternkit.core import INPUT, AvgPool2d, Flatten, MaxPool2d, Node, ReLU
 from ternkit.core.errors import OptionError
 from ternkit.export.c.build import build_host, run_host
 from ternkit.export.c.emit import export_c
@@ -72,8 +72,9 @@ def test_conv_streams_into_conv_with_a_ring_of_rows(tmp_path):
     prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
     first = prog.steps[0]
     assert first.ring == 3 and prog.steps[1].streams_from == 0 and prog.steps[1].in_ring == 3
-    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + one receptive field (36)
-    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 36 < plain.arena_bytes
+    # the ring (4 channels x 3 rows x 12) + the second conv's one-row ring (6 x 6: it streams into the dense
+    # layer) + one receptive field (36) + the dense layer's 3 int32 sums
+    assert prog.arena_bytes == 4 * 3 * 12 + 36 + 36 + 12 < plain.arena_bytes
     run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
 
@@ -118,3 +119,119 @@ def test_cli_export_c_takes_target_and_packing(tmp_path, capsys):
     assert main(["export", "c", str(path), "-o", str(tmp_path / "d"), "--packing", "nibble"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nibble" in err and "Traceback" not in err
+
+
+def _sink_edges() -> dict:
+    """Convs streamed into a pooling (tk_chain_pool) or a dense layer (tk_chain_dense), at the edges of the row
+    scheduling: one conv, a strided chain or one whose buffers are all in the arena; a global, an overlapping
+    padded, a rectangular padded, a large max and a ceil-mode max window; a dense layer that writes the scores,
+    and one of 7 rows (4 + 2 + 1 at a time) over rows of 35 values (a partial weight byte) fed by a chain."""
+    rng = np.random.default_rng(3)
+
+    def head(nodes, prev, feat, spec):
+        return _model(nodes + [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, feat), ("f",))], spec)
+
+    return {
+        "global-one-conv": head([Node("c", conv(rng, 6, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+                                 Node("p", AvgPool2d((7, 5), (7, 5)), ("r",))], "p", 6, _image(1, 7, 5)),
+        "global-strided-chain": head([Node("c1", conv(rng, 4, 1), (INPUT,)),
+                                      Node("c2", conv(rng, 6, 4, stride=(2, 2)), ("c1",)),
+                                      Node("p", AvgPool2d((5, 5), (5, 5)), ("c2",))], "p", 6, _image(1, 9, 9)),
+        "avg-overlap-pad": head([Node("c", conv(rng, 3, 1), (INPUT,)),
+                                 Node("p", AvgPool2d((5, 5), (3, 3), (1, 1)), ("c",))], "p", 27, _image(1, 10, 10)),
+        "avg-rect-pad": head([Node("c", conv(rng, 5, 2, k=(1, 3), padding=(0, 1)), (INPUT,)),
+                              Node("p", AvgPool2d((4, 3), (4, 3), (1, 1)), ("c",))], "p", 15, _image(2, 4, 9)),
+        "max-large": head([Node("c", conv(rng, 4, 1), (INPUT,)), Node("r", ReLU(), ("c",)),
+                           Node("p", MaxPool2d((4, 4), (4, 4)), ("r",))], "p", 16, _image(1, 8, 8)),
+        "max-ceil": head([Node("c", conv(rng, 3, 1), (INPUT,)),
+                          Node("p", MaxPool2d((3, 3), (3, 3), (0, 0), ceil_mode=True), ("c",))], "p", 27,
+                         _image(1, 7, 7)),
+        "after-a-pool": head([Node("c0", conv(rng, 4, 1), (INPUT,)), Node("m", MaxPool2d((2, 2), (2, 2)), ("c0",))]
+                             + [Node(f"c{k}", conv(rng, 4, 4, (1, 1), padding=(0, 0)), (f"c{k - 1}" if k > 1 else "m",))
+                                for k in range(1, 8)]
+                             + [Node("c8", conv(rng, 32, 4), ("c7",)), Node("p", AvgPool2d((8, 8), (8, 8)), ("c8",))],
+                             "p", 32, _image(1, 16, 16)),
+        "dense-scores": _model([Node("c", conv(rng, 5, 2), (INPUT,)), Node("f", Flatten(), ("c",)),
+                                Node("fc", dense(rng, 3, 5 * 6 * 7), ("f",))], _image(2, 6, 7)),
+        "dense-chain-odd": head([Node("c1", conv(rng, 3, 1), (INPUT,)), Node("c2", conv(rng, 5, 3), ("c1",)),
+                                 Node("r", ReLU(), ("c2",)), Node("f1", Flatten(), ("r",)),
+                                 Node("d", dense(rng, 7, 5 * 6 * 7), ("f1",)), Node("r2", ReLU(), ("d",))], "r2", 7,
+                                _image(1, 6, 7)),
+    }
+
+
+SINK_EDGES = sorted(_sink_edges())
+
+
+@pytest.mark.parametrize("target,packing", CONFIGS)
+@pytest.mark.parametrize("name", SINK_EDGES)
+def test_conv_streams_into_pooling_or_dense_bit_identical(name, target, packing, tmp_path, monkeypatch):
+    """The pool or dense layer reads the conv's rows as they are made (a one-row ring, int32 accumulators): the
+    scores stay those of the emulation, and the arena is smaller than with the conv's whole output stored. A
+    dense layer streams with the SIMD dense kernel only (the cortex-m4 target)."""
+    from ternkit.export.c import program
+
+    model = _sink_edges()[name]
+    x = example_input(model, 40)
+    prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
+    sink = [st for i, st in enumerate(prog.steps) if st.kind in program.SINKS and i
+            and prog.steps[i - 1].kind == "conv2d" and st.inputs == [prog.steps[i - 1].node]][-1]
+    if sink.kind == "dense" and target == "generic":
+        assert sink.streams_from < 0
+        return
+    conv_step = prog.steps[prog.steps.index(sink) - 1]
+    assert sink.streams_from >= 0 and conv_step.ring == 1 and sink.in_ring == 1
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+    monkeypatch.setattr(program, "_sink_saves", lambda conv, sink: False)
+    stored = build_program(model, x, target=target, packing=packing)
+    assert prog.arena_bytes < stored.arena_bytes
+
+
+def test_pool_streaming_arena_is_ring_accumulators_and_output():
+    """One conv (6 channels, 7x5) into a global average pool: its one-row ring (6 x 5), the pool's output (6) and
+    the chain's scratch (one receptive field of 9 trits padded to 12, then 6 int32 accumulators), each 4-byte
+    aligned, instead of the conv's 210-byte output."""
+    model = _sink_edges()["global-one-conv"]
+    prog = build_program(model, example_input(model, 8), target="cortex-m4")
+    assert prog.arena_bytes == 32 + 8 + 12 + 24
+
+
+def test_small_pool_windows_are_not_streamed():
+    """2x2 pooling: an int32 accumulator per output is as large as the four inputs it replaces, so the conv's
+    output stays stored (and the chain machinery is not used)."""
+    from op_examples import example_model
+
+    prog = build_program(example_model("avgpool2d"), example_input(example_model("avgpool2d"), 8), target="cortex-m4")
+    assert all(st.streams_from < 0 and not st.ring for st in prog.steps)
+
+
+def _small_maps(rng):
+    """Six 3x3 convs on 8 channels of 4x4: a ring (3 of 4 rows) costs almost a whole map, so one chain would
+    hold five rings at once; chains of one or two convs with whole maps between them need less."""
+    nodes, prev = [], INPUT
+    for k in range(6):
+        nodes.append(Node(f"c{k}", conv(rng, 8, 1 if k == 0 else 8), (prev,)))
+        prev = f"c{k}"
+    return _model(nodes + [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, 128), ("f",))], _image(1, 4, 4))
+
+
+@pytest.mark.parametrize("target,packing", CONFIGS)
+def test_a_run_of_convs_is_cut_into_the_chains_of_least_ram(target, packing, tmp_path, monkeypatch):
+    from ternkit.export.c import program
+
+    model = _small_maps(np.random.default_rng(0))
+    x = example_input(model, 24)
+    prog = export_c(model, tmp_path / "c", x, target=target, packing=packing)
+    assert any(st.streams_from < 0 for st in prog.steps[1:6])  # cut somewhere
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+    monkeypatch.setattr(program, "_cuts", lambda steps, s, e, sink: [(s, e)])
+    whole = build_program(model, x, target=target, packing=packing)
+    assert all(st.streams_from == 0 for st in whole.steps[1:6])
+    # the whole chain: 5 rings of 96, the last conv's output (with the SIMD dense kernel streamed into the dense
+    # layer: a one-row ring of 8 x 4 and its 3 int32 sums) and one receptive field (72 trits, padded to whole
+    # weight bytes, 4-byte aligned); the cut plan: at most two whole maps, a ring and a receptive field
+    col = -(-program._handler(whole.steps[1]).scratch(whole.steps[1]) // 4) * 4
+    last = 32 + 12 if target == "cortex-m4" else 128
+    assert whole.arena_bytes == 5 * 96 + last + col and prog.arena_bytes <= 2 * 128 + 96 + col < whole.arena_bytes

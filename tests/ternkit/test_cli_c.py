@@ -94,8 +94,10 @@ def test_report_uses_the_measured_build(tern, tmp_path, capsys):
     build, act = tmp_path / "build", tmp_path / "run.json"
     assert main(["simulate", str(tern), "--backend", "cortex-m4", "--dataset", "digits", "--limit", "20",
                  "--build", str(build), "-o", str(act)]) == 0
-    assert "instructions per inference (measured" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "instructions per inference (measured" in printed and "Planned RAM" in printed
     figures = json.loads((build / "mcu.json").read_text())
+    assert figures["ram_planned_bytes"] == figures["arena_bytes"] + figures["stack_planned_bytes"]
     for source in (["--build", str(build)], ["--activity", str(act)]):
         out = tmp_path / ("r" + source[0])
         assert main(["report", str(tern), "--target", "mcu", *source, "-o", str(out)]) == 0
@@ -103,7 +105,9 @@ def test_report_uses_the_measured_build(tern, tmp_path, capsys):
         assert m["flash_bytes"] == figures["flash_bytes"] and m["ram_bytes"] == figures["ram_bytes"]
         assert {"flash_bytes", "stack_bytes", "ram_bytes", "instructions_per_inference"} <= set(m["measured"])
         assert m["estimated"] == ["energy"]
+        assert m["ram_planned_bytes"] == figures["ram_planned_bytes"] >= m["ram_bytes"]
         assert "Measured on a build" in (out / "report.md").read_text()
+        assert f"planned RAM {figures['ram_planned_bytes']:,} B" in (out / "report.md").read_text()
     other, changed = tmp_path / "other.tern", load_model(tern)
     changed.nodes[1].op.bias = changed.nodes[1].op.bias + np.float32(1)
     save_model(changed, other)
