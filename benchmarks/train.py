@@ -4,6 +4,7 @@ Training error, validation error, test error (MNIST: the official 10k test set),
 parameters and training time, for each method on the same data, split, epochs and seeds.
 
     python benchmarks/train.py [--quick] [--only iris,digits,mnist-256,...,kws,resnet_small] [--mnist-test DIR]
+                               [--seeds N] [--methods conntra,conntra-torch,...]
 
 Training time is the CPU time of the training loop (`time.process_time`) beside the wall time: on a shared
 machine the wall time swings with the other load, CPU time much less; ratios are taken within one run.
@@ -79,6 +80,8 @@ def main() -> int:
     ap.add_argument("--only", default=DEFAULT_ONLY, help=f"comma-separated, of {', '.join(EXPERIMENTS)}")
     ap.add_argument("--quick", action="store_true", help="3 epochs, one seed: a smoke run")
     ap.add_argument("--mnist-test", default=str(DEFAULT_TEST), help="directory of the official MNIST test set")
+    ap.add_argument("--seeds", type=int, help="seeds 0..N-1 instead of each experiment's own")
+    ap.add_argument("--methods", help="comma-separated subset of each experiment's methods")
     ap.add_argument("--out", default=str(HERE / "out" / "train.json"))
     args = ap.parse_args()
     results, t0 = {}, time.perf_counter()
@@ -87,6 +90,10 @@ def main() -> int:
         overrides = dict(overrides)
         if overrides["dataset"] == "mnist-sample" and Path(args.mnist_test).is_dir():
             overrides["test"] = f"idx:{args.mnist_test}"
+        if args.seeds:
+            seeds = list(range(args.seeds))
+        if args.methods:
+            methods = [m for m in methods if m in args.methods.split(",") or m == "float"]  # float: the unit
         if args.quick:
             overrides["epochs"], seeds = min(3, overrides["epochs"]), seeds[:1]
         # the method order alternates with the seed, so that a drift in the machine's load hits every method
@@ -99,6 +106,8 @@ def main() -> int:
                                                              "train_cpu_seconds",
                                                              "parameter_bytes", "bits_per_weight", "ratio_vs_float32",
                                                              "ratio_vs_float64", "zero_fraction")}
+            tests = [r["test_error"] for r in mine if r["test_error"] is not None]
+            summary[method]["test_error_sd"] = statistics.stdev(tests) if len(tests) > 1 else None
         float_s = summary["float"]["train_seconds"]
         float_cpu = summary["float"]["train_cpu_seconds"]
         for method in methods:
@@ -107,11 +116,12 @@ def main() -> int:
         results[name] = {"config": overrides, "seeds": seeds, "runs": rows, "summary": summary}
         print(f"\n{name}: {overrides['model']} on {overrides['dataset']}, {overrides['epochs']} epochs, "
               f"batch {overrides['batch_size']}, seeds {seeds} (errors in %, means over seeds)")
-        print(f"{'method':<14}{'train':>7}{'val':>7}{'test':>7}{'KiB':>9}{'bits/w':>7}{'vs f32':>7}{'vs f64':>7}"
-              f"{'zeros':>7}{'train s':>9}{'x float':>8}{'cpu s':>8}{'x float':>8}")
+        print(f"{'method':<14}{'train':>7}{'val':>7}{'test':>7}{'sd':>6}{'KiB':>9}{'bits/w':>7}{'vs f32':>7}"
+              f"{'vs f64':>7}{'zeros':>7}{'train s':>9}{'x float':>8}{'cpu s':>8}{'x float':>8}")
         for method, s in summary.items():
             zeros = "     -" if s["zero_fraction"] is None else f"{100 * s['zero_fraction']:6.1f}"
-            print(f"{method:<14}{_pct(s['train_error']):>7}{_pct(s['val_error']):>7}{_pct(s['test_error']):>7}"
+            sd = "     -" if s["test_error_sd"] is None else f"{100 * s['test_error_sd']:6.2f}"
+            print(f"{method:<14}{_pct(s['train_error']):>7}{_pct(s['val_error']):>7}{_pct(s['test_error']):>7}{sd}"
                   f"{s['parameter_bytes'] / 1024:9.1f}{s['bits_per_weight']:7.2f}{s['ratio_vs_float32']:7.1f}"
                   f"{s['ratio_vs_float64']:7.1f}{zeros:>7}{s['train_seconds']:9.1f}{s['time_vs_float']:8.2f}"
                   f"{s['train_cpu_seconds']:8.1f}{s['cpu_vs_float']:8.2f}")
