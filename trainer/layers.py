@@ -141,9 +141,7 @@ class QuantLayer(nn.Module):
         y = F.linear(x, w) if self.kind == "dense" else F.conv2d(x, w, None, self.stride, self.padding, 1, self.groups)
         # per output: the last axis of a linear layer's output (any rank, as nn.Linear), the channel axis of a conv's
         shape = (-1,) if self.kind == "dense" else (1, -1) + (1,) * (y.dim() - 2)
-        # (y * s) + b in place: one autograd node fewer in the backward pass than addcmul's (whose derivative
-        # multiplies twice per input), measured 3-10 % faster forward+backward on the MNIST MLP
-        return (y * s.reshape(shape)).add_(b.reshape(shape))
+        return torch.addcmul(b.reshape(shape), y, s.reshape(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         op = self.op if self.op is not None else self.base_op
