@@ -213,6 +213,12 @@ static inline int32_t tk_sxtb16_ror8(uint32_t v) {
 #define TK_SMLAD(a, b, c) ((int32_t)__smlad((int32_t)(a), (int32_t)(b), (c)))
 #define TK_SADD16(a, b) ((int32_t)__sadd16((int32_t)(a), (int32_t)(b)))
 #define TK_SSUB16(a, b) ((int32_t)__ssub16((int32_t)(a), (int32_t)(b)))
+static inline int32_t tk_smmulr(int32_t a, int32_t b) {
+    int32_t r;
+    __asm ("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#define TK_SMMULR(a, b) tk_smmulr((a), (b))
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TK_DSP_ASM 1 /* the inner loops in hand-scheduled Thumb-2 */
 #endif
@@ -232,6 +238,7 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 }
 #define TK_SADD16(a, b) tk_add16((a), (b), 1)
 #define TK_SSUB16(a, b) tk_add16((a), (b), -1)
+#define TK_SMMULR(a, b) ((int32_t)(((int64_t)(a) * (b) + ((int64_t)1 << 31)) >> 32))
 #endif
 #ifndef TK_DSP_ASM
 #define TK_DSP_ASM 0
@@ -241,6 +248,11 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 #define TK_OPAQUE(p) __asm ("" : "+r"(p))
 #else
 #define TK_OPAQUE(p) (void)(p)
+#endif
+#if defined(__GNUC__)
+#define TK_NOINLINE __attribute__((noinline)) /* a kernel of its own: its registers are not shared with a caller's */
+#else
+#define TK_NOINLINE
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #define TK_UNROLL2 _Pragma("GCC unroll 2")
@@ -257,6 +269,14 @@ static inline uint32_t tk_rd32(const int8_t *p) {
 #else
     return (uint32_t)(uint8_t)p[0] | (uint32_t)(uint8_t)p[1] << 8 | (uint32_t)(uint8_t)p[2] << 16
            | (uint32_t)(uint8_t)p[3] << 24;
+#endif
+}
+
+static inline void tk_wr32(int8_t *p, uint32_t v) {
+#if defined(__GNUC__)
+    __builtin_memcpy(p, &v, 4);
+#else
+    for (int32_t i = 0; i < 4; i++) p[i] = (int8_t)(uint8_t)(v >> 8 * i);
 #endif
 }
 """
@@ -559,15 +579,65 @@ typedef struct {
    Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
    reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
 #define TK_DW_TAPS 32
+/* bytes of one padded row of the depthwise buffer: whole groups of four output pixels, the kernel's width and
+   the 3 bytes a word load reads past a pixel (ops.py: Conv.scratch) */
+#define TK_DW_STRIDE(ow, sx, kw) (((((ow) + 3) & ~3) * (sx) + (kw) + 7) & ~3)
+
+/* One channel's requantisation held in registers across its outputs: tk_fin(tk_term(v, m, e) + b, sh) with the
+   rounding half folded into bh = b + 2^(sh-1). tk_term's (A m + 2^30) >> 31, A = v << e, equals SMMULR(2 A, m)
+   = (2 A m + 2^31) >> 32 whenever 2 A fits in an int32: `fast` says so for every v the kernel can hand it
+   (|v| <= 128 * taps, see tk_rq_fast); otherwise tk_term itself. */
+typedef struct {
+    int32_t m, bh, fast; uint32_t e;
+} tk_ch_t;
+
+/* 2^30 / (128 * taps): a channel whose 2^e stays at or under it takes the SMMULR form */
+static inline uint32_t tk_rq_fast(int32_t taps) {
+    return ((1u << 30) - 1u) / (128u * (uint32_t)(taps > 0 ? taps : 1));
+}
+
+static inline tk_ch_t tk_ch(const tk_rq_t *rq, int32_t c, uint32_t lim) {
+    tk_ch_t k;
+    k.m = rq->m[c];
+    k.e = rq->e[c];
+    k.bh = rq->b[c] + ((1 << rq->sh) >> 1);
+    k.fast = k.e < 31u && (1u << k.e) <= lim;
+    return k;
+}
+
+static inline int32_t tk_req(const tk_ch_t *k, int32_t v, int32_t sh) {
+    const int32_t t = k->fast ? TK_SMMULR((int32_t)((uint32_t)v << (k->e + 1u)), k->m) : tk_term(v, k->m, k->e);
+    return (t + k->bh) >> sh;
+}
+
+static inline int32_t tk_clamp(int32_t t, int32_t lo, int32_t hi) {
+    return t < lo ? lo : t > hi ? hi : t;
+}
+
+/* a padded row of the depthwise buffer: `len` bytes, zeros but for input row `src` (wd bytes) at `px` */
+static inline void tk_dw_row(int8_t *d, int32_t len, const int8_t *src, int32_t wd, int32_t px) {
+    uint32_t *z = (uint32_t *)(void *)d;
+    for (int32_t i = 0; i < len; i += 4) *z++ = 0u;
+    if (!src) return;
+    d += px;
+    int32_t j = 0;
+    for (; j + 4 <= wd; j += 4) {
+        tk_wr32(d + j, tk_rd32(src + j));
+    }
+    for (; j < wd; j++) d[j] = src[j];
+}
 
 /* depthwise (one input and one output channel per group, at most TK_DW_TAPS taps), per channel and output
-   row: the kh input rows it reads copied into `buf` with their zero padding (so no pixel needs a bounds test),
-   the non-zero taps as two offset lists (+1 and -1), decoded once per channel. With stride 1, four output
-   pixels at a time: one word load per tap and SXTAB16 / SSUB16 on two halfword pairs of sums. */
-TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8, int32_t *y32,
+   row: the kh input rows it reads copied into `buf` with their zero padding (whole words, so no pixel needs
+   a bounds test), the non-zero taps as two offset lists (+1 and -1). Four output pixels at a time, as two
+   halfword pairs of sums: per tap one word load (stride 1; two with stride 2) and SXTB16 / SADD16 or SSUB16;
+   the last group's extra pixels read zeros and are not stored. Other strides: one pixel at a time. */
+TK_KERNEL TK_NOINLINE void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8, int32_t *y32,
                           int32_t oy0, int32_t oy1) {
-    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, taps = p->kh * p->kw;
-    const int32_t stride = ((p->ow - 1) * p->sx + p->kw + 3 + 3) & ~3; /* a padded row, and 3 bytes to read past */
+    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, sy = p->sy, sx = p->sx, py = p->py, px = p->px;
+    const int32_t in_rows = p->in_rows, ow = p->ow, hw = in_rows * wd, ohw = p->out_rows * ow, taps = kh * kw;
+    const int32_t stride = TK_DW_STRIDE(ow, sx, kw), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+    const uint32_t lim = tk_rq_fast(taps);
     int16_t off[TK_DW_TAPS];
     for (int32_t c = 0; c < p->cout; c++) {
         const uint8_t *w = p->w + c * p->kbytes;
@@ -576,50 +646,138 @@ TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf,
             const int32_t t = tk_trit(w, k);
             if (t > 0) off[np++] = (int16_t)(r * stride + q);
             else if (t < 0) off[--nt] = (int16_t)(r * stride + q);
-            if (++q == p->kw) { q = 0; r++; }
+            if (++q == kw) { q = 0; r++; }
         }
-        const int32_t m = p->rq.m[c], b = p->rq.b[c], sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-        const uint32_t e = p->rq.e[c];
         const int8_t *xc = x + c * hw;
+        const tk_ch_t ch = tk_ch(&p->rq, c, lim);
         for (int32_t oy = oy0; oy < oy1; oy++) {
-            const int32_t iy0 = oy * p->sy - p->py;
-            for (int32_t ky = 0; ky < p->kh; ky++) {
-                int8_t *d = buf + ky * stride;
-                const int32_t iy = iy0 + ky;
-                int32_t i = 0;
-                if ((uint32_t)iy < (uint32_t)p->h) {
-                    const int8_t *src = xc + (iy % p->in_rows) * p->wd;
-                    for (; i < p->px; i++) d[i] = 0;
-                    for (int32_t j = 0; j < p->wd && i < stride; j++, i++) d[i] = src[j];
-                }
-                for (; i < stride; i++) d[i] = 0;
-            }
-            int32_t o = c * ohw + (oy % p->out_rows) * p->ow, ox = 0;
-            if (p->sx == 1) {
-                for (; ox + 4 <= p->ow; ox += 4, o += 4) {
-                    const int8_t *base = buf + ox;
+            const int32_t iy0 = oy * sy - py;
+            for (int32_t ky = 0, iy = iy0; ky < kh; ky++, iy++)
+                tk_dw_row(buf + ky * stride, stride, (uint32_t)iy < (uint32_t)h ? xc + (iy % in_rows) * wd : 0, wd, px);
+            const int32_t o = c * ohw + (oy % p->out_rows) * ow;
+            if (sx <= 2) {
+                for (int32_t ox = 0; ox < ow; ox += 4) {
+                    const int8_t *base = buf + ox * sx;
                     int32_t a02 = 0, a13 = 0;
-                    for (int32_t t = 0; t < np; t++) {
-                        const uint32_t v = tk_rd32(base + off[t]);
-                        a02 = TK_SADD16(a02, TK_SXTB16(v));
-                        a13 = TK_SADD16(a13, TK_SXTB16_ROR8(v));
+                    if (sx == 1) {
+                        for (int32_t t = 0; t < np; t++) {
+                            const uint32_t v = tk_rd32(base + off[t]);
+                            a02 = TK_SADD16(a02, TK_SXTB16(v));
+                            a13 = TK_SADD16(a13, TK_SXTB16_ROR8(v));
+                        }
+                        for (int32_t t = nt; t < taps; t++) {
+                            const uint32_t v = tk_rd32(base + off[t]);
+                            a02 = TK_SSUB16(a02, TK_SXTB16(v));
+                            a13 = TK_SSUB16(a13, TK_SXTB16_ROR8(v));
+                        }
+                    } else { /* pixels 0, 1 at bytes 0, 2 of the first word; 2, 3 of the second */
+                        for (int32_t t = 0; t < np; t++) {
+                            const int8_t *b = base + off[t];
+                            a02 = TK_SADD16(a02, TK_SXTB16(tk_rd32(b)));
+                            a13 = TK_SADD16(a13, TK_SXTB16(tk_rd32(b + 4)));
+                        }
+                        for (int32_t t = nt; t < taps; t++) {
+                            const int8_t *b = base + off[t];
+                            a02 = TK_SSUB16(a02, TK_SXTB16(tk_rd32(b)));
+                            a13 = TK_SSUB16(a13, TK_SXTB16(tk_rd32(b + 4)));
+                        }
                     }
-                    for (int32_t t = nt; t < taps; t++) {
-                        const uint32_t v = tk_rd32(base + off[t]);
-                        a02 = TK_SSUB16(a02, TK_SXTB16(v));
-                        a13 = TK_SSUB16(a13, TK_SXTB16_ROR8(v));
+                    int32_t acc[4];
+                    if (sx == 1) { acc[0] = (int16_t)a02; acc[1] = (int16_t)a13; acc[2] = a02 >> 16; acc[3] = a13 >> 16; }
+                    else { acc[0] = (int16_t)a02; acc[1] = a02 >> 16; acc[2] = (int16_t)a13; acc[3] = a13 >> 16; }
+                    const int32_t k = ow - ox < 4 ? ow - ox : 4;
+                    if (y32) {
+                        for (int32_t r = 0; r < k; r++) y32[o + ox + r] = tk_req(&ch, acc[r], sh);
+                    } else {
+                        for (int32_t r = 0; r < k; r++) y8[o + ox + r] = (int8_t)tk_clamp(tk_req(&ch, acc[r], sh), lo, hi);
                     }
-                    const int32_t acc[4] = {(int16_t)a02, (int16_t)a13, a02 >> 16, a13 >> 16};
-                    for (int32_t r = 0; r < 4; r++)
-                        tk_put(y8, y32, o + r, tk_fin(tk_term(acc[r], m, e) + b, sh), lo, hi);
+                }
+            } else {
+                for (int32_t ox = 0; ox < ow; ox++) {
+                    const int8_t *base = buf + ox * sx;
+                    int32_t acc = 0;
+                    for (int32_t t = 0; t < np; t++) acc += base[off[t]];
+                    for (int32_t t = nt; t < taps; t++) acc -= base[off[t]];
+                    tk_put(y8, y32, o + ox, tk_req(&ch, acc, sh), lo, hi);
                 }
             }
-            for (; ox < p->ow; ox++, o++) {
-                const int8_t *base = buf + ox * p->sx;
-                int32_t acc = 0;
-                for (int32_t t = 0; t < np; t++) acc += base[off[t]];
-                for (int32_t t = nt; t < taps; t++) acc -= base[off[t]];
-                tk_put(y8, y32, o, tk_fin(tk_term(acc, m, e) + b, sh), lo, hi);
+        }
+    }
+}
+
+/* every channel's requantisation takes the SMMULR form (tk_ch_t) for sums of `taps` trits */
+static inline int32_t tk_all_fast(const tk_rq_t *rq, int32_t cout, int32_t taps) {
+    const uint32_t lim = tk_rq_fast(taps);
+    int32_t fast = 1;
+    for (int32_t c = 0; c < cout; c++) fast &= rq->e[c] < 31u && (1u << rq->e[c]) <= lim;
+    return fast;
+}
+
+/* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
+   its top-left input position, r0 the stored row of iy0 (rows are a ring of in_rows) */
+static inline void tk_gather(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
+                             int32_t ix0, int32_t inside) {
+    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, in_rows = p->in_rows, hw = in_rows * wd;
+    for (int32_t ci = 0; ci < p->cin_g; ci++, xg += hw) {
+        for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, r = r + 1 == in_rows ? 0 : r + 1) {
+            if ((uint32_t)iy >= (uint32_t)h) {
+                for (int32_t kx = 0; kx < kw; kx++) *c++ = 0;
+                continue;
+            }
+            const int8_t *row = xg + r * wd;
+            if (inside) {
+                for (int32_t kx = 0; kx < kw; kx++) *c++ = row[ix0 + kx];
+            } else {
+                for (int32_t kx = 0, ix = ix0; kx < kw; kx++, ix++) *c++ = (uint32_t)ix < (uint32_t)wd ? row[ix] : 0;
+            }
+        }
+    }
+}
+
+/* output rows [oy0, oy1), one pixel at a time: its receptive field (per group) gathered into `col` (padding
+   as zeros; a 1x1 kernel reads one byte per input channel), then every output channel of the group is a dot
+   product with it, four channels at a time, requantised with the layer's parameters held in locals.
+   Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
+   reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
+TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8,
+                                       int32_t *y32, int32_t oy0, int32_t oy1) {
+    const int32_t cin_g = p->cin_g, cout_g = p->cout_g, kb = p->kbytes, wd = p->wd, ow = p->ow, sx = p->sx;
+    const int32_t hw = p->in_rows * wd, ohw = p->out_rows * ow, taps = cin_g * p->kh * p->kw;
+    const int32_t n = kb * TK_TRITS_PER_BYTE, groups = p->cout / cout_g, sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+    const int32_t half = (1 << sh) >> 1, pw = p->kh == 1 && p->kw == 1;
+    const int32_t *const rm = p->rq.m, *const rb = p->rq.b;
+    const uint8_t *const re = p->rq.e;
+    const int32_t fast = !y32 && tk_all_fast(&p->rq, p->cout, taps);
+    for (int32_t i = taps; i < n; i++) col[i] = 0; /* the last byte's padding trits */
+    for (int32_t oy = oy0; oy < oy1; oy++) {
+        const int32_t iy0 = oy * p->sy - p->py, r0 = ((iy0 % p->in_rows) + p->in_rows) % p->in_rows;
+        const int32_t row_in = (uint32_t)iy0 < (uint32_t)p->h;
+        int32_t pix = (oy % p->out_rows) * ow;
+        for (int32_t ox = 0, ix0 = -p->px; ox < ow; ox++, pix++, ix0 += sx) {
+            const int32_t inside = ix0 >= 0 && ix0 + p->kw <= wd;
+            for (int32_t g = 0; g < groups; g++) {
+                const int8_t *xg = x + g * cin_g * hw;
+                if (pw && inside && row_in) {
+                    const int8_t *src = xg + r0 * wd + ix0;
+                    for (int32_t ci = 0; ci < cin_g; ci++, src += hw) col[ci] = *src;
+                } else {
+                    tk_gather(p, xg, col, iy0, r0, ix0, inside);
+                }
+                const int32_t end = (g + 1) * cout_g;
+                for (int32_t co = g * cout_g; co < end;) {
+                    int32_t s[4];
+                    const int32_t k = tk_rows(p->w + co * kb, end - co, kb, col, n, s);
+                    if (fast) {
+                        int8_t *yp = y8 + co * ohw + pix;
+                        for (int32_t r = 0; r < k; r++, co++, yp += ohw) {
+                            const int32_t t = TK_SMMULR((int32_t)((uint32_t)s[r] << (re[co] + 1u)), rm[co]);
+                            *yp = (int8_t)tk_clamp((t + rb[co] + half) >> sh, lo, hi);
+                        }
+                    } else {
+                        for (int32_t r = 0; r < k; r++, co++)
+                            tk_put(y8, y32, co * ohw + pix, tk_fin(tk_term(s[r], rm[co], re[co]) + rb[co], sh), lo, hi);
+                    }
+                }
             }
         }
     }
@@ -627,54 +785,8 @@ TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf,
 
 TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
                             int32_t oy0, int32_t oy1) {
-    if (p->cin_g == 1 && p->cout_g == 1 && p->kh * p->kw <= TK_DW_TAPS) {
-        tk_dw_simd(p, x, col, y8, y32, oy0, oy1);
-        return;
-    }
-    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
-    const int32_t groups = p->cout / p->cout_g;
-    for (int32_t i = p->cin_g * p->kh * p->kw; i < n; i++) col[i] = 0; /* the last byte's padding trits */
-    for (int32_t oy = oy0; oy < oy1; oy++) {
-        int32_t pix = (oy % p->out_rows) * p->ow;
-        for (int32_t ox = 0; ox < p->ow; ox++, pix++) {
-            const int32_t iy0 = oy * p->sy - p->py, ix0 = ox * p->sx - p->px;
-            const int32_t inside = ix0 >= 0 && ix0 + p->kw <= p->wd;
-            for (int32_t g = 0; g < groups; g++) {
-                int8_t *c = col;
-                const int8_t *xg = x + g * p->cin_g * hw;
-                if (p->kh == 1 && p->kw == 1 && inside && (uint32_t)iy0 < (uint32_t)p->h) { /* pointwise */
-                    const int8_t *src = xg + (iy0 % p->in_rows) * p->wd + ix0;
-                    for (int32_t ci = 0; ci < p->cin_g; ci++, src += hw) *c++ = *src;
-                } else
-                for (int32_t ci = 0; ci < p->cin_g; ci++) {
-                    for (int32_t ky = 0; ky < p->kh; ky++) {
-                        const int32_t iy = iy0 + ky;
-                        if ((uint32_t)iy >= (uint32_t)p->h) {
-                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = 0;
-                            continue;
-                        }
-                        const int8_t *row = xg + ci * hw + (iy % p->in_rows) * p->wd;
-                        if (inside) {
-                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = row[ix0 + kx];
-                        } else {
-                            for (int32_t kx = 0; kx < p->kw; kx++) {
-                                const int32_t ix = ix0 + kx;
-                                *c++ = (uint32_t)ix < (uint32_t)p->wd ? row[ix] : 0;
-                            }
-                        }
-                    }
-                }
-                const int32_t end = (g + 1) * p->cout_g;
-                for (int32_t co = g * p->cout_g; co < end;) {
-                    int32_t s[4];
-                    const int32_t k = tk_rows(p->w + co * p->kbytes, end - co, p->kbytes, col, n, s);
-                    for (int32_t r = 0; r < k; r++, co++)
-                        tk_put(y8, y32, co * ohw + pix, tk_fin(tk_term(s[r], p->rq.m[co], p->rq.e[co]) + p->rq.b[co],
-                               p->rq.sh), p->rq.lo, p->rq.hi);
-                }
-            }
-        }
-    }
+    if (p->cin_g == 1 && p->cout_g == 1 && p->kh * p->kw <= TK_DW_TAPS) tk_dw_simd(p, x, col, y8, y32, oy0, oy1);
+    else tk_conv_gen(p, x, col, y8, y32, oy0, oy1);
 }
 
 typedef struct {

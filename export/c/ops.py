@@ -160,6 +160,12 @@ class Dense:
         return f"tk_{self.kernel_of(step)}(&{sym}, {xs[0]}, {y8}, {y32});"
 
 
+def _dw_stride(ow: int, sx: int, kw: int) -> int:
+    """Bytes of one padded row of tk_dw_simd's buffer (TK_DW_STRIDE): groups of four outputs, the kernel's
+    width, and the 3 bytes a word load reads past a pixel."""
+    return ((-(-ow // 4) * 4) * sx + kw + 7) & ~3
+
+
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """Per kernel offset: [lo, hi) of the output positions whose input through that offset is real."""
     lo, hi = np.zeros(k, np.int64), np.zeros(k, np.int64)
@@ -197,7 +203,7 @@ class Conv:
             op = step.op
             kh, kw = op.kernel
             if op.weight.shape[1] == 1 and op.weight.shape[0] == op.groups and kh * kw <= DW_TAPS:
-                return kh * (((step.out_shape[2] - 1) * op.stride[1] + kw + 6) & ~3)
+                return kh * _dw_stride(step.out_shape[2], op.stride[1], kw)
             return -(-int(np.prod(op.weight.shape[1:])) // per) * per
         return 4 * int(np.prod(step.out_shape[1:]))
 

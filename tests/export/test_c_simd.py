@@ -118,3 +118,66 @@ def test_cli_export_c_takes_target_and_packing(tmp_path, capsys):
     assert main(["export", "c", str(path), "-o", str(tmp_path / "d"), "--packing", "nibble"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nibble" in err and "Traceback" not in err
+
+
+# depthwise and conv shapes at the edges of the SIMD kernels' fast paths: (channels, h, w, kernel, stride,
+# padding, depthwise, then a 1x1 conv streamed from it). Widths under 4 and odd, stride 2 (two word loads per
+# tap), stride 3 (one pixel at a time), no / wide padding, 1 to 25 taps, channels whose trits are all zero.
+EDGES = {
+    "dw-w3": (3, 6, 3, (3, 3), (1, 1), (1, 1), True, False),
+    "dw-odd-w5-chain": (5, 9, 5, (3, 3), (1, 1), (1, 1), True, True),
+    "dw-w7-s2": (4, 7, 7, (3, 3), (2, 2), (1, 1), True, True),
+    "dw-w2-s2-nopad": (2, 5, 2, (1, 1), (2, 2), (0, 0), True, False),
+    "dw-5x5-pad2": (3, 9, 11, (5, 5), (1, 1), (2, 2), True, True),
+    "dw-1x3-s3": (4, 8, 13, (1, 3), (3, 3), (0, 1), True, False),
+    "dw-1tap": (6, 4, 9, (1, 1), (1, 1), (0, 0), True, True),
+    "conv-w3-s2": (3, 7, 3, (3, 3), (2, 2), (1, 1), False, True),
+    "conv-10x4-s2": (1, 13, 6, (10, 4), (2, 2), (5, 1), False, True),
+    "conv-1x1-w1": (7, 5, 1, (1, 1), (1, 1), (0, 0), False, False),
+}
+
+
+def edge_model(name: str, seed: int = 0, zero_channels: bool = True):
+    """The model of EDGES[name]: a conv (depthwise or full, some channels all-zero), ReLU-free, optionally a
+    1x1 conv streamed from it, then a dense head; the last case of each family ends in the conv itself (its
+    int32 scores written by the conv kernel)."""
+    c, h, w, k, stride, pad, dw, chain = EDGES[name]
+    rng = np.random.default_rng(seed)
+    first = conv(rng, c, c if dw else 2, k, stride, pad, groups=c if dw else 1)
+    if zero_channels:
+        first.weight[::3] = 0
+    cin = c if dw else 2
+    nodes = [Node("c1", first, (INPUT,))]
+    oh, ow = (h + 2 * pad[0] - k[0]) // stride[0] + 1, (w + 2 * pad[1] - k[1]) // stride[1] + 1
+    prev, ch = "c1", c
+    if chain:
+        nodes.append(Node("c2", conv(rng, 5, c, (1, 1), (1, 1), (0, 0)), ("c1",)))
+        prev, ch = "c2", 5
+    nodes += [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, ch * oh * ow), ("f",))]
+    return _model(nodes, _image(cin, h, w))
+
+
+def conv_scores_model(seed: int = 0):
+    """A depthwise conv whose output is the scores (its int32 outputs written by the SIMD kernel itself)."""
+    rng = np.random.default_rng(seed)
+    nodes = [Node("c1", conv(rng, 3, 3, (3, 3), (1, 1), (1, 1), groups=3), (INPUT,)), Node("f", Flatten(), ("c1",))]
+    return _model(nodes, _image(3, 3, 1), classes=9)
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_conv_edge_shapes_are_bit_identical_to_emulation(name, packing, tmp_path):
+    model = edge_model(name)
+    x = np.random.default_rng(3).normal(0.5, 1.5, size=(24, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_depthwise_writing_the_scores_is_bit_identical(tmp_path):
+    model = conv_scores_model()
+    x = np.random.default_rng(4).normal(0.5, 1.5, size=(16, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
+    assert prog.steps[0].scores
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
