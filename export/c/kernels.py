@@ -219,6 +219,20 @@ static inline int32_t tk_smmulr(int32_t a, int32_t b) {
     return r;
 }
 #define TK_SMMULR(a, b) tk_smmulr((a), (b))
+#define TK_SSAT8(t) __ssat((t), 8)
+/* (low half of a, low half of b) and (high half of b, high half of a) */
+static inline int32_t tk_pkhbt(int32_t a, int32_t b) {
+    int32_t r;
+    __asm ("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t tk_pkhtb(int32_t a, int32_t b) {
+    int32_t r;
+    __asm ("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#define TK_PKHBT(a, b) tk_pkhbt((a), (b))
+#define TK_PKHTB(a, b) tk_pkhtb((a), (b))
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TK_DSP_ASM 1 /* the inner loops in hand-scheduled Thumb-2 */
 #endif
@@ -239,6 +253,9 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 #define TK_SADD16(a, b) tk_add16((a), (b), 1)
 #define TK_SSUB16(a, b) tk_add16((a), (b), -1)
 #define TK_SMMULR(a, b) ((int32_t)(((int64_t)(a) * (b) + ((int64_t)1 << 31)) >> 32))
+#define TK_SSAT8(t) ((t) < -128 ? -128 : (t) > 127 ? 127 : (t))
+#define TK_PKHBT(a, b) ((int32_t)(((uint32_t)(b) << 16) | ((uint32_t)(a) & 0xFFFFu)))
+#define TK_PKHTB(a, b) ((int32_t)(((uint32_t)(a) & 0xFFFF0000u) | ((uint32_t)(b) >> 16)))
 #endif
 #ifndef TK_DSP_ASM
 #define TK_DSP_ASM 0
@@ -289,6 +306,14 @@ DOT = {
 static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
     const int32_t c = (w[k >> 2] >> ((k & 3) << 1)) & 3;
     return c == 1 ? 1 : c == 3 ? -1 : 0;
+}
+/* the 2-bit codes (01: +1, 11: -1, 00: 0) of trits [k0, k0 + 16) of a row of n trits whose byte j is w[j * bstep],
+   trit k at bits 2k - 2k0; k0 a multiple of 16, no byte past the row read */
+static inline uint32_t tk_codes16(const uint8_t *w, int32_t bstep, int32_t k0, int32_t n) {
+    const int32_t b0 = k0 >> 2, b1 = (n + 3) >> 2 < b0 + 4 ? (n + 3) >> 2 : b0 + 4;
+    uint32_t v = 0;
+    for (int32_t j = b1 - 1; j >= b0; j--) v = v << 8 | w[j * bstep];
+    return v;
 }
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte, its trits as halfword pairs (t0, t2)
    and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
@@ -421,6 +446,17 @@ static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
     int32_t b = w[k / 5];
     for (int32_t i = k % 5; i > 0; i--) b /= 3;
     return b % 3 - 1;
+}
+/* the 2-bit codes (01: +1, 11: -1, 00: 0) of trits [k0, k0 + 16) of a row of n trits whose byte j is w[j * bstep],
+   trit k at bits 2k - 2k0 (each byte's five trits from the decode table) */
+static inline uint32_t tk_codes16(const uint8_t *w, int32_t bstep, int32_t k0, int32_t n) {
+    uint32_t v = 0;
+    for (int32_t k = (n < k0 + 16 ? n : k0 + 16) - 1; k >= k0; k--) {
+        const int32_t b = w[(k / 5) * bstep], d = k % 5;
+        const int32_t t = d == 4 ? tk_trits[2][b] : (int16_t)(tk_trits[d & 1][b] >> (16 * (d >> 1)));
+        v = v << 2 | ((uint32_t)t & 3u);
+    }
+    return v;
 }
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte (5 trits), SMLAD of (x0, x2) and
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
@@ -588,7 +624,7 @@ typedef struct {
    = (2 A m + 2^31) >> 32 whenever 2 A fits in an int32: `fast` says so for every v the kernel can hand it
    (|v| <= 128 * taps, see tk_rq_fast); otherwise tk_term itself. */
 typedef struct {
-    int32_t m, bh, fast; uint32_t e;
+    int32_t m, bh; uint32_t e;
 } tk_ch_t;
 
 /* 2^30 / (128 * taps): a channel whose 2^e stays at or under it takes the SMMULR form */
@@ -596,17 +632,24 @@ static inline uint32_t tk_rq_fast(int32_t taps) {
     return ((1u << 30) - 1u) / (128u * (uint32_t)(taps > 0 ? taps : 1));
 }
 
-static inline tk_ch_t tk_ch(const tk_rq_t *rq, int32_t c, uint32_t lim) {
+/* every channel's requantisation takes the SMMULR form for sums of `taps` trits */
+static inline int32_t tk_all_fast(const tk_rq_t *rq, int32_t cout, int32_t taps) {
+    const uint32_t lim = tk_rq_fast(taps);
+    int32_t fast = 1;
+    for (int32_t c = 0; c < cout; c++) fast &= rq->e[c] < 31u && (1u << rq->e[c]) <= lim;
+    return fast;
+}
+
+static inline tk_ch_t tk_ch(const tk_rq_t *rq, int32_t c) {
     tk_ch_t k;
     k.m = rq->m[c];
     k.e = rq->e[c];
     k.bh = rq->b[c] + ((1 << rq->sh) >> 1);
-    k.fast = k.e < 31u && (1u << k.e) <= lim;
     return k;
 }
 
-static inline int32_t tk_req(const tk_ch_t *k, int32_t v, int32_t sh) {
-    const int32_t t = k->fast ? TK_SMMULR((int32_t)((uint32_t)v << (k->e + 1u)), k->m) : tk_term(v, k->m, k->e);
+static inline int32_t tk_req(const tk_ch_t *k, int32_t v, int32_t sh, int32_t fast) {
+    const int32_t t = fast ? TK_SMMULR((int32_t)((uint32_t)v << (k->e + 1u)), k->m) : tk_term(v, k->m, k->e);
     return (t + k->bh) >> sh;
 }
 
@@ -614,103 +657,152 @@ static inline int32_t tk_clamp(int32_t t, int32_t lo, int32_t hi) {
     return t < lo ? lo : t > hi ? hi : t;
 }
 
-/* a padded row of the depthwise buffer: `len` bytes, zeros but for input row `src` (wd bytes) at `px` */
-static inline void tk_dw_row(int8_t *d, int32_t len, const int8_t *src, int32_t wd, int32_t px) {
-    uint32_t *z = (uint32_t *)(void *)d;
-    for (int32_t i = 0; i < len; i += 4) *z++ = 0u;
-    if (!src) return;
-    d += px;
-    int32_t j = 0;
-    for (; j + 4 <= wd; j += 4) {
-        tk_wr32(d + j, tk_rd32(src + j));
-    }
-    for (; j < wd; j++) d[j] = src[j];
+/* an int8 output with the upper bound 127: saturated to int8, then the lower bound (-128, or 0 under a ReLU) */
+static inline int8_t tk_out8(int32_t t, int32_t lo) {
+    t = TK_SSAT8(t);
+    return (int8_t)(t < lo ? lo : t);
 }
 
-/* depthwise (one input and one output channel per group, at most TK_DW_TAPS taps), per channel and output
-   row: the kh input rows it reads copied into `buf` with their zero padding (whole words, so no pixel needs
-   a bounds test), the non-zero taps as two offset lists (+1 and -1). Four output pixels at a time, as two
-   halfword pairs of sums: per tap one word load (stride 1; two with stride 2) and SXTB16 / SADD16 or SSUB16;
-   the last group's extra pixels read zeros and are not stored. Other strides: one pixel at a time. */
-TK_KERNEL TK_NOINLINE void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8, int32_t *y32,
-                          int32_t oy0, int32_t oy1) {
-    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, sy = p->sy, sx = p->sx, py = p->py, px = p->px;
-    const int32_t in_rows = p->in_rows, ow = p->ow, hw = in_rows * wd, ohw = p->out_rows * ow, taps = kh * kw;
-    const int32_t stride = TK_DW_STRIDE(ow, sx, kw), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-    const uint32_t lim = tk_rq_fast(taps);
-    int16_t off[TK_DW_TAPS];
-    for (int32_t c = 0; c < p->cout; c++) {
-        const uint8_t *w = p->w + c * p->kbytes;
-        int32_t np = 0, nt = taps; /* offsets of +1 taps at [0, np), of -1 taps at [nt, taps) */
-        for (int32_t k = 0, r = 0, q = 0; k < taps; k++) {
-            const int32_t t = tk_trit(w, k);
-            if (t > 0) off[np++] = (int16_t)(r * stride + q);
-            else if (t < 0) off[--nt] = (int16_t)(r * stride + q);
-            if (++q == kw) { q = 0; r++; }
+/* a padded row of the tap kernel's buffer: `len` bytes (a multiple of 4), zeros but for input row `src` (wd bytes,
+   none when 0) at `px`: the words outside the row zeroed, then the row copied a word at a time */
+static inline void tk_pad_row(int8_t *d, int32_t len, const int8_t *src, int32_t wd, int32_t px) {
+    uint32_t *z = (uint32_t *)(void *)d, *const ze = z + (len >> 2);
+    do *z++ = 0u; while (z < ze);
+    if (!src) return;
+    d += px;
+    for (; wd >= 4; wd -= 4, d += 4, src += 4) tk_wr32(d, tk_rd32(src));
+    for (; wd > 0; wd--) *d++ = *src++;
+}
+
+#if defined(__GNUC__)
+#define TK_CTZ(m) __builtin_ctz(m)
+#else
+static inline int32_t tk_ctz(uint32_t m) {
+    int32_t k = 0;
+    while (!(m & 1u)) { m >>= 1; k++; }
+    return k;
+}
+#define TK_CTZ(m) tk_ctz(m)
+#endif
+
+/* the offsets tab[k] of the taps k whose bit 2 (k - k0) is set in m, appended to out */
+static inline int16_t *tk_tap_list(uint32_t m, const int16_t *tab, int16_t *out) {
+    while (m) {
+        *out++ = tab[TK_CTZ(m) >> 1];
+        m &= m - 1u;
+    }
+    return out;
+}
+
+/* sums of 8 output pixels at `base` (stride sx: 1 or 2) over the +1 taps [pos, pend) and -1 taps [neg, nend), as
+   halfword pairs q[i] = (pixel 2i, pixel 2i + 1) */
+static inline void tk_tap_sums(const int8_t *base, const int16_t *pos, const int16_t *pend, const int16_t *neg,
+                               const int16_t *nend, int32_t sx, int32_t *q) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (sx == 1) { /* a0 = (0, 2), a1 = (1, 3), a2 = (4, 6), a3 = (5, 7) */
+        for (; pos < pend; pos++) {
+            const int8_t *b = base + *pos;
+            const uint32_t v = tk_rd32(b), u = tk_rd32(b + 4);
+            a0 = TK_SADD16(a0, TK_SXTB16(v));
+            a1 = TK_SADD16(a1, TK_SXTB16_ROR8(v));
+            a2 = TK_SADD16(a2, TK_SXTB16(u));
+            a3 = TK_SADD16(a3, TK_SXTB16_ROR8(u));
         }
-        const int8_t *xc = x + c * hw;
-        const tk_ch_t ch = tk_ch(&p->rq, c, lim);
-        for (int32_t oy = oy0; oy < oy1; oy++) {
-            const int32_t iy0 = oy * sy - py;
-            for (int32_t ky = 0, iy = iy0; ky < kh; ky++, iy++)
-                tk_dw_row(buf + ky * stride, stride, (uint32_t)iy < (uint32_t)h ? xc + (iy % in_rows) * wd : 0, wd, px);
-            const int32_t o = c * ohw + (oy % p->out_rows) * ow;
-            if (sx <= 2) {
-                for (int32_t ox = 0; ox < ow; ox += 4) {
-                    const int8_t *base = buf + ox * sx;
-                    int32_t a02 = 0, a13 = 0;
-                    if (sx == 1) {
-                        for (int32_t t = 0; t < np; t++) {
-                            const uint32_t v = tk_rd32(base + off[t]);
-                            a02 = TK_SADD16(a02, TK_SXTB16(v));
-                            a13 = TK_SADD16(a13, TK_SXTB16_ROR8(v));
-                        }
-                        for (int32_t t = nt; t < taps; t++) {
-                            const uint32_t v = tk_rd32(base + off[t]);
-                            a02 = TK_SSUB16(a02, TK_SXTB16(v));
-                            a13 = TK_SSUB16(a13, TK_SXTB16_ROR8(v));
-                        }
-                    } else { /* pixels 0, 1 at bytes 0, 2 of the first word; 2, 3 of the second */
-                        for (int32_t t = 0; t < np; t++) {
-                            const int8_t *b = base + off[t];
-                            a02 = TK_SADD16(a02, TK_SXTB16(tk_rd32(b)));
-                            a13 = TK_SADD16(a13, TK_SXTB16(tk_rd32(b + 4)));
-                        }
-                        for (int32_t t = nt; t < taps; t++) {
-                            const int8_t *b = base + off[t];
-                            a02 = TK_SSUB16(a02, TK_SXTB16(tk_rd32(b)));
-                            a13 = TK_SSUB16(a13, TK_SXTB16(tk_rd32(b + 4)));
-                        }
-                    }
-                    int32_t acc[4];
-                    if (sx == 1) { acc[0] = (int16_t)a02; acc[1] = (int16_t)a13; acc[2] = a02 >> 16; acc[3] = a13 >> 16; }
-                    else { acc[0] = (int16_t)a02; acc[1] = a02 >> 16; acc[2] = (int16_t)a13; acc[3] = a13 >> 16; }
-                    const int32_t k = ow - ox < 4 ? ow - ox : 4;
-                    if (y32) {
-                        for (int32_t r = 0; r < k; r++) y32[o + ox + r] = tk_req(&ch, acc[r], sh);
-                    } else {
-                        for (int32_t r = 0; r < k; r++) y8[o + ox + r] = (int8_t)tk_clamp(tk_req(&ch, acc[r], sh), lo, hi);
-                    }
+        for (; neg < nend; neg++) {
+            const int8_t *b = base + *neg;
+            const uint32_t v = tk_rd32(b), u = tk_rd32(b + 4);
+            a0 = TK_SSUB16(a0, TK_SXTB16(v));
+            a1 = TK_SSUB16(a1, TK_SXTB16_ROR8(v));
+            a2 = TK_SSUB16(a2, TK_SXTB16(u));
+            a3 = TK_SSUB16(a3, TK_SXTB16_ROR8(u));
+        }
+        q[0] = TK_PKHBT(a0, a1);
+        q[1] = TK_PKHTB(a1, a0);
+        q[2] = TK_PKHBT(a2, a3);
+        q[3] = TK_PKHTB(a3, a2);
+        return;
+    }
+    for (; pos < pend; pos++) { /* stride 2: word i holds pixels 2i, 2i + 1 at bytes 0 and 2 */
+        const int8_t *b = base + *pos;
+        a0 = TK_SADD16(a0, TK_SXTB16(tk_rd32(b)));
+        a1 = TK_SADD16(a1, TK_SXTB16(tk_rd32(b + 4)));
+        a2 = TK_SADD16(a2, TK_SXTB16(tk_rd32(b + 8)));
+        a3 = TK_SADD16(a3, TK_SXTB16(tk_rd32(b + 12)));
+    }
+    for (; neg < nend; neg++) {
+        const int8_t *b = base + *neg;
+        a0 = TK_SSUB16(a0, TK_SXTB16(tk_rd32(b)));
+        a1 = TK_SSUB16(a1, TK_SXTB16(tk_rd32(b + 4)));
+        a2 = TK_SSUB16(a2, TK_SXTB16(tk_rd32(b + 8)));
+        a3 = TK_SSUB16(a3, TK_SXTB16(tk_rd32(b + 12)));
+    }
+    q[0] = a0;
+    q[1] = a1;
+    q[2] = a2;
+    q[3] = a3;
+}
+
+/* the tap kernel (tk_taps_ok): per output row and group, the cin_g x kh input rows it reads copied into `buf`
+   with their zero padding (whole words, so no pixel needs a bounds test); per output channel its non-zero taps
+   as two offset lists (+1 and -1) into that buffer, then 8 output pixels at a time as halfword pairs of sums
+   (|sum| <= 128 * 32 fits): per tap one word load per 4 pixels (stride 1; two with stride 2) and SXTB16 /
+   SADD16 or SSUB16. The last pass's extra pixels read zeros and are not stored. Writes int8 only. */
+TK_KERNEL TK_NOINLINE void tk_conv_taps(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8,
+                                        int32_t oy0, int32_t oy1) {
+    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, sx = p->sx, px = p->px;
+    const int32_t cin_g = p->cin_g, cout_g = p->cout_g, kb = p->kbytes, groups = p->cout / cout_g;
+    const int32_t in_rows = p->in_rows, ow = p->ow, hw = in_rows * wd, ohw = p->out_rows * ow, taps = cin_g * kh * kw;
+    const int32_t stride = TK_DW_STRIDE(ow, sx, kw), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+    const int32_t full = cout_g / 4 * 4; /* rows of a group stored interleaved by four */
+    const int32_t fast = tk_all_fast(&p->rq, p->cout, taps);
+    int16_t tab[TK_DW_TAPS], plus[TK_DW_TAPS], minus[TK_DW_TAPS];
+    (void)hi;
+    for (int32_t k = 0, r = 0, q = 0; k < taps; k++) {
+        tab[k] = (int16_t)(r * stride + q);
+        if (++q == kw) { q = 0; r++; }
+    }
+    for (int32_t oy = oy0; oy < oy1; oy++) {
+        const int32_t iy0 = oy * p->sy - p->py, r0 = ((iy0 % in_rows) + in_rows) % in_rows;
+        int8_t *const yrow = y8 + (oy % p->out_rows) * ow;
+        for (int32_t g = 0; g < groups; g++) {
+            const int8_t *xg = x + g * cin_g * hw;
+            int8_t *d = buf;
+            for (int32_t ci = 0; ci < cin_g; ci++, xg += hw)
+                for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, r = r + 1 == in_rows ? 0 : r + 1, d += stride)
+                    tk_pad_row(d, stride, (uint32_t)iy < (uint32_t)h ? xg + r * wd : 0, wd, px);
+            for (int32_t j = 0; j < cout_g; j++) {
+                const int32_t c = g * cout_g + j;
+                const uint8_t *w = p->w + (j < full ? (c - (j & 3)) * kb + (j & 3) : c * kb);
+                int16_t *pe = plus, *ne = minus;
+                for (int32_t k0 = 0; k0 < taps; k0 += 16) {
+                    const uint32_t v = tk_codes16(w, j < full ? 4 : 1, k0, taps);
+                    pe = tk_tap_list(v & ~(v >> 1) & 0x55555555u, tab + k0, pe);
+                    ne = tk_tap_list(v & (v >> 1) & 0x55555555u, tab + k0, ne);
                 }
-            } else {
-                for (int32_t ox = 0; ox < ow; ox++) {
-                    const int8_t *base = buf + ox * sx;
-                    int32_t acc = 0;
-                    for (int32_t t = 0; t < np; t++) acc += base[off[t]];
-                    for (int32_t t = nt; t < taps; t++) acc -= base[off[t]];
-                    tk_put(y8, y32, o + ox, tk_req(&ch, acc, sh), lo, hi);
+                const tk_ch_t ch = tk_ch(&p->rq, c);
+                int8_t *yp = yrow + c * ohw;
+                for (int32_t ox = 0; ox < ow; ox += 8) {
+                    int32_t q[4];
+                    tk_tap_sums(buf + ox * sx, plus, pe, minus, ne, sx, q);
+                    const int32_t k = ow - ox < 8 ? ow - ox : 8;
+                    for (int32_t r = 0; r < k; r += 2, yp += 2) {
+                        const int32_t v = q[r >> 1];
+                        yp[0] = tk_out8(tk_req(&ch, (int16_t)v, sh, fast), lo);
+                        if (r + 1 < k) yp[1] = tk_out8(tk_req(&ch, v >> 16, sh, fast), lo);
+                    }
                 }
             }
         }
     }
 }
 
-/* every channel's requantisation takes the SMMULR form (tk_ch_t) for sums of `taps` trits */
-static inline int32_t tk_all_fast(const tk_rq_t *rq, int32_t cout, int32_t taps) {
-    const uint32_t lim = tk_rq_fast(taps);
-    int32_t fast = 1;
-    for (int32_t c = 0; c < cout; c++) fast &= rq->e[c] < 31u && (1u << rq->e[c]) <= lim;
-    return fast;
+/* the tap kernel takes convs of at most TK_DW_TAPS taps per output with stride 1 or 2 whose buffer offsets fit
+   an int16: depthwise ones, and others with rows of 8 outputs or more (narrower ones gather, ops.py: Conv) */
+static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
+    const int32_t rows = p->cin_g * p->kh;
+    return rows * p->kw <= TK_DW_TAPS && p->sx <= 2 && rows * TK_DW_STRIDE(p->ow, p->sx, p->kw) <= 32767
+           && p->rq.hi == 127
+           && ((p->cin_g == 1 && p->cout_g == 1) || p->ow >= 8);
 }
 
 /* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
@@ -785,7 +877,7 @@ TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x,
 
 TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
                             int32_t oy0, int32_t oy1) {
-    if (p->cin_g == 1 && p->cout_g == 1 && p->kh * p->kw <= TK_DW_TAPS) tk_dw_simd(p, x, col, y8, y32, oy0, oy1);
+    if (!y32 && tk_taps_ok(p)) tk_conv_taps(p, x, col, y8, oy0, oy1);
     else tk_conv_gen(p, x, col, y8, y32, oy0, oy1);
 }
 

@@ -166,6 +166,20 @@ def _dw_stride(ow: int, sx: int, kw: int) -> int:
     return ((-(-ow // 4) * 4) * sx + kw + 7) & ~3
 
 
+def _tap_rows(step: Step) -> int:
+    """Padded input rows of tk_conv_taps' buffer (cin/groups x kh), 0 when the conv gathers receptive fields
+    instead: the mirror of tk_taps_ok."""
+    op = step.op
+    if step.scores:  # int32 outputs: the gathering kernel
+        return 0
+    cout, cin_g, kh, kw = op.weight.shape
+    rows, ow, sx = cin_g * kh, step.out_shape[2], op.stride[1]
+    depthwise = cin_g == 1 and cout == op.groups
+    ok = (rows * kw <= DW_TAPS and sx <= 2 and rows * _dw_stride(ow, sx, kw) <= 32767 and step.rqs[0].hi == 127
+          and (depthwise or ow >= 8))
+    return rows if ok else 0
+
+
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """Per kernel offset: [lo, hi) of the output positions whose input through that offset is real."""
     lo, hi = np.zeros(k, np.int64), np.zeros(k, np.int64)
@@ -198,13 +212,12 @@ class Conv:
         return "conv_simd" if step.simd else "conv2d"
 
     def scratch(self, step: Step) -> int:
-        if step.simd:  # one receptive field, int8, padded to whole weight bytes; depthwise: kh padded rows
+        if step.simd:  # the tap kernel's padded input rows, or one receptive field padded to whole weight bytes
+            rows = _tap_rows(step)
+            if rows:
+                return rows * _dw_stride(step.out_shape[2], step.op.stride[1], step.op.kernel[1])
             per = TRITS_PER_BYTE[step.packing]
-            op = step.op
-            kh, kw = op.kernel
-            if op.weight.shape[1] == 1 and op.weight.shape[0] == op.groups and kh * kw <= DW_TAPS:
-                return kh * _dw_stride(step.out_shape[2], op.stride[1], kw)
-            return -(-int(np.prod(op.weight.shape[1:])) // per) * per
+            return -(-int(np.prod(step.op.weight.shape[1:])) // per) * per
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:
