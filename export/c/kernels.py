@@ -648,8 +648,13 @@ static inline tk_ch_t tk_ch(const tk_rq_t *rq, int32_t c) {
     return k;
 }
 
+/* tk_term out of line: the rare layers whose sums do not all take the SMMULR form */
+static TK_NOINLINE int32_t tk_term_slow(int32_t v, int32_t m, uint32_t e) {
+    return tk_term(v, m, e);
+}
+
 static inline int32_t tk_req(const tk_ch_t *k, int32_t v, int32_t sh, int32_t fast) {
-    const int32_t t = fast ? TK_SMMULR((int32_t)((uint32_t)v << (k->e + 1u)), k->m) : tk_term(v, k->m, k->e);
+    const int32_t t = fast ? TK_SMMULR((int32_t)((uint32_t)v << (k->e + 1u)), k->m) : tk_term_slow(v, k->m, k->e);
     return (t + k->bh) >> sh;
 }
 
@@ -797,12 +802,12 @@ TK_KERNEL TK_NOINLINE void tk_conv_taps(const tk_conv_simd_t *p, const int8_t *x
 }
 
 /* the tap kernel takes convs of at most TK_DW_TAPS taps per output with stride 1 or 2 whose buffer offsets fit
-   an int16: depthwise ones, and others with rows of 8 outputs or more (narrower ones gather, ops.py: Conv) */
+   an int16: depthwise ones, and others with rows of 16 outputs or more (narrower ones gather, ops.py: Conv) */
 static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
     const int32_t rows = p->cin_g * p->kh;
     return rows * p->kw <= TK_DW_TAPS && p->sx <= 2 && rows * TK_DW_STRIDE(p->ow, p->sx, p->kw) <= 32767
            && p->rq.hi == 127
-           && ((p->cin_g == 1 && p->cout_g == 1) || p->ow >= 8);
+           && ((p->cin_g == 1 && p->cout_g == 1) || p->ow >= 16);
 }
 
 /* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
@@ -836,10 +841,9 @@ TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x,
     const int32_t cin_g = p->cin_g, cout_g = p->cout_g, kb = p->kbytes, wd = p->wd, ow = p->ow, sx = p->sx;
     const int32_t hw = p->in_rows * wd, ohw = p->out_rows * ow, taps = cin_g * p->kh * p->kw;
     const int32_t n = kb * TK_TRITS_PER_BYTE, groups = p->cout / cout_g, sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-    const int32_t half = (1 << sh) >> 1, pw = p->kh == 1 && p->kw == 1;
+    const int32_t pw = p->kh == 1 && p->kw == 1, fast = tk_all_fast(&p->rq, p->cout, taps), half = (1 << sh) >> 1;
     const int32_t *const rm = p->rq.m, *const rb = p->rq.b;
     const uint8_t *const re = p->rq.e;
-    const int32_t fast = !y32 && tk_all_fast(&p->rq, p->cout, taps);
     for (int32_t i = taps; i < n; i++) col[i] = 0; /* the last byte's padding trits */
     for (int32_t oy = oy0; oy < oy1; oy++) {
         const int32_t iy0 = oy * p->sy - p->py, r0 = ((iy0 % p->in_rows) + p->in_rows) % p->in_rows;
@@ -859,15 +863,19 @@ TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x,
                 for (int32_t co = g * cout_g; co < end;) {
                     int32_t s[4];
                     const int32_t k = tk_rows(p->w + co * kb, end - co, kb, col, n, s);
-                    if (fast) {
+                    if (fast && !y32 && hi == 127) {
                         int8_t *yp = y8 + co * ohw + pix;
                         for (int32_t r = 0; r < k; r++, co++, yp += ohw) {
                             const int32_t t = TK_SMMULR((int32_t)((uint32_t)s[r] << (re[co] + 1u)), rm[co]);
-                            *yp = (int8_t)tk_clamp((t + rb[co] + half) >> sh, lo, hi);
+                            *yp = tk_out8((t + rb[co] + half) >> sh, lo);
                         }
                     } else {
-                        for (int32_t r = 0; r < k; r++, co++)
-                            tk_put(y8, y32, co * ohw + pix, tk_fin(tk_term(s[r], rm[co], re[co]) + rb[co], sh), lo, hi);
+                        for (int32_t r = 0; r < k; r++, co++) {
+                            const tk_ch_t ch = tk_ch(&p->rq, co);
+                            const int32_t t = tk_req(&ch, s[r], sh, fast);
+                            if (y32) y32[co * ohw + pix] = t;
+                            else y8[co * ohw + pix] = (int8_t)tk_clamp(t, lo, hi);
+                        }
                     }
                 }
             }

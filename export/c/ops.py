@@ -176,7 +176,7 @@ def _tap_rows(step: Step) -> int:
     rows, ow, sx = cin_g * kh, step.out_shape[2], op.stride[1]
     depthwise = cin_g == 1 and cout == op.groups
     ok = (rows * kw <= DW_TAPS and sx <= 2 and rows * _dw_stride(ow, sx, kw) <= 32767 and step.rqs[0].hi == 127
-          and (depthwise or ow >= 8))
+          and (depthwise or ow >= 16))
     return rows if ok else 0
 
 
