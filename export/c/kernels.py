@@ -615,9 +615,9 @@ typedef struct {
    Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
    reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
 #define TK_DW_TAPS 32
-/* bytes of one padded row of the depthwise buffer: whole groups of four output pixels, the kernel's width and
-   the 3 bytes a word load reads past a pixel (ops.py: Conv.scratch) */
-#define TK_DW_STRIDE(ow, sx, kw) (((((ow) + 3) & ~3) * (sx) + (kw) + 7) & ~3)
+/* bytes of one padded row of the tap kernel's buffer: passes of eight output pixels, whose last word loads read up
+   to byte 8 ceil(ow / 8) sx + kw - 2 (ops.py: _dw_stride) */
+#define TK_DW_STRIDE(ow, sx, kw) (((((ow) + 7) & ~7) * (sx) + (kw) + 2) & ~3)
 
 /* One channel's requantisation held in registers across its outputs: tk_fin(tk_term(v, m, e) + b, sh) with the
    rounding half folded into bh = b + 2^(sh-1). tk_term's (A m + 2^30) >> 31, A = v << e, equals SMMULR(2 A, m)
@@ -772,9 +772,12 @@ TK_KERNEL TK_NOINLINE void tk_conv_taps(const tk_conv_simd_t *p, const int8_t *x
         for (int32_t g = 0; g < groups; g++) {
             const int8_t *xg = x + g * cin_g * hw;
             int8_t *d = buf;
-            for (int32_t ci = 0; ci < cin_g; ci++, xg += hw)
-                for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, r = r + 1 == in_rows ? 0 : r + 1, d += stride)
+            for (int32_t ci = 0; ci < cin_g; ci++, xg += hw) {
+                for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, d += stride) {
                     tk_pad_row(d, stride, (uint32_t)iy < (uint32_t)h ? xg + r * wd : 0, wd, px);
+                    r = r + 1 == in_rows ? 0 : r + 1;
+                }
+            }
             for (int32_t j = 0; j < cout_g; j++) {
                 const int32_t c = g * cout_g + j;
                 const uint8_t *w = p->w + (j < full ? (c - (j & 3)) * kb + (j & 3) : c * kb);

@@ -161,9 +161,9 @@ class Dense:
 
 
 def _dw_stride(ow: int, sx: int, kw: int) -> int:
-    """Bytes of one padded row of tk_dw_simd's buffer (TK_DW_STRIDE): groups of four outputs, the kernel's
-    width, and the 3 bytes a word load reads past a pixel."""
-    return ((-(-ow // 4) * 4) * sx + kw + 7) & ~3
+    """Bytes of one padded row of tk_conv_taps' buffer (TK_DW_STRIDE): passes of eight outputs, whose last word
+    loads read up to byte 8 ceil(ow / 8) sx + kw - 2."""
+    return (-(-ow // 8) * 8 * sx + kw + 2) & ~3
 
 
 def _tap_rows(step: Step) -> int:

@@ -5,6 +5,7 @@ and ending; the packings round-trip; conv -> conv streaming keeps a ring and shr
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from test_c_export import ALL, _image, _make, _model
 
 from ternkit.core import INPUT, Flatten, Node
 from ternkit.core.errors import OptionError
-from ternkit.export.c.build import build_host, run_host
+from ternkit.export.c.build import CFLAGS, MCU_DIR, build_host, run_host
 from ternkit.export.c.emit import export_c
 from ternkit.export.c.packing import byte_trits, interleave, pack_rows, unpack_rows
 from ternkit.export.c.program import build_program, emulate
@@ -72,9 +73,8 @@ def test_conv_streams_into_conv_with_a_ring_of_rows(tmp_path):
     prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
     first = prog.steps[0]
     assert first.ring == 3 and prog.steps[1].streams_from == 0 and prog.steps[1].in_ring == 3
-    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + the chain's scratch: the
-    # first conv's three padded input rows (tap kernel, 3 x 20 bytes), larger than the second's receptive field (36)
-    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 3 * 20 < plain.arena_bytes
+    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + one receptive field (36)
+    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 36 < plain.arena_bytes
     run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
 
@@ -135,19 +135,25 @@ EDGES = {
     "conv-w3-s2": (3, 7, 3, (3, 3), (2, 2), (1, 1), False, True),
     "conv-10x4-s2": (1, 13, 6, (10, 4), (2, 2), (5, 1), False, True),
     "conv-1x1-w1": (7, 5, 1, (1, 1), (1, 1), (0, 0), False, False),
+    # rows of 16 outputs or more: full convs take the tap kernel too (18 and 27 taps: two 16-trit chunks; 6 output
+    # channels: one interleaved block of four and two plain rows)
+    "taps-conv-w17": (6, 5, 17, (3, 3), (1, 1), (1, 1), False, True),
+    "taps-conv-s2-w33": (6, 5, 33, (3, 3), (2, 2), (1, 1), False, False, 3),
+    "taps-1x1-cin8-w21": (6, 3, 21, (1, 1), (1, 1), (0, 0), False, True, 8),
 }
 
 
 def edge_model(name: str, seed: int = 0, zero_channels: bool = True):
-    """The model of EDGES[name]: a conv (depthwise or full, some channels all-zero), ReLU-free, optionally a
+    """The model of EDGES[name] (channels, h, w, kernel, stride, padding, depthwise, chained[, input channels of a
+    full conv, default 2]): a conv (depthwise or full, some channels all-zero), ReLU-free, optionally a
     1x1 conv streamed from it, then a dense head; the last case of each family ends in the conv itself (its
     int32 scores written by the conv kernel)."""
-    c, h, w, k, stride, pad, dw, chain = EDGES[name]
+    c, h, w, k, stride, pad, dw, chain, *rest = EDGES[name]
+    cin = c if dw else (rest[0] if rest else 2)
     rng = np.random.default_rng(seed)
-    first = conv(rng, c, c if dw else 2, k, stride, pad, groups=c if dw else 1)
+    first = conv(rng, c, cin, k, stride, pad, groups=c if dw else 1)
     if zero_channels:
         first.weight[::3] = 0
-    cin = c if dw else 2
     nodes = [Node("c1", first, (INPUT,))]
     oh, ow = (h + 2 * pad[0] - k[0]) // stride[0] + 1, (w + 2 * pad[1] - k[1]) // stride[1] + 1
     prev, ch = "c1", c
@@ -182,3 +188,25 @@ def test_depthwise_writing_the_scores_is_bit_identical(tmp_path):
     assert prog.steps[0].scores
     run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+@pytest.mark.parametrize("name", ["dw-w3", "dw-odd-w5-chain", "dw-w7-s2", "dw-5x5-pad2", "taps-conv-s2-w33",
+                                  "taps-1x1-cin8-w21", "conv-10x4-s2"])
+def test_conv_kernels_stay_inside_their_buffers(name, tmp_path):
+    """AddressSanitizer and UBSan over the host build: a padded row, a word load or a store past the arena (or
+    past the caller's input) aborts the run."""
+    model = edge_model(name)
+    x = np.random.default_rng(5).normal(0.5, 1.5, size=(6, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
+    exe = tmp_path / "tk_asan"
+    cc = subprocess.run(["cc", *CFLAGS, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I",
+                         str(tmp_path / "c"), str(tmp_path / "c" / "model.c"), str(MCU_DIR / "harness.c"), "-o",
+                         str(exe)], capture_output=True, text=True)
+    if cc.returncode != 0 and "sanitize" in cc.stderr:
+        pytest.skip("the host compiler has no sanitizers")
+    assert cc.returncode == 0, cc.stderr
+    np.ascontiguousarray(x, np.float32).tofile(tmp_path / "input.bin")
+    run = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    scores = np.fromfile(tmp_path / "output.bin", np.int32).reshape(len(x), -1)[:, :model.num_classes]
+    np.testing.assert_array_equal(scores, emulate(prog, x))
