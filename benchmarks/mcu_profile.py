@@ -11,7 +11,6 @@ few instructions per call, which lands in the step it wraps.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,8 +21,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np  # noqa: E402
 
 from ternkit.core.io import load_model, save_model  # noqa: E402
-from ternkit.export.c.build import CFLAGS, M4_CFLAGS, M4_LDFLAGS, MCU_DIR, instructions_per_tick  # noqa: E402
-from ternkit.export.c.build import require_tools  # noqa: E402
+from ternkit.export.c.build import (  # noqa: E402
+    CFLAGS,
+    M4_CFLAGS,
+    M4_LDFLAGS,
+    MCU_DIR,
+    instructions_per_tick,
+    require_tools,
+)
 from ternkit.export.c.emit import write_c  # noqa: E402
 from ternkit.export.c.program import build_program  # noqa: E402
 
@@ -34,10 +39,10 @@ import mlperf_tiny  # noqa: E402
 sys.path.pop(0)
 
 SLOTS = 256  # tk_prof[k]: ticks of step k (top-level call or chain stage)
-COUNTER = ("\nvolatile uint32_t tk_prof[%d];\n"
+COUNTER = (f"\nvolatile uint32_t tk_prof[{SLOTS}];\n"
            "#define TK_NOW() (*(volatile uint32_t *)0xE000E018u)\n"
            "#define TK_TIMED(k, ...) do { uint32_t t0_ = TK_NOW(); __VA_ARGS__; "
-           "tk_prof[k] += (t0_ - TK_NOW()) & 0xFFFFFFu; } while (0)\n") % SLOTS
+           "tk_prof[k] += (t0_ - TK_NOW()) & 0xFFFFFFu; } while (0)\n")
 
 HARNESS = r"""
 #include <stdint.h>
@@ -56,11 +61,11 @@ int main(void) {
     *(volatile uint32_t *)0xE000E010u = 5u; /* enable, processor clock, no interrupt (wraps are masked) */
     tk_quantize(raw, q);
     tk_predict(q, scores);
-    fwrite((const void *)tk_prof, 4, %d, out);
+    fwrite((const void *)tk_prof, 4, SLOTS_, out);
     fclose(out);
     return 0;
 }
-""" % SLOTS
+""".replace("SLOTS_", str(SLOTS))
 
 
 def _patch(src: str, prog) -> str:
