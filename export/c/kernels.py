@@ -815,7 +815,7 @@ static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
 
 /* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
    its top-left input position, r0 the stored row of iy0 (rows are a ring of in_rows) */
-static inline void tk_gather(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
+static inline void tk_field(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
                              int32_t ix0, int32_t inside) {
     const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, in_rows = p->in_rows, hw = in_rows * wd;
     for (int32_t ci = 0; ci < p->cin_g; ci++, xg += hw) {
@@ -860,7 +860,7 @@ TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x,
                     const int8_t *src = xg + r0 * wd + ix0;
                     for (int32_t ci = 0; ci < cin_g; ci++, src += hw) col[ci] = *src;
                 } else {
-                    tk_gather(p, xg, col, iy0, r0, ix0, inside);
+                    tk_field(p, xg, col, iy0, r0, ix0, inside);
                 }
                 const int32_t end = (g + 1) * cout_g;
                 for (int32_t co = g * cout_g; co < end;) {
