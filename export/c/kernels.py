@@ -610,11 +610,7 @@ typedef struct {
     tk_rq_t rq;
 } tk_conv_simd_t;
 
-/* output rows [oy0, oy1), one pixel at a time: its receptive field (per group) gathered into `col` (padding
-   as zeros), then every output channel of the group is a dot product with it, four channels at a time.
-   Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
-   reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
-#define TK_DW_TAPS 32
+#define TK_DW_TAPS 32 /* the tap kernel's most taps per output */
 /* bytes of one padded row of the tap kernel's buffer: passes of eight output pixels, whose last word loads read up
    to byte 8 ceil(ow / 8) sx + kw - 2 (ops.py: _dw_stride) */
 #define TK_DW_STRIDE(ow, sx, kw) (((((ow) + 7) & ~7) * (sx) + (kw) + 2) & ~3)
@@ -816,8 +812,11 @@ static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
 /* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
    its top-left input position, r0 the stored row of iy0 (rows are a ring of in_rows) */
 static inline void tk_field(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
-                             int32_t ix0, int32_t inside) {
+                            int32_t ix0, int32_t inside) {
     const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, in_rows = p->in_rows, hw = in_rows * wd;
+    /* whole words when they stay inside the input row: up to 3 bytes more are written (col has 4 spare), and
+       the next kernel row overwrites them */
+    const int32_t words = inside && ix0 + ((kw + 3) & ~3) <= wd ? (kw + 3) >> 2 : 0;
     for (int32_t ci = 0; ci < p->cin_g; ci++, xg += hw) {
         for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, r = r + 1 == in_rows ? 0 : r + 1) {
             if ((uint32_t)iy >= (uint32_t)h) {
@@ -825,8 +824,9 @@ static inline void tk_field(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c
                 continue;
             }
             const int8_t *row = xg + r * wd;
-            if (inside) {
-                for (int32_t kx = 0; kx < kw; kx++) *c++ = row[ix0 + kx];
+            if (words) {
+                for (int32_t q = 0; q < words; q++) tk_wr32(c + 4 * q, tk_rd32(row + ix0 + 4 * q));
+                c += kw;
             } else {
                 for (int32_t kx = 0, ix = ix0; kx < kw; kx++, ix++) *c++ = (uint32_t)ix < (uint32_t)wd ? row[ix] : 0;
             }

@@ -216,8 +216,8 @@ class Conv:
             rows = _tap_rows(step)
             if rows:
                 return rows * _dw_stride(step.out_shape[2], step.op.stride[1], step.op.kernel[1])
-            per = TRITS_PER_BYTE[step.packing]
-            return -(-int(np.prod(step.op.weight.shape[1:])) // per) * per
+            per = TRITS_PER_BYTE[step.packing]  # and 4 spare bytes: the gather writes whole words
+            return -(-int(np.prod(step.op.weight.shape[1:])) // per) * per + 4
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:

@@ -73,8 +73,9 @@ def test_conv_streams_into_conv_with_a_ring_of_rows(tmp_path):
     prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
     first = prog.steps[0]
     assert first.ring == 3 and prog.steps[1].streams_from == 0 and prog.steps[1].in_ring == 3
-    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + one receptive field (36)
-    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 36 < plain.arena_bytes
+    # the ring (4 channels x 3 rows x 12) + the second conv's output (6 x 6 x 6) + one receptive field (36) and
+    # the 4 bytes a gather of whole words may write past it
+    assert prog.arena_bytes == 4 * 3 * 12 + 216 + 36 + 4 < plain.arena_bytes
     run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
 
