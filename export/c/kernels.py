@@ -448,13 +448,16 @@ static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
     return b % 3 - 1;
 }
 /* the 2-bit codes (01: +1, 11: -1, 00: 0) of trits [k0, k0 + 16) of a row of n trits whose byte j is w[j * bstep],
-   trit k at bits 2k - 2k0 (each byte's five trits from the decode table) */
+   trit k at bits 2k - 2k0: each byte's five codes from the decode table (a trit's low two bits are its code) */
 static inline uint32_t tk_codes16(const uint8_t *w, int32_t bstep, int32_t k0, int32_t n) {
+    const int32_t k1 = n < k0 + 16 ? n : k0 + 16;
     uint32_t v = 0;
-    for (int32_t k = (n < k0 + 16 ? n : k0 + 16) - 1; k >= k0; k--) {
-        const int32_t b = w[(k / 5) * bstep], d = k % 5;
-        const int32_t t = d == 4 ? tk_trits[2][b] : (int16_t)(tk_trits[d & 1][b] >> (16 * (d >> 1)));
-        v = v << 2 | ((uint32_t)t & 3u);
+    for (int32_t j = k0 / 5; 5 * j < k1; j++) {
+        const int32_t b = w[j * bstep], pos = 2 * (5 * j - k0);
+        const uint32_t a = (uint32_t)tk_trits[0][b], c = (uint32_t)tk_trits[1][b];
+        const uint32_t codes = (a & 3u) | (c & 3u) << 2 | (a >> 12 & 0x30u) | (c >> 10 & 0xC0u)
+                               | ((uint32_t)tk_trits[2][b] & 3u) << 8;
+        v |= pos >= 0 ? codes << pos : codes >> -pos;
     }
     return v;
 }
