@@ -14,7 +14,7 @@ from ternkit.core.text import c_comment
 from ternkit.core.version import ternkit_version
 
 from .kernels import COMMON, KERNELS, SIMD_KERNELS, simd_common
-from .ops import c_call_streamed
+from .ops import c_call_streamed, conv_paths
 from .program import CProgram, _handler, build_program, check_supported, check_target
 
 __all__ = ["render", "write_c", "export_c", "check_out_dir", "FILES"]
@@ -87,6 +87,9 @@ def render(prog: CProgram) -> tuple[str, str]:
              '#include "model.h"\n', COMMON]
     if any(k in SIMD_KERNELS for k in used):  # target cortex-m4 or base-3 weights
         parts.append(simd_common(prog.packing))
+    if "conv_simd" in used:  # only the conv kernels some step calls
+        taps, gather = conv_paths(prog.steps)
+        parts.append(f"#define TK_CONV_TAPS {int(taps)}\n#define TK_CONV_GATHER {int(gather)}\n")
     parts += [KERNELS[k] if k in KERNELS else SIMD_KERNELS[k] for k in used]
     parts.append("\n/* input quantisation: q = round(raw * a + b), per "
                  f"{'channel' if inq.inner > 1 else 'feature'} */\n")

@@ -667,6 +667,13 @@ static inline int8_t tk_out8(int32_t t, int32_t lo) {
     return (int8_t)(t < lo ? lo : t);
 }
 
+#ifndef TK_CONV_TAPS
+#define TK_CONV_TAPS 1 /* ops.py: conv_paths (which of the two conv kernels a program uses) */
+#endif
+#ifndef TK_CONV_GATHER
+#define TK_CONV_GATHER 1
+#endif
+#if TK_CONV_TAPS
 /* a padded row of the tap kernel's buffer: `len` bytes (a multiple of 4), zeros but for input row `src` (wd bytes,
    none when 0) at `px`: the words outside the row zeroed, then the row copied a word at a time */
 static inline void tk_pad_row(int8_t *d, int32_t len, const int8_t *src, int32_t wd, int32_t px) {
@@ -812,6 +819,9 @@ static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
            && ((p->cin_g == 1 && p->cout_g == 1) || p->ow >= 16);
 }
 
+#endif /* TK_CONV_TAPS */
+
+#if TK_CONV_GATHER
 /* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
    its top-left input position, r0 the stored row of iy0 (rows are a ring of in_rows) */
 static inline void tk_field(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
@@ -889,10 +899,19 @@ TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x,
     }
 }
 
+#endif /* TK_CONV_GATHER */
+
 TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
                             int32_t oy0, int32_t oy1) {
-    if (!y32 && tk_taps_ok(p)) tk_conv_taps(p, x, col, y8, oy0, oy1);
-    else tk_conv_gen(p, x, col, y8, y32, oy0, oy1);
+#if TK_CONV_TAPS
+    if (!y32 && tk_taps_ok(p)) {
+        tk_conv_taps(p, x, col, y8, oy0, oy1);
+        return;
+    }
+#endif
+#if TK_CONV_GATHER
+    tk_conv_gen(p, x, col, y8, y32, oy0, oy1);
+#endif
 }
 
 typedef struct {

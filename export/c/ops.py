@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "conv_paths"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -178,6 +178,13 @@ def _tap_rows(step: Step) -> int:
     ok = (rows * kw <= DW_TAPS and sx <= 2 and rows * _dw_stride(ow, sx, kw) <= 32767 and step.rqs[0].hi == 127
           and (depthwise or ow >= 16))
     return rows if ok else 0
+
+
+def conv_paths(steps: list[Step]) -> tuple[bool, bool]:
+    """(any SIMD conv takes the tap kernel, any gathers): model.c leaves out the kernel no step calls."""
+    convs = [st for st in steps if st.kind == "conv2d" and st.simd]
+    taps = [bool(_tap_rows(st)) for st in convs]
+    return any(taps), not all(taps)
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:

@@ -211,3 +211,19 @@ def test_conv_kernels_stay_inside_their_buffers(name, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     scores = np.fromfile(tmp_path / "output.bin", np.int32).reshape(len(x), -1)[:, :model.num_classes]
     np.testing.assert_array_equal(scores, emulate(prog, x))
+
+
+def test_model_c_holds_only_the_conv_kernels_its_steps_call(tmp_path):
+    """Gathering convs only: no tap kernel in model.c; depthwise only: no gathering kernel (flash)."""
+    for name, present, absent in (("conv-w3-s2", "tk_conv_gen(", "tk_conv_taps("),
+                                  ("dw-w3", "tk_conv_taps(", "tk_conv_gen(")):
+        model = edge_model(name)
+        x = example_input(model, 8)
+        prog = export_c(model, tmp_path / name, x, target="cortex-m4")
+        src = (tmp_path / name / "model.c").read_text()
+        assert src.count("#define TK_CONV_TAPS ") == 2  # the program's choice, then the kernels' default
+        obj = subprocess.run(["cc", "-std=c99", "-O2", "-E", "-P", str(tmp_path / name / "model.c"), "-I",
+                              str(tmp_path / name)], capture_output=True, text=True, check=True).stdout
+        assert present in obj and absent not in obj, name
+        run = run_host(build_host(tmp_path / name, tmp_path), x, model.num_classes, tmp_path)
+        np.testing.assert_array_equal(run.scores, emulate(prog, x))
