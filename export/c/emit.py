@@ -88,8 +88,9 @@ def render(prog: CProgram) -> tuple[str, str]:
     if any(k in SIMD_KERNELS for k in used):  # target cortex-m4 or base-3 weights
         parts.append(simd_common(prog.packing))
     if "conv_simd" in used:  # only the conv kernels some step calls
-        taps, gather = conv_paths(prog.steps)
-        parts.append(f"#define TK_CONV_TAPS {int(taps)}\n#define TK_CONV_GATHER {int(gather)}\n")
+        taps, gather, full = conv_paths(prog.steps)
+        parts.append(f"#define TK_CONV_TAPS {int(taps)}\n#define TK_CONV_GATHER {int(gather)}\n"
+                     f"#define TK_TAPS_FULL {int(full)}\n")
     parts += [KERNELS[k] if k in KERNELS else SIMD_KERNELS[k] for k in used]
     parts.append("\n/* input quantisation: q = round(raw * a + b), per "
                  f"{'channel' if inq.inner > 1 else 'feature'} */\n")

@@ -673,6 +673,9 @@ static inline int8_t tk_out8(int32_t t, int32_t lo) {
 #ifndef TK_CONV_GATHER
 #define TK_CONV_GATHER 1
 #endif
+#ifndef TK_TAPS_FULL
+#define TK_TAPS_FULL 1 /* full (not depthwise) convs may take the tap kernel: ops.py, plan_conv_paths */
+#endif
 #if TK_CONV_TAPS
 /* a padded row of the tap kernel's buffer: `len` bytes (a multiple of 4), zeros but for input row `src` (wd bytes,
    none when 0) at `px`: the words outside the row zeroed, then the row copied a word at a time */
@@ -811,12 +814,13 @@ TK_KERNEL TK_NOINLINE void tk_conv_taps(const tk_conv_simd_t *p, const int8_t *x
 }
 
 /* the tap kernel takes convs of at most TK_DW_TAPS taps per output with stride 1 or 2 whose buffer offsets fit
-   an int16: depthwise ones, and others with rows of 16 outputs or more (narrower ones gather, ops.py: Conv) */
+   an int16: depthwise ones, and (TK_TAPS_FULL) others with rows of 16 outputs or more (narrower ones gather,
+   ops.py: _tap_rows) */
 static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
     const int32_t rows = p->cin_g * p->kh;
     return rows * p->kw <= TK_DW_TAPS && p->sx <= 2 && rows * TK_DW_STRIDE(p->ow, p->sx, p->kw) <= 32767
            && p->rq.hi == 127
-           && ((p->cin_g == 1 && p->cout_g == 1) || p->ow >= 16);
+           && ((p->cin_g == 1 && p->cout_g == 1) || (TK_TAPS_FULL && p->ow >= 16));
 }
 
 #endif /* TK_CONV_TAPS */

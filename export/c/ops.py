@@ -17,7 +17,7 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "conv_paths"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "conv_paths", "plan_conv_paths"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -44,6 +44,7 @@ class Step:
     target: str = "generic"  # which kernels: "generic" (portable C99) or "cortex-m4" (SIMD dot products)
     packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
     table: Any = None  # the 256-entry int8 table of an elementwise function (handlers.Lut)
+    taps_full: bool = True  # full (not depthwise) convs may take the tap kernel (plan_conv_paths)
 
     @property
     def simd(self) -> bool:
@@ -176,15 +177,27 @@ def _tap_rows(step: Step) -> int:
     rows, ow, sx = cin_g * kh, step.out_shape[2], op.stride[1]
     depthwise = cin_g == 1 and cout == op.groups
     ok = (rows * kw <= DW_TAPS and sx <= 2 and rows * _dw_stride(ow, sx, kw) <= 32767 and step.rqs[0].hi == 127
-          and (depthwise or ow >= 16))
+          and (depthwise or (step.taps_full and ow >= 16)))
     return rows if ok else 0
 
 
-def conv_paths(steps: list[Step]) -> tuple[bool, bool]:
-    """(any SIMD conv takes the tap kernel, any gathers): model.c leaves out the kernel no step calls."""
+def plan_conv_paths(steps: list[Step]) -> None:
+    """Full convs take the tap kernel only in a program that has it anyway for a depthwise conv: alone, the
+    kernel's code (about 1.6 KB) outweighs what it saves on a few full convs, which gather instead."""
+    convs = [st for st in steps if st.kind == "conv2d" and st.simd]
+    for st in convs:
+        st.taps_full = False
+    full = any(_tap_rows(st) for st in convs)
+    for st in convs:
+        st.taps_full = full
+
+
+def conv_paths(steps: list[Step]) -> tuple[bool, bool, bool]:
+    """(any SIMD conv takes the tap kernel, any gathers, full convs may take it): model.c leaves out the kernel
+    no step calls."""
     convs = [st for st in steps if st.kind == "conv2d" and st.simd]
     taps = [bool(_tap_rows(st)) for st in convs]
-    return any(taps), not all(taps)
+    return any(taps), not all(taps), all(st.taps_full for st in convs)
 
 
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:

@@ -136,8 +136,8 @@ EDGES = {
     "conv-w3-s2": (3, 7, 3, (3, 3), (2, 2), (1, 1), False, True),
     "conv-10x4-s2": (1, 13, 6, (10, 4), (2, 2), (5, 1), False, True),
     "conv-1x1-w1": (7, 5, 1, (1, 1), (1, 1), (0, 0), False, False),
-    # rows of 16 outputs or more: full convs take the tap kernel too (18 and 27 taps: two 16-trit chunks; 6 output
-    # channels: one interleaved block of four and two plain rows)
+    # rows of 16 outputs or more, in a program with a depthwise conv (added): full convs take the tap kernel too
+    # (18 and 27 taps: two 16-trit chunks; 6 output channels: one interleaved block of four and two plain rows)
     "taps-conv-w17": (6, 5, 17, (3, 3), (1, 1), (1, 1), False, True),
     "taps-conv-s2-w33": (6, 5, 33, (3, 3), (2, 2), (1, 1), False, False, 3),
     "taps-1x1-cin8-w21": (6, 3, 21, (1, 1), (1, 1), (0, 0), False, True, 8),
@@ -161,6 +161,9 @@ def edge_model(name: str, seed: int = 0, zero_channels: bool = True):
     if chain:
         nodes.append(Node("c2", conv(rng, 5, c, (1, 1), (1, 1), (0, 0)), ("c1",)))
         prev, ch = "c2", 5
+    if name.startswith("taps-"):  # a depthwise conv too: only then do full convs take the tap kernel
+        nodes.append(Node("d3", conv(rng, ch, ch, (3, 3), (1, 1), (1, 1), groups=ch), (prev,)))
+        prev = "d3"
     nodes += [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, ch * oh * ow), ("f",))]
     return _model(nodes, _image(cin, h, w))
 
@@ -227,3 +230,17 @@ def test_model_c_holds_only_the_conv_kernels_its_steps_call(tmp_path):
         assert present in obj and absent not in obj, name
         run = run_host(build_host(tmp_path / name, tmp_path), x, model.num_classes, tmp_path)
         np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_full_convs_take_the_tap_kernel_only_beside_a_depthwise_one():
+    """taps-conv-w17 (3x3 on 17-wide rows) has a depthwise conv after it; without one it gathers."""
+    from ternkit.export.c.ops import _tap_rows
+
+    model = edge_model("taps-conv-w17")
+    x = example_input(model, 4)
+    convs = [st for st in build_program(model, x, target="cortex-m4").steps if st.kind == "conv2d"]
+    assert [bool(_tap_rows(st)) for st in convs] == [True, True, True]
+    alone = _model(list(model.nodes[:1]) + [Node("f", Flatten(), ("c1",)), Node("fc", dense(
+        np.random.default_rng(1), 3, 6 * 5 * 17), ("f",))], model.input)
+    first = build_program(alone, x, target="cortex-m4").steps[0]
+    assert first.kind == "conv2d" and not _tap_rows(first)
