@@ -76,7 +76,7 @@ def _patch(src: str, prog) -> str:
     chains = _chains(prog)
     out = []
     for line in body.split("\n"):
-        if line.startswith("    tk_") or line.startswith("    { const"):
+        if line.startswith(("    tk_", "    { const", "    { static const")):
             k = next(callers)
             tab = ", ".join(str(s) for s in chains.get(k, [k]))
             line = (f"    {{ static const int32_t tk_slots[] = {{{tab}}}; tk_slot = tk_slots; "
