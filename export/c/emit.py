@@ -14,7 +14,7 @@ from ternkit.core.text import c_comment
 from ternkit.core.version import ternkit_version
 
 from .kernels import COMMON, KERNELS, NEEDS, SIMD_KERNELS, simd_common
-from .ops import c_call_sink_streamed, c_call_streamed
+from .ops import c_call_sink_streamed, c_call_streamed, conv_paths
 from .program import SINKS, CProgram, _handler, build_program, chain_scratch, check_supported, check_target
 
 __all__ = ["render", "write_c", "export_c", "check_out_dir", "FILES"]
@@ -98,6 +98,10 @@ def render(prog: CProgram) -> tuple[str, str]:
         if any(st.blocks for st in prog.steps):  # no rows left over a block of four anywhere (ops.rows_in_blocks)
             parts.append("\n#define TK_ROWS_OF_FOUR 1\n")
         parts.append(simd_common(prog.packing))
+    if "conv_simd" in used:  # only the conv kernels some step calls
+        taps, gather, full = conv_paths(prog.steps)
+        parts.append(f"#define TK_CONV_TAPS {int(taps)}\n#define TK_CONV_GATHER {int(gather)}\n"
+                     f"#define TK_TAPS_FULL {int(full)}\n")
     parts += [KERNELS[k] if k in KERNELS else SIMD_KERNELS[k] for k in used]
     per = "every value" if len(inq.a) == 1 else "channel" if inq.inner > 1 else "feature"
     parts.append(f"\n/* input quantisation: q = round(raw * a + b), one (a, b) per {per} */\n")

@@ -234,6 +234,20 @@ static inline int32_t tk_sxtb16_ror8(uint32_t v) {
 #define TK_SMLAD(a, b, c) ((int32_t)__smlad((int32_t)(a), (int32_t)(b), (c)))
 #define TK_SADD16(a, b) ((int32_t)__sadd16((int32_t)(a), (int32_t)(b)))
 #define TK_SSUB16(a, b) ((int32_t)__ssub16((int32_t)(a), (int32_t)(b)))
+#define TK_SSAT8(t) __ssat((t), 8)
+/* (low half of a, low half of b) and (high half of b, high half of a) */
+static inline int32_t tk_pkhbt(int32_t a, int32_t b) {
+    int32_t r;
+    __asm ("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t tk_pkhtb(int32_t a, int32_t b) {
+    int32_t r;
+    __asm ("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#define TK_PKHBT(a, b) tk_pkhbt((a), (b))
+#define TK_PKHTB(a, b) tk_pkhtb((a), (b))
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TK_DSP_ASM 1 /* the inner loops in hand-scheduled Thumb-2 */
 #endif
@@ -253,6 +267,9 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 }
 #define TK_SADD16(a, b) tk_add16((a), (b), 1)
 #define TK_SSUB16(a, b) tk_add16((a), (b), -1)
+#define TK_SSAT8(t) ((t) < -128 ? -128 : (t) > 127 ? 127 : (t))
+#define TK_PKHBT(a, b) ((int32_t)(((uint32_t)(b) << 16) | ((uint32_t)(a) & 0xFFFFu)))
+#define TK_PKHTB(a, b) ((int32_t)(((uint32_t)(a) & 0xFFFF0000u) | ((uint32_t)(b) >> 16)))
 #endif
 #ifndef TK_DSP_ASM
 #define TK_DSP_ASM 0
@@ -262,6 +279,11 @@ static inline int32_t tk_add16(int32_t a, int32_t b, int32_t sign) {
 #define TK_OPAQUE(p) __asm ("" : "+r"(p))
 #else
 #define TK_OPAQUE(p) (void)(p)
+#endif
+#if defined(__GNUC__)
+#define TK_NOINLINE __attribute__((noinline)) /* a kernel of its own: its registers are not shared with a caller's */
+#else
+#define TK_NOINLINE
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #define TK_UNROLL2 _Pragma("GCC unroll 2")
@@ -287,6 +309,14 @@ static inline uint32_t tk_rd32(const int8_t *p) {
            | (uint32_t)(uint8_t)p[3] << 24;
 #endif
 }
+
+static inline void tk_wr32(int8_t *p, uint32_t v) {
+#if defined(__GNUC__)
+    __builtin_memcpy(p, &v, 4);
+#else
+    for (int32_t i = 0; i < 4; i++) p[i] = (int8_t)(uint8_t)(v >> 8 * i);
+#endif
+}
 """
 
 DOT = {
@@ -297,6 +327,14 @@ DOT = {
 static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
     const int32_t c = (w[k >> 2] >> ((k & 3) << 1)) & 3;
     return c == 1 ? 1 : c == 3 ? -1 : 0;
+}
+/* the 2-bit codes (01: +1, 11: -1, 00: 0) of trits [k0, k0 + 16) of a row of n trits whose byte j is w[j * bstep],
+   trit k at bits 2k - 2k0; k0 a multiple of 16, no byte past the row read */
+static inline uint32_t tk_codes16(const uint8_t *w, int32_t bstep, int32_t k0, int32_t n) {
+    const int32_t b0 = k0 >> 2, b1 = (n + 3) >> 2 < b0 + 4 ? (n + 3) >> 2 : b0 + 4;
+    uint32_t v = 0;
+    for (int32_t j = b1 - 1; j >= b0; j--) v = v << 8 | w[j * bstep];
+    return v;
 }
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte, its trits as halfword pairs (t0, t2)
    and (t1, t3) from two tables, SMLAD'd with (x0, x2) and (x1, x3) */
@@ -431,6 +469,20 @@ static inline int32_t tk_trit(const uint8_t *w, int32_t k) {
     int32_t b = w[k / 5];
     for (int32_t i = k % 5; i > 0; i--) b /= 3;
     return b % 3 - 1;
+}
+/* the 2-bit codes (01: +1, 11: -1, 00: 0) of trits [k0, k0 + 16) of a row of n trits whose byte j is w[j * bstep],
+   trit k at bits 2k - 2k0: each byte's five codes from the decode table (a trit's low two bits are its code) */
+static inline uint32_t tk_codes16(const uint8_t *w, int32_t bstep, int32_t k0, int32_t n) {
+    const int32_t k1 = n < k0 + 16 ? n : k0 + 16;
+    uint32_t v = 0;
+    for (int32_t j = k0 / 5; 5 * j < k1; j++) {
+        const int32_t b = w[j * bstep], pos = 2 * (5 * j - k0);
+        const uint32_t a = (uint32_t)tk_trits[0][b], c = (uint32_t)tk_trits[1][b];
+        const uint32_t codes = (a & 3u) | (c & 3u) << 2 | (a >> 12 & 0x30u) | (c >> 10 & 0xC0u)
+                               | ((uint32_t)tk_trits_c[b] & 3u) << 8;
+        v |= pos >= 0 ? codes << pos : codes >> -pos;
+    }
+    return v;
 }
 /* s[0] (and s[1] when w1) += sum_j trit_j * x[j], j < n: per weight byte (5 trits), SMLAD of (x0, x2) and
    (x1, x3) with the table's halfword trits, and x4 times the fifth */
@@ -595,126 +647,287 @@ typedef struct {
     tk_rq_t rq;
 } tk_conv_simd_t;
 
-/* output rows [oy0, oy1), one pixel at a time: its receptive field (per group) gathered into `col` (padding
-   as zeros), then every output channel of the group is a dot product with it, four channels at a time.
-   Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
-   reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
-#define TK_DW_TAPS 32
+#define TK_DW_TAPS 32 /* the tap kernel's most taps per output */
+/* bytes of one padded row of the tap kernel's buffer: passes of eight output pixels, whose last word loads read up
+   to byte 8 ceil(ow / 8) sx + kw - 2 (ops.py: _dw_stride) */
+#define TK_DW_STRIDE(ow, sx, kw) (((((ow) + 7) & ~7) * (sx) + (kw) + 2) & ~3)
 
-/* depthwise (one input and one output channel per group, at most TK_DW_TAPS taps), per channel and output
-   row: the kh input rows it reads copied into `buf` with their zero padding (so no pixel needs a bounds test),
-   the non-zero taps as two offset lists (+1 and -1), decoded once per channel. With stride 1, four output
-   pixels at a time: one word load per tap and SXTAB16 / SSUB16 on two halfword pairs of sums. */
-TK_KERNEL void tk_dw_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8, int32_t *y32,
-                          int32_t oy0, int32_t oy1) {
-    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, taps = p->kh * p->kw;
-    const int32_t stride = ((p->ow - 1) * p->sx + p->kw + 3 + 3) & ~3; /* a padded row, and 3 bytes to read past */
-    int16_t off[TK_DW_TAPS];
-    for (int32_t c = 0; c < p->cout; c++) {
-        const uint8_t *w = p->w + c * p->kbytes;
-        int32_t np = 0, nt = taps; /* offsets of +1 taps at [0, np), of -1 taps at [nt, taps) */
-        for (int32_t k = 0, r = 0, q = 0; k < taps; k++) {
-            const int32_t t = tk_trit(w, k);
-            if (t > 0) off[np++] = (int16_t)(r * stride + q);
-            else if (t < 0) off[--nt] = (int16_t)(r * stride + q);
-            if (++q == p->kw) { q = 0; r++; }
+/* One channel's requantisation held in registers across its outputs: its multiplier and its whole bias (b << bs,
+   the final rounding's half LSB in it); the exponent is the layer's (rq->e[0], one per term). tk_req is tk_rq:
+   LSL, one SMLAWB with the bias as addend, the shift (bit-identical to fixed.py). */
+typedef struct {
+    int32_t m, b;
+} tk_ch_t;
+
+static inline tk_ch_t tk_ch(const tk_rq_t *rq, int32_t c) {
+    tk_ch_t k;
+    k.m = rq->m[c];
+    k.b = tk_bias(rq, c);
+    return k;
+}
+
+static inline int32_t tk_req(const tk_ch_t *k, int32_t v, uint32_t e, int32_t sh) {
+    return tk_fin(tk_term_add(v, k->m, e, k->b), sh);
+}
+
+static inline int32_t tk_clamp(int32_t t, int32_t lo, int32_t hi) {
+    return t < lo ? lo : t > hi ? hi : t;
+}
+
+/* an int8 output with the upper bound 127: saturated to int8, then the lower bound (-128, or 0 under a ReLU) */
+static inline int8_t tk_out8(int32_t t, int32_t lo) {
+    t = TK_SSAT8(t);
+    return (int8_t)(t < lo ? lo : t);
+}
+
+#ifndef TK_CONV_TAPS
+#define TK_CONV_TAPS 1 /* ops.py: conv_paths (which of the two conv kernels a program uses) */
+#endif
+#ifndef TK_CONV_GATHER
+#define TK_CONV_GATHER 1
+#endif
+#ifndef TK_TAPS_FULL
+#define TK_TAPS_FULL 1 /* full (not depthwise) convs may take the tap kernel: ops.py, plan_conv_paths */
+#endif
+#if TK_CONV_TAPS
+/* a padded row of the tap kernel's buffer: `len` bytes (a multiple of 4), zeros but for input row `src` (wd bytes,
+   none when 0) at `px`: the words outside the row zeroed, then the row copied a word at a time */
+static inline void tk_pad_row(int8_t *d, int32_t len, const int8_t *src, int32_t wd, int32_t px) {
+    uint32_t *z = (uint32_t *)(void *)d, *const ze = z + (len >> 2);
+    do *z++ = 0u; while (z < ze);
+    if (!src) return;
+    d += px;
+    for (; wd >= 4; wd -= 4, d += 4, src += 4) tk_wr32(d, tk_rd32(src));
+    for (; wd > 0; wd--) *d++ = *src++;
+}
+
+#if defined(__GNUC__)
+#define TK_CTZ(m) __builtin_ctz(m)
+#else
+static inline int32_t tk_ctz(uint32_t m) {
+    int32_t k = 0;
+    while (!(m & 1u)) { m >>= 1; k++; }
+    return k;
+}
+#define TK_CTZ(m) tk_ctz(m)
+#endif
+
+/* the offsets tab[k] of the taps k whose bit 2 (k - k0) is set in m, appended to out */
+static inline int16_t *tk_tap_list(uint32_t m, const int16_t *tab, int16_t *out) {
+    while (m) {
+        *out++ = tab[TK_CTZ(m) >> 1];
+        m &= m - 1u;
+    }
+    return out;
+}
+
+/* sums of 8 output pixels at `base` (stride sx: 1 or 2) over the +1 taps [pos, pend) and -1 taps [neg, nend), as
+   halfword pairs q[i] = (pixel 2i, pixel 2i + 1) */
+static inline void tk_tap_sums(const int8_t *base, const int16_t *pos, const int16_t *pend, const int16_t *neg,
+                               const int16_t *nend, int32_t sx, int32_t *q) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (sx == 1) { /* a0 = (0, 2), a1 = (1, 3), a2 = (4, 6), a3 = (5, 7) */
+        for (; pos < pend; pos++) {
+            const int8_t *b = base + *pos;
+            const uint32_t v = tk_rd32(b), u = tk_rd32(b + 4);
+            a0 = TK_SADD16(a0, TK_SXTB16(v));
+            a1 = TK_SADD16(a1, TK_SXTB16_ROR8(v));
+            a2 = TK_SADD16(a2, TK_SXTB16(u));
+            a3 = TK_SADD16(a3, TK_SXTB16_ROR8(u));
         }
-        const int32_t m = p->rq.m[c], b = tk_bias(&p->rq, c), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
-        const uint32_t e = p->rq.e[0];
-        const int8_t *xc = x + c * hw;
-        for (int32_t oy = oy0; oy < oy1; oy++) {
-            const int32_t iy0 = oy * p->sy - p->py;
-            for (int32_t ky = 0; ky < p->kh; ky++) {
-                int8_t *d = buf + ky * stride;
-                const int32_t iy = iy0 + ky;
-                int32_t i = 0;
-                if ((uint32_t)iy < (uint32_t)p->h) {
-                    const int8_t *src = xc + (iy % p->in_rows) * p->wd;
-                    for (; i < p->px; i++) d[i] = 0;
-                    for (int32_t j = 0; j < p->wd && i < stride; j++, i++) d[i] = src[j];
+        for (; neg < nend; neg++) {
+            const int8_t *b = base + *neg;
+            const uint32_t v = tk_rd32(b), u = tk_rd32(b + 4);
+            a0 = TK_SSUB16(a0, TK_SXTB16(v));
+            a1 = TK_SSUB16(a1, TK_SXTB16_ROR8(v));
+            a2 = TK_SSUB16(a2, TK_SXTB16(u));
+            a3 = TK_SSUB16(a3, TK_SXTB16_ROR8(u));
+        }
+        q[0] = TK_PKHBT(a0, a1);
+        q[1] = TK_PKHTB(a1, a0);
+        q[2] = TK_PKHBT(a2, a3);
+        q[3] = TK_PKHTB(a3, a2);
+        return;
+    }
+    for (; pos < pend; pos++) { /* stride 2: word i holds pixels 2i, 2i + 1 at bytes 0 and 2 */
+        const int8_t *b = base + *pos;
+        a0 = TK_SADD16(a0, TK_SXTB16(tk_rd32(b)));
+        a1 = TK_SADD16(a1, TK_SXTB16(tk_rd32(b + 4)));
+        a2 = TK_SADD16(a2, TK_SXTB16(tk_rd32(b + 8)));
+        a3 = TK_SADD16(a3, TK_SXTB16(tk_rd32(b + 12)));
+    }
+    for (; neg < nend; neg++) {
+        const int8_t *b = base + *neg;
+        a0 = TK_SSUB16(a0, TK_SXTB16(tk_rd32(b)));
+        a1 = TK_SSUB16(a1, TK_SXTB16(tk_rd32(b + 4)));
+        a2 = TK_SSUB16(a2, TK_SXTB16(tk_rd32(b + 8)));
+        a3 = TK_SSUB16(a3, TK_SXTB16(tk_rd32(b + 12)));
+    }
+    q[0] = a0;
+    q[1] = a1;
+    q[2] = a2;
+    q[3] = a3;
+}
+
+/* the tap kernel (tk_taps_ok): per output row and group, the cin_g x kh input rows it reads copied into `buf`
+   with their zero padding (whole words, so no pixel needs a bounds test); per output channel its non-zero taps
+   as two offset lists (+1 and -1) into that buffer, then 8 output pixels at a time as halfword pairs of sums
+   (|sum| <= 128 * 32 fits): per tap one word load per 4 pixels (stride 1; two with stride 2) and SXTB16 /
+   SADD16 or SSUB16. The last pass's extra pixels read zeros and are not stored. Writes int8 only. */
+TK_KERNEL TK_NOINLINE void tk_conv_taps(const tk_conv_simd_t *p, const int8_t *x, int8_t *buf, int8_t *y8,
+                                        int32_t oy0, int32_t oy1) {
+    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, sx = p->sx, px = p->px;
+    const int32_t cin_g = p->cin_g, cout_g = p->cout_g, kb = p->kbytes, groups = p->cout / cout_g;
+    const int32_t in_rows = p->in_rows, ow = p->ow, hw = in_rows * wd, ohw = p->out_rows * ow, taps = cin_g * kh * kw;
+    const int32_t stride = TK_DW_STRIDE(ow, sx, kw), sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+    const int32_t full = cout_g / 4 * 4; /* rows of a group stored interleaved by four */
+    const uint32_t e = p->rq.e[0];
+    int16_t tab[TK_DW_TAPS], plus[TK_DW_TAPS], minus[TK_DW_TAPS];
+    (void)hi;
+    for (int32_t k = 0, r = 0, q = 0; k < taps; k++) {
+        tab[k] = (int16_t)(r * stride + q);
+        if (++q == kw) { q = 0; r++; }
+    }
+    for (int32_t oy = oy0; oy < oy1; oy++) {
+        const int32_t iy0 = oy * p->sy - p->py, r0 = ((iy0 % in_rows) + in_rows) % in_rows;
+        int8_t *const yrow = y8 + (oy % p->out_rows) * ow;
+        for (int32_t g = 0; g < groups; g++) {
+            const int8_t *xg = x + g * cin_g * hw;
+            int8_t *d = buf;
+            for (int32_t ci = 0; ci < cin_g; ci++, xg += hw) {
+                for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, d += stride) {
+                    tk_pad_row(d, stride, (uint32_t)iy < (uint32_t)h ? xg + r * wd : 0, wd, px);
+                    r = r + 1 == in_rows ? 0 : r + 1;
                 }
-                for (; i < stride; i++) d[i] = 0;
             }
-            int32_t o = c * ohw + (oy % p->out_rows) * p->ow, ox = 0;
-            if (p->sx == 1) {
-                for (; ox + 4 <= p->ow; ox += 4, o += 4) {
-                    const int8_t *base = buf + ox;
-                    int32_t a02 = 0, a13 = 0;
-                    for (int32_t t = 0; t < np; t++) {
-                        const uint32_t v = tk_rd32(base + off[t]);
-                        a02 = TK_SADD16(a02, TK_SXTB16(v));
-                        a13 = TK_SADD16(a13, TK_SXTB16_ROR8(v));
-                    }
-                    for (int32_t t = nt; t < taps; t++) {
-                        const uint32_t v = tk_rd32(base + off[t]);
-                        a02 = TK_SSUB16(a02, TK_SXTB16(v));
-                        a13 = TK_SSUB16(a13, TK_SXTB16_ROR8(v));
-                    }
-                    const int32_t acc[4] = {(int16_t)a02, (int16_t)a13, a02 >> 16, a13 >> 16};
-                    for (int32_t r = 0; r < 4; r++)
-                        tk_put(y8, y32, o + r, tk_fin(tk_term(acc[r], m, e) + b, sh), lo, hi);
+            for (int32_t j = 0; j < cout_g; j++) {
+                const int32_t c = g * cout_g + j;
+                const uint8_t *w = p->w + (j < full ? (c - (j & 3)) * kb + (j & 3) : c * kb);
+                int16_t *pe = plus, *ne = minus;
+                for (int32_t k0 = 0; k0 < taps; k0 += 16) {
+                    const uint32_t v = tk_codes16(w, j < full ? 4 : 1, k0, taps);
+                    pe = tk_tap_list(v & ~(v >> 1) & 0x55555555u, tab + k0, pe);
+                    ne = tk_tap_list(v & (v >> 1) & 0x55555555u, tab + k0, ne);
                 }
-            }
-            for (; ox < p->ow; ox++, o++) {
-                const int8_t *base = buf + ox * p->sx;
-                int32_t acc = 0;
-                for (int32_t t = 0; t < np; t++) acc += base[off[t]];
-                for (int32_t t = nt; t < taps; t++) acc -= base[off[t]];
-                tk_put(y8, y32, o, tk_fin(tk_term(acc, m, e) + b, sh), lo, hi);
+                const tk_ch_t ch = tk_ch(&p->rq, c);
+                int8_t *yp = yrow + c * ohw;
+                for (int32_t ox = 0; ox < ow; ox += 8) {
+                    int32_t q[4];
+                    tk_tap_sums(buf + ox * sx, plus, pe, minus, ne, sx, q);
+                    const int32_t k = ow - ox < 8 ? ow - ox : 8;
+                    for (int32_t r = 0; r < k; r += 2, yp += 2) {
+                        const int32_t v = q[r >> 1];
+                        yp[0] = tk_out8(tk_req(&ch, (int16_t)v, e, sh), lo);
+                        if (r + 1 < k) yp[1] = tk_out8(tk_req(&ch, v >> 16, e, sh), lo);
+                    }
+                }
             }
         }
     }
 }
 
-TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
-                            int32_t oy0, int32_t oy1) {
-    if (p->cin_g == 1 && p->cout_g == 1 && p->kh * p->kw <= TK_DW_TAPS) {
-        tk_dw_simd(p, x, col, y8, y32, oy0, oy1);
-        return;
+/* the tap kernel takes convs of at most TK_DW_TAPS taps per output with stride 1 or 2 whose buffer offsets fit
+   an int16: depthwise ones, and (TK_TAPS_FULL) others with rows of 16 outputs or more (narrower ones gather,
+   ops.py: _tap_rows) */
+static inline int32_t tk_taps_ok(const tk_conv_simd_t *p) {
+    const int32_t rows = p->cin_g * p->kh;
+    return rows * p->kw <= TK_DW_TAPS && p->sx <= 2 && rows * TK_DW_STRIDE(p->ow, p->sx, p->kw) <= 32767
+           && p->rq.hi == 127
+           && ((p->cin_g == 1 && p->cout_g == 1) || (TK_TAPS_FULL && p->ow >= 16));
+}
+
+#endif /* TK_CONV_TAPS */
+
+#if TK_CONV_GATHER
+/* the receptive field of one output pixel (one group) into c: (ci, ky, kx) order, padding as zeros; iy0, ix0
+   its top-left input position, r0 the stored row of iy0 (rows are a ring of in_rows) */
+static inline void tk_field(const tk_conv_simd_t *p, const int8_t *xg, int8_t *c, int32_t iy0, int32_t r0,
+                            int32_t ix0, int32_t inside) {
+    const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->wd, in_rows = p->in_rows, hw = in_rows * wd;
+    /* whole words when they stay inside the input row: up to 3 bytes more are written (col has 4 spare), and
+       the next kernel row overwrites them */
+    const int32_t words = inside && ix0 + ((kw + 3) & ~3) <= wd ? (kw + 3) >> 2 : 0;
+    for (int32_t ci = 0; ci < p->cin_g; ci++, xg += hw) {
+        for (int32_t ky = 0, iy = iy0, r = r0; ky < kh; ky++, iy++, r = r + 1 == in_rows ? 0 : r + 1) {
+            if ((uint32_t)iy >= (uint32_t)h) {
+                for (int32_t kx = 0; kx < kw; kx++) *c++ = 0;
+                continue;
+            }
+            const int8_t *row = xg + r * wd;
+            if (words) {
+                for (int32_t q = 0; q < words; q++) tk_wr32(c + 4 * q, tk_rd32(row + ix0 + 4 * q));
+                c += kw;
+            } else {
+                for (int32_t kx = 0, ix = ix0; kx < kw; kx++, ix++) *c++ = (uint32_t)ix < (uint32_t)wd ? row[ix] : 0;
+            }
+        }
     }
-    const int32_t hw = p->in_rows * p->wd, ohw = p->out_rows * p->ow, n = p->kbytes * TK_TRITS_PER_BYTE;
-    const int32_t groups = p->cout / p->cout_g;
-    for (int32_t i = p->cin_g * p->kh * p->kw; i < n; i++) col[i] = 0; /* the last byte's padding trits */
+}
+
+/* output rows [oy0, oy1), one pixel at a time: its receptive field (per group) gathered into `col` (padding
+   as zeros; a 1x1 kernel reads one byte per input channel), then every output channel of the group is a dot
+   product with it, four channels at a time, requantised with the layer's parameters held in locals.
+   Input row iy lives at row iy % in_rows of its plane, output row oy at oy % out_rows: a conv whose only
+   reader is the next conv keeps just the rows that one still needs (a ring), filled as it goes. */
+TK_KERNEL TK_NOINLINE void tk_conv_gen(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8,
+                                       int32_t *y32, int32_t oy0, int32_t oy1) {
+    const int32_t cin_g = p->cin_g, cout_g = p->cout_g, kb = p->kbytes, wd = p->wd, ow = p->ow, sx = p->sx;
+    const int32_t hw = p->in_rows * wd, ohw = p->out_rows * ow, taps = cin_g * p->kh * p->kw;
+    const int32_t n = kb * TK_TRITS_PER_BYTE, groups = p->cout / cout_g, sh = p->rq.sh, lo = p->rq.lo, hi = p->rq.hi;
+    const int32_t pw = p->kh == 1 && p->kw == 1, bs = p->rq.bs;
+    const int16_t *const rm = p->rq.m, *const rb = p->rq.b;
+    const uint32_t e = p->rq.e[0];
+    for (int32_t i = taps; i < n; i++) col[i] = 0; /* the last byte's padding trits */
     for (int32_t oy = oy0; oy < oy1; oy++) {
-        int32_t pix = (oy % p->out_rows) * p->ow;
-        for (int32_t ox = 0; ox < p->ow; ox++, pix++) {
-            const int32_t iy0 = oy * p->sy - p->py, ix0 = ox * p->sx - p->px;
-            const int32_t inside = ix0 >= 0 && ix0 + p->kw <= p->wd;
+        const int32_t iy0 = oy * p->sy - p->py, r0 = ((iy0 % p->in_rows) + p->in_rows) % p->in_rows;
+        const int32_t row_in = (uint32_t)iy0 < (uint32_t)p->h;
+        int32_t pix = (oy % p->out_rows) * ow;
+        for (int32_t ox = 0, ix0 = -p->px; ox < ow; ox++, pix++, ix0 += sx) {
+            const int32_t inside = ix0 >= 0 && ix0 + p->kw <= wd;
             for (int32_t g = 0; g < groups; g++) {
-                int8_t *c = col;
-                const int8_t *xg = x + g * p->cin_g * hw;
-                if (p->kh == 1 && p->kw == 1 && inside && (uint32_t)iy0 < (uint32_t)p->h) { /* pointwise */
-                    const int8_t *src = xg + (iy0 % p->in_rows) * p->wd + ix0;
-                    for (int32_t ci = 0; ci < p->cin_g; ci++, src += hw) *c++ = *src;
-                } else
-                for (int32_t ci = 0; ci < p->cin_g; ci++) {
-                    for (int32_t ky = 0; ky < p->kh; ky++) {
-                        const int32_t iy = iy0 + ky;
-                        if ((uint32_t)iy >= (uint32_t)p->h) {
-                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = 0;
-                            continue;
+                const int8_t *xg = x + g * cin_g * hw;
+                if (pw && inside && row_in) {
+                    const int8_t *src = xg + r0 * wd + ix0;
+                    for (int32_t ci = 0; ci < cin_g; ci++, src += hw) col[ci] = *src;
+                } else {
+                    tk_field(p, xg, col, iy0, r0, ix0, inside);
+                }
+                const int32_t end = (g + 1) * cout_g;
+                for (int32_t co = g * cout_g; co < end;) {
+                    int32_t s[4];
+                    const int32_t k = tk_rows(p->w + co * kb, end - co, kb, col, n, s);
+                    if (!y32 && hi == 127) {
+                        int8_t *yp = y8 + co * ohw + pix;
+                        for (int32_t r = 0; r < k; r++, co++, yp += ohw) {
+                            const int32_t b = (int32_t)((uint32_t)(int32_t)rb[co] << bs);
+                            *yp = tk_out8(tk_fin(tk_term_add(s[r], rm[co], e, b), sh), lo);
                         }
-                        const int8_t *row = xg + ci * hw + (iy % p->in_rows) * p->wd;
-                        if (inside) {
-                            for (int32_t kx = 0; kx < p->kw; kx++) *c++ = row[ix0 + kx];
-                        } else {
-                            for (int32_t kx = 0; kx < p->kw; kx++) {
-                                const int32_t ix = ix0 + kx;
-                                *c++ = (uint32_t)ix < (uint32_t)p->wd ? row[ix] : 0;
-                            }
+                    } else {
+                        for (int32_t r = 0; r < k; r++, co++) {
+                            const int32_t t = tk_rq(&p->rq, co, s[r]);
+                            if (y32) y32[co * ohw + pix] = t;
+                            else y8[co * ohw + pix] = (int8_t)tk_clamp(t, lo, hi);
                         }
                     }
-                }
-                const int32_t end = (g + 1) * p->cout_g;
-                for (int32_t co = g * p->cout_g; co < end;) {
-                    int32_t s[4];
-                    const int32_t k = tk_rows(p->w + co * p->kbytes, end - co, p->kbytes, col, n, s);
-                    for (int32_t r = 0; r < k; r++, co++)
-                        tk_put(y8, y32, co * ohw + pix, tk_rq(&p->rq, co, s[r]), p->rq.lo, p->rq.hi);
                 }
             }
         }
     }
+}
+
+#endif /* TK_CONV_GATHER */
+
+TK_KERNEL void tk_conv_simd(const tk_conv_simd_t *p, const int8_t *x, int8_t *col, int8_t *y8, int32_t *y32,
+                            int32_t oy0, int32_t oy1) {
+#if TK_CONV_TAPS
+    if (!y32 && tk_taps_ok(p)) {
+        tk_conv_taps(p, x, col, y8, oy0, oy1);
+        return;
+    }
+#endif
+#if TK_CONV_GATHER
+    tk_conv_gen(p, x, col, y8, y32, oy0, oy1);
+#endif
 }
 
 typedef struct {
@@ -833,11 +1046,6 @@ NEEDS = {"pool_stream": ("pool", "conv_simd"), "dense_stream": ("dense_simd", "c
 
 ROWS = r"""
 #ifndef TK_ROWS_OF_FOUR
-#if defined(__GNUC__)
-#define TK_NOINLINE __attribute__((noinline))
-#else
-#define TK_NOINLINE
-#endif
 /* the last one to three rows of a block of rows: one copy of tk_dot's code, however many kernels call it */
 static TK_NOINLINE void tk_dot_rest(const uint8_t *w0, const uint8_t *w1, const int8_t *x, int32_t n, int32_t *s) {
     tk_dot(w0, w1, x, n, s);

@@ -17,7 +17,8 @@ from ternkit.core.ops import im2col
 from .fixed import Requant, finish, store, term
 from .packing import TRITS_PER_BYTE, interleave, pack_rows
 
-__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_sink_streamed", "rows_in_blocks"]
+__all__ = ["Step", "HANDLERS", "Terms", "c_array", "c_call_streamed", "c_call_sink_streamed", "rows_in_blocks",
+           "conv_paths", "plan_conv_paths"]
 
 DW_TAPS = 32  # tk_dw_simd's limit (TK_DW_TAPS)
 # (gains per term, static bound of |v| per term, real bias): what `c_fixed.choose` turns into integers
@@ -45,6 +46,7 @@ class Step:
     packing: str = "2bit"  # weight storage: "2bit" or "base3" (base3 needs the SIMD kernels' decode table)
     table: Any = None  # the 256-entry int8 table of an elementwise function (handlers.Lut)
     blocks: bool = False  # dense SIMD: rows padded with zero rows to whole blocks of four (`rows_in_blocks`)
+    taps_full: bool = True  # full (not depthwise) convs may take the tap kernel (plan_conv_paths)
 
     @property
     def simd(self) -> bool:
@@ -204,6 +206,45 @@ def _dense_stream_data(step: Step, sym: str) -> str:
               f"{_rq_init(sym, rq)}}};\n")
 
 
+def _dw_stride(ow: int, sx: int, kw: int) -> int:
+    """Bytes of one padded row of tk_conv_taps' buffer (TK_DW_STRIDE): passes of eight outputs, whose last word
+    loads read up to byte 8 ceil(ow / 8) sx + kw - 2."""
+    return (-(-ow // 8) * 8 * sx + kw + 2) & ~3
+
+
+def _tap_rows(step: Step) -> int:
+    """Padded input rows of tk_conv_taps' buffer (cin/groups x kh), 0 when the conv gathers receptive fields
+    instead: the mirror of tk_taps_ok."""
+    op = step.op
+    if step.scores:  # int32 outputs: the gathering kernel
+        return 0
+    cout, cin_g, kh, kw = op.weight.shape
+    rows, ow, sx = cin_g * kh, step.out_shape[2], op.stride[1]
+    depthwise = cin_g == 1 and cout == op.groups
+    ok = (rows * kw <= DW_TAPS and sx <= 2 and rows * _dw_stride(ow, sx, kw) <= 32767 and step.rqs[0].hi == 127
+          and (depthwise or (step.taps_full and ow >= 16)))
+    return rows if ok else 0
+
+
+def plan_conv_paths(steps: list[Step]) -> None:
+    """Full convs take the tap kernel only in a program that has it anyway for a depthwise conv: alone, the
+    kernel's code (about 1.6 KB) outweighs what it saves on a few full convs, which gather instead."""
+    convs = [st for st in steps if st.kind == "conv2d" and st.simd]
+    for st in convs:
+        st.taps_full = False
+    full = any(_tap_rows(st) for st in convs)
+    for st in convs:
+        st.taps_full = full
+
+
+def conv_paths(steps: list[Step]) -> tuple[bool, bool, bool]:
+    """(any SIMD conv takes the tap kernel, any gathers, full convs may take it): model.c leaves out the kernel
+    no step calls."""
+    convs = [st for st in steps if st.kind == "conv2d" and st.simd]
+    taps = [bool(_tap_rows(st)) for st in convs]
+    return any(taps), not all(taps), all(st.taps_full for st in convs)
+
+
 def _valid_range(size: int, out: int, k: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """Per kernel offset: [lo, hi) of the output positions whose input through that offset is real."""
     lo, hi = np.zeros(k, np.int64), np.zeros(k, np.int64)
@@ -236,13 +277,14 @@ class Conv:
         return "conv_simd" if step.simd else "conv2d"
 
     def scratch(self, step: Step) -> int:
-        if step.simd:  # one receptive field, int8, padded to whole weight bytes; depthwise: kh padded rows
-            per = TRITS_PER_BYTE[step.packing]
-            op = step.op
-            kh, kw = op.kernel
-            if op.weight.shape[1] == 1 and op.weight.shape[0] == op.groups and kh * kw <= DW_TAPS:
-                return kh * (((step.out_shape[2] - 1) * op.stride[1] + kw + 6) & ~3)
-            return -(-int(np.prod(op.weight.shape[1:])) // per) * per
+        if step.simd:  # the tap kernel's padded input rows, or one receptive field padded to whole weight bytes
+            rows = _tap_rows(step)
+            if rows:
+                return rows * _dw_stride(step.out_shape[2], step.op.stride[1], step.op.kernel[1])
+            per, taps, kw = TRITS_PER_BYTE[step.packing], int(np.prod(step.op.weight.shape[1:])), step.op.kernel[1]
+            # tk_field copies a kernel row as whole words: the last one may write up to (-kw) % 4 bytes past the
+            # field, into the padding trits (their weights are zero) or past them
+            return max(-(-taps // per) * per, taps + (-kw) % 4)
         return 4 * int(np.prod(step.out_shape[1:]))
 
     def emulate(self, step: Step, xs: list[np.ndarray]) -> np.ndarray:

@@ -23,7 +23,7 @@ from ternkit.core.ops import handler
 
 from .fixed import QMAX, choose, scores_scale
 from .handlers import HANDLERS, REFUSALS
-from .ops import WIDEN, Step, rows_in_blocks
+from .ops import WIDEN, Step, plan_conv_paths, rows_in_blocks
 from .packing import check_packing
 
 __all__ = ["CProgram", "InputQuant", "TARGETS", "POOLS", "SINKS", "chain_scratch", "check_target", "build_program",
@@ -183,6 +183,7 @@ def build_program(model: TernaryModel, calib_x: np.ndarray, source: str | None =
     if not (steps and steps[-1].node == last and steps[-1].scores):
         steps.append(Step("widen", SCORES, None, [last], [tuple(shapes[model.nodes[-1].name])],
                           (model.num_classes,), scale=scale[last], scores=True))
+    plan_conv_paths(steps)
     offsets, scratch, arena = _plan_memory(steps)
     rows_in_blocks(steps)
     return CProgram(steps, inq, tuple(model.input.shape), list(model.labels), offsets, scratch, arena,

@@ -13,7 +13,7 @@ import pytest
 from conftest import random_mlp
 from op_examples import example_input
 from test_c_export import ALL, _make
-from test_c_simd import SINK_EDGES, _sink_edges, _small_maps
+from test_c_simd import EDGES, SINK_EDGES, _sink_edges, _small_maps, conv_scores_model, edge_model
 
 from ternkit.export.c.build import build_m4, object_sizes, run_m4, undefined_symbols
 from ternkit.export.c.emit import export_c
@@ -132,5 +132,25 @@ def test_a_run_cut_into_chains_is_bit_identical_on_the_m4(packing, tmp_path):
     model = _small_maps(np.random.default_rng(0))
     x = example_input(model, 16)
     prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_cortex_m4_conv_edge_shapes_are_bit_identical(name, packing, tmp_path):
+    """The depthwise and conv kernels' edge shapes (test_c_simd.EDGES) with the real DSP instructions
+    (SXTB16, SADD16/SSUB16, PKHBT/PKHTB, SMLAWB, SSAT)."""
+    model = edge_model(name)
+    x = np.random.default_rng(3).normal(0.5, 1.5, size=(8, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_cortex_m4_depthwise_writing_the_scores_is_bit_identical(tmp_path):
+    model = conv_scores_model()
+    x = np.random.default_rng(4).normal(0.5, 1.5, size=(8, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
     run = run_m4(build_m4(tmp_path / "c", tmp_path)["elf"], x, model.num_classes, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))

@@ -5,6 +5,7 @@ and ending; the packings round-trip; conv -> conv streaming keeps a ring and shr
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from test_c_export import ALL, _image, _make, _model
 
 from ternkit.core import INPUT, AvgPool2d, Flatten, MaxPool2d, Node, ReLU
 from ternkit.core.errors import OptionError
-from ternkit.export.c.build import build_host, run_host
+from ternkit.export.c.build import CFLAGS, MCU_DIR, build_host, run_host
 from ternkit.export.c.emit import export_c
 from ternkit.export.c.packing import byte_trits, interleave, pack_rows, unpack_rows
 from ternkit.export.c.program import build_program, emulate
@@ -73,8 +74,9 @@ def test_conv_streams_into_conv_with_a_ring_of_rows(tmp_path):
     first = prog.steps[0]
     assert first.ring == 3 and prog.steps[1].streams_from == 0 and prog.steps[1].in_ring == 3
     # the ring (4 channels x 3 rows x 12) + the second conv's one-row ring (6 x 6: it streams into the dense
-    # layer) + one receptive field (36) + the dense layer's 3 int32 sums
-    assert prog.arena_bytes == 4 * 3 * 12 + 36 + 36 + 12 < plain.arena_bytes
+    # layer) + one receptive field (36) and the byte a gather of whole words (3x3: 4 bytes a row) may write past
+    # it, 4-byte aligned + the dense layer's 3 int32 sums
+    assert prog.arena_bytes == 4 * 3 * 12 + 36 + 40 + 12 < plain.arena_bytes
     run = run_host(build_host(tmp_path / "c", tmp_path), x, 3, tmp_path)
     np.testing.assert_array_equal(run.scores, emulate(prog, x))
 
@@ -190,8 +192,9 @@ def test_conv_streams_into_pooling_or_dense_bit_identical(name, target, packing,
 
 def test_pool_streaming_arena_is_ring_accumulators_and_output():
     """One conv (6 channels, 7x5) into a global average pool: its one-row ring (6 x 5), the pool's output (6) and
-    the chain's scratch (one receptive field of 9 trits padded to 12, then 6 int32 accumulators), each 4-byte
-    aligned, instead of the conv's 210-byte output."""
+    the chain's scratch (one receptive field of 9 trits padded to 12, which holds the byte a gather of whole
+    words writes past the 9, then 6 int32 accumulators), each 4-byte aligned, instead of the conv's 210-byte
+    output."""
     model = _sink_edges()["global-one-conv"]
     prog = build_program(model, example_input(model, 8), target="cortex-m4")
     assert prog.arena_bytes == 32 + 8 + 12 + 24
@@ -235,3 +238,127 @@ def test_a_run_of_convs_is_cut_into_the_chains_of_least_ram(target, packing, tmp
     col = -(-program._handler(whole.steps[1]).scratch(whole.steps[1]) // 4) * 4
     last = 32 + 12 if target == "cortex-m4" else 128
     assert whole.arena_bytes == 5 * 96 + last + col and prog.arena_bytes <= 2 * 128 + 96 + col < whole.arena_bytes
+
+
+# depthwise and conv shapes at the edges of the SIMD kernels' fast paths: (channels, h, w, kernel, stride,
+# padding, depthwise, then a 1x1 conv streamed from it). Widths under 4 and odd, stride 2 (two word loads per
+# tap), stride 3 (one pixel at a time), no / wide padding, 1 to 25 taps, channels whose trits are all zero.
+EDGES = {
+    "dw-w3": (3, 6, 3, (3, 3), (1, 1), (1, 1), True, False),
+    "dw-odd-w5-chain": (5, 9, 5, (3, 3), (1, 1), (1, 1), True, True),
+    "dw-w7-s2": (4, 7, 7, (3, 3), (2, 2), (1, 1), True, True),
+    "dw-w2-s2-nopad": (2, 5, 2, (1, 1), (2, 2), (0, 0), True, False),
+    "dw-5x5-pad2": (3, 9, 11, (5, 5), (1, 1), (2, 2), True, True),
+    "dw-1x3-s3": (4, 8, 13, (1, 3), (3, 3), (0, 1), True, False),
+    "dw-1tap": (6, 4, 9, (1, 1), (1, 1), (0, 0), True, True),
+    "conv-w3-s2": (3, 7, 3, (3, 3), (2, 2), (1, 1), False, True),
+    "conv-10x4-s2": (1, 13, 6, (10, 4), (2, 2), (5, 1), False, True),
+    "conv-1x1-w1": (7, 5, 1, (1, 1), (1, 1), (0, 0), False, False),
+    # rows of 16 outputs or more, in a program with a depthwise conv (added): full convs take the tap kernel too
+    # (18 and 27 taps: two 16-trit chunks; 6 output channels: one interleaved block of four and two plain rows)
+    "taps-conv-w17": (6, 5, 17, (3, 3), (1, 1), (1, 1), False, True),
+    "taps-conv-s2-w33": (6, 5, 33, (3, 3), (2, 2), (1, 1), False, False, 3),
+    "taps-1x1-cin8-w21": (6, 3, 21, (1, 1), (1, 1), (0, 0), False, True, 8),
+}
+
+
+def edge_model(name: str, seed: int = 0, zero_channels: bool = True):
+    """The model of EDGES[name] (channels, h, w, kernel, stride, padding, depthwise, chained[, input channels of a
+    full conv, default 2]): a conv (depthwise or full, some channels all-zero), ReLU-free, optionally a
+    1x1 conv streamed from it, then a dense head; the last case of each family ends in the conv itself (its
+    int32 scores written by the conv kernel)."""
+    c, h, w, k, stride, pad, dw, chain, *rest = EDGES[name]
+    cin = c if dw else (rest[0] if rest else 2)
+    rng = np.random.default_rng(seed)
+    first = conv(rng, c, cin, k, stride, pad, groups=c if dw else 1)
+    if zero_channels:
+        first.weight[::3] = 0
+    nodes = [Node("c1", first, (INPUT,))]
+    oh, ow = (h + 2 * pad[0] - k[0]) // stride[0] + 1, (w + 2 * pad[1] - k[1]) // stride[1] + 1
+    prev, ch = "c1", c
+    if chain:
+        nodes.append(Node("c2", conv(rng, 5, c, (1, 1), (1, 1), (0, 0)), ("c1",)))
+        prev, ch = "c2", 5
+    if name.startswith("taps-"):  # a depthwise conv too: only then do full convs take the tap kernel
+        nodes.append(Node("d3", conv(rng, ch, ch, (3, 3), (1, 1), (1, 1), groups=ch), (prev,)))
+        prev = "d3"
+    nodes += [Node("f", Flatten(), (prev,)), Node("fc", dense(rng, 3, ch * oh * ow), ("f",))]
+    return _model(nodes, _image(cin, h, w))
+
+
+def conv_scores_model(seed: int = 0):
+    """A depthwise conv whose output is the scores (its int32 outputs written by the SIMD kernel itself)."""
+    rng = np.random.default_rng(seed)
+    nodes = [Node("c1", conv(rng, 3, 3, (3, 3), (1, 1), (1, 1), groups=3), (INPUT,)), Node("f", Flatten(), ("c1",))]
+    return _model(nodes, _image(3, 3, 1), classes=9)
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_conv_edge_shapes_are_bit_identical_to_emulation(name, packing, tmp_path):
+    model = edge_model(name)
+    x = np.random.default_rng(3).normal(0.5, 1.5, size=(24, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4", packing=packing)
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_depthwise_writing_the_scores_is_bit_identical(tmp_path):
+    model = conv_scores_model()
+    x = np.random.default_rng(4).normal(0.5, 1.5, size=(16, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
+    assert prog.steps[0].scores
+    run = run_host(build_host(tmp_path / "c", tmp_path), x, model.num_classes, tmp_path)
+    np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+@pytest.mark.parametrize("name", ["dw-w3", "dw-odd-w5-chain", "dw-w7-s2", "dw-5x5-pad2", "taps-conv-s2-w33",
+                                  "taps-1x1-cin8-w21", "conv-10x4-s2"])
+def test_conv_kernels_stay_inside_their_buffers(name, tmp_path):
+    """AddressSanitizer and UBSan over the host build: a padded row, a word load or a store past the arena (or
+    past the caller's input) aborts the run."""
+    model = edge_model(name)
+    x = np.random.default_rng(5).normal(0.5, 1.5, size=(6, *model.input.shape)).astype(np.float32)
+    prog = export_c(model, tmp_path / "c", x, target="cortex-m4")
+    exe = tmp_path / "tk_asan"
+    cc = subprocess.run(["cc", *CFLAGS, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I",
+                         str(tmp_path / "c"), str(tmp_path / "c" / "model.c"), str(MCU_DIR / "harness.c"), "-o",
+                         str(exe)], capture_output=True, text=True)
+    if cc.returncode != 0 and "sanitize" in cc.stderr:
+        pytest.skip("the host compiler has no sanitizers")
+    assert cc.returncode == 0, cc.stderr
+    np.ascontiguousarray(x, np.float32).tofile(tmp_path / "input.bin")
+    run = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    scores = np.fromfile(tmp_path / "output.bin", np.int32).reshape(len(x), -1)[:, :model.num_classes]
+    np.testing.assert_array_equal(scores, emulate(prog, x))
+
+
+def test_model_c_holds_only_the_conv_kernels_its_steps_call(tmp_path):
+    """Gathering convs only: no tap kernel in model.c; depthwise only: no gathering kernel (flash)."""
+    for name, present, absent in (("conv-w3-s2", "tk_conv_gen(", "tk_conv_taps("),
+                                  ("dw-w3", "tk_conv_taps(", "tk_conv_gen(")):
+        model = edge_model(name)
+        x = example_input(model, 8)
+        prog = export_c(model, tmp_path / name, x, target="cortex-m4")
+        src = (tmp_path / name / "model.c").read_text()
+        assert src.count("#define TK_CONV_TAPS ") == 2  # the program's choice, then the kernels' default
+        obj = subprocess.run(["cc", "-std=c99", "-O2", "-E", "-P", str(tmp_path / name / "model.c"), "-I",
+                              str(tmp_path / name)], capture_output=True, text=True, check=True).stdout
+        assert present in obj and absent not in obj, name
+        run = run_host(build_host(tmp_path / name, tmp_path), x, model.num_classes, tmp_path)
+        np.testing.assert_array_equal(run.scores, emulate(prog, x))
+
+
+def test_full_convs_take_the_tap_kernel_only_beside_a_depthwise_one():
+    """taps-conv-w17 (3x3 on 17-wide rows) has a depthwise conv after it; without one it gathers."""
+    from ternkit.export.c.ops import _tap_rows
+
+    model = edge_model("taps-conv-w17")
+    x = example_input(model, 4)
+    convs = [st for st in build_program(model, x, target="cortex-m4").steps if st.kind == "conv2d"]
+    assert [bool(_tap_rows(st)) for st in convs] == [True, True, True]
+    alone = _model(list(model.nodes[:1]) + [Node("f", Flatten(), ("c1",)), Node("fc", dense(
+        np.random.default_rng(1), 3, 6 * 5 * 17), ("f",))], model.input)
+    first = build_program(alone, x, target="cortex-m4").steps[0]
+    assert first.kind == "conv2d" and not _tap_rows(first)
