@@ -6,7 +6,7 @@ torch extension or `torch.compile`: both need minutes of compilation on first us
 system compiler (the one the C export uses) builds in well under a second, once per machine.
 
 The library is cached under the user's cache folder (`~/.cache/ternkit/native`, keyed by the source, the flags
-and the compiler's version) and written atomically. No compiler, no writable cache, or a build error: `library()`
+and the compiler binary) and written atomically. No compiler, no writable cache, or a build error: `library()`
 returns None and CoNNTrA runs its torch form, which has the same rule (the two differ only in float rounding,
 so the same seed gives the same weights on one machine, not across the two forms; `CoNNTrA(kernel=...)` picks).
 """
@@ -46,11 +46,12 @@ def _cache_dir() -> Path:
     return Path.home() / ".cache" / "ternkit" / "native"
 
 
-def _version(cc: str) -> str:
-    try:
-        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
+def _identity(cc: str) -> str:
+    """The compiler's resolved path, size and modification time: a new compiler gets a new library, without
+    running it at every start (a subprocess there would also be one more place for a Ctrl-C to land)."""
+    real = os.path.realpath(cc)
+    st = os.stat(real)
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _build(cc: str, target: Path) -> None:
@@ -72,9 +73,9 @@ def library() -> ctypes.CDLL | None:
     cc = _compiler()
     if cc is None or not SOURCE.is_file():
         return None
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _version(cc).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"conntra_step-{key}.so"
     try:
+        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _identity(cc).encode()).hexdigest()
+        target = _cache_dir() / f"conntra_step-{key[:16]}.so"
         if not target.is_file():
             _build(cc, target)
         try:
