@@ -1,5 +1,3 @@
-import sys
+from ternkit.cli import entry
 
-from ternkit.cli import main
-
-sys.exit(main())
+entry()

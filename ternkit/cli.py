@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ternkit.commands import SUMMARIES
@@ -61,6 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def entry() -> None:
+    """The `ternkit` command (and `python -m ternkit`): main(), then the exit. After a Ctrl-C the process exits
+    with 130 without the interpreter's finalisation: CPython remembers a KeyboardInterrupt that reached code run
+    by an extension's PyRun_* call even when ternkit caught it, and would then end the process by SIGINT (-2)
+    instead of 130. Every write is atomic and already finished or removed by then; only stdio needs a flush."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

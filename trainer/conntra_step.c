@@ -182,3 +182,25 @@ TK_CLONES void tk_adam_step(int64_t n, float *restrict p, const float *restrict 
         p[i] -= step_size * mm / (sqrtf(vv) * inv_bc2_sqrt + eps);
     }
 }
+
+/* Many tensors in one call: on a model of many small layers (a DS-CNN), one call per tensor from Python cost
+   more than their arithmetic. Per tensor i: its size, pointers, sample and budget (tk_conntra_step's), and its
+   bias corrections (each tensor counts its own steps). */
+void tk_conntra_steps(int64_t count, const int64_t *n, float *const *q, float *const *m, float *const *v,
+                      float *const *g, const int64_t *const *chunks, const int64_t *nchunks, const int64_t *chunk,
+                      const int64_t *j, const float *step_size, const float *inv_bc2_sqrt, const float *levels,
+                      float beta1, float w1, float beta2, float w2, float eps, float bonus, float above,
+                      float floor_, float *pbuf, float *sbuf, float *t_out, int64_t *moved) {
+    for (int64_t i = 0; i < count; i++)
+        moved[i] = tk_conntra_step(n[i], q[i], m[i], v[i], g[i], chunks[i], nchunks[i], chunk[i], j[i], beta1, w1,
+                                   beta2, w2, step_size[i], inv_bc2_sqrt[i], eps, levels[i], bonus, above, floor_,
+                                   pbuf, sbuf, &t_out[i]);
+}
+
+void tk_adam_steps(int64_t count, const int64_t *n, float *const *p, float *const *g, float *const *m,
+                   float *const *v, const float *step_size, const float *inv_bc2_sqrt, float beta1, float w1,
+                   float beta2, float w2, float eps, float weight_decay) {
+    for (int64_t i = 0; i < count; i++)
+        tk_adam_step(n[i], p[i], g[i], m[i], v[i], beta1, w1, beta2, w2, step_size[i], inv_bc2_sqrt[i], eps,
+                     weight_decay);
+}

@@ -22,9 +22,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-__all__ = ["library", "step_tensor", "adam_tensor", "usable", "KERNELS"]
+__all__ = ["library", "step_tensors", "adam_tensors", "usable", "KERNELS"]
 
 SOURCE = Path(__file__).with_name("conntra_step.c")
 FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off")
@@ -85,11 +86,11 @@ def library() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None
-    fn = lib.tk_conntra_step
-    fn.restype = _I64
-    fn.argtypes = [_I64, _P, _P, _P, _P, _P, _I64, _I64, _I64, _F, _F, _F, _F, _F, _F, _F, _F, _F, _F, _F, _P, _P, _P]
-    lib.tk_adam_step.restype = None
-    lib.tk_adam_step.argtypes = [_I64, _P, _P, _P, _P, _F, _F, _F, _F, _F, _F, _F, _F]
+    fn = lib.tk_conntra_steps
+    fn.restype = None
+    fn.argtypes = [_I64] + [_P] * 12 + [_F] * 8 + [_P] * 4
+    lib.tk_adam_steps.restype = None
+    lib.tk_adam_steps.argtypes = [_I64] + [_P] * 7 + [_F] * 6
     return lib
 
 
@@ -101,23 +102,43 @@ def usable(*tensors: torch.Tensor) -> bool:
     return True
 
 
-def step_tensor(lib: ctypes.CDLL, q: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, *,
-                chunks: torch.Tensor, chunk: int, j: int, beta1: float, beta2: float, step: float, eps: float,
-                levels: int, bonus: float, above: float, floor: float, pbuf: torch.Tensor, sbuf: torch.Tensor,
-                t_out: torch.Tensor) -> int:
-    """One tensor's step in place (q, m, v); returns the number of weights moved. `chunks`: sorted int64 chunk
-    indices of the sample (one chunk of the whole tensor: exact); `j`: the moves allowed among the sample."""
-    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
-    return int(lib.tk_conntra_step(
-        q.numel(), q.data_ptr(), m.data_ptr(), v.data_ptr(), g.data_ptr(),
-        chunks.data_ptr(), chunks.numel(), chunk, j,
-        beta1, 1.0 - beta1, beta2, 1.0 - beta2, 1.0 / bc1, 1.0 / bc2 ** 0.5, eps, float(levels), bonus, above, floor,
-        pbuf.data_ptr(), sbuf.data_ptr(), t_out.data_ptr()))
+def _ptrs(tensors: list[torch.Tensor]) -> np.ndarray:
+    return np.fromiter((t.data_ptr() for t in tensors), dtype=np.int64, count=len(tensors))
 
 
-def adam_tensor(lib: ctypes.CDLL, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *,
-                beta1: float, beta2: float, lr: float, step: float, eps: float, weight_decay: float) -> None:
-    """Adam's step on one continuous tensor in place (p, m, v): torch's Adam, float rounding apart."""
-    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
-    lib.tk_adam_step(p.numel(), p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), beta1, 1.0 - beta1, beta2,
-                     1.0 - beta2, lr / bc1, 1.0 / bc2 ** 0.5, eps, weight_decay)
+def _corrections(beta1: float, beta2: float, steps: list[float], lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Adam's step size and bias correction per tensor (in float64, then float32): lr / (1 - beta1^t) and
+    1 / sqrt(1 - beta2^t)."""
+    t = np.asarray(steps, dtype=np.float64)
+    return (lr / (1.0 - beta1 ** t)).astype(np.float32), (1.0 / np.sqrt(1.0 - beta2 ** t)).astype(np.float32)
+
+
+def step_tensors(lib: ctypes.CDLL, parts: list[tuple[torch.Tensor, ...]], *, chunks: list[torch.Tensor],
+                 chunk: list[int], j: list[int], levels: list[int], steps: list[float], beta1: float, beta2: float,
+                 eps: float, bonus: float, above: float, floor: float, pbuf: torch.Tensor, sbuf: torch.Tensor
+                 ) -> tuple[list[int], list[float]]:
+    """Every tensor's step in one call, in place (q, M, V of each (q, M, V, g) in `parts`). Per tensor: the sorted
+    chunk indices of its sample (`chunk` positions each; one chunk of the whole tensor: exact), the moves `j`
+    allowed among the sample (-1: none this step), its levels and step count. Returns (moves, thresholds)."""
+    count = len(parts)
+    qs, ms, vs, gs = zip(*parts, strict=True)
+    step_size, inv_bc2 = _corrections(beta1, beta2, steps)
+    keep = [np.fromiter((t.numel() for t in qs), np.int64, count), _ptrs(list(qs)), _ptrs(list(ms)),
+            _ptrs(list(vs)), _ptrs(list(gs)), _ptrs(chunks), np.fromiter((c.numel() for c in chunks), np.int64, count),
+            np.asarray(chunk, np.int64), np.asarray(j, np.int64), step_size, inv_bc2, np.asarray(levels, np.float32)]
+    t_out, moved = np.empty(count, np.float32), np.empty(count, np.int64)
+    lib.tk_conntra_steps(count, *(a.ctypes.data for a in keep), beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, bonus,
+                         above, floor, pbuf.data_ptr(), sbuf.data_ptr(), t_out.ctypes.data, moved.ctypes.data)
+    return moved.tolist(), t_out.tolist()
+
+
+def adam_tensors(lib: ctypes.CDLL, ps: list[torch.Tensor], gs: list[torch.Tensor], ms: list[torch.Tensor],
+                 vs: list[torch.Tensor], *, steps: list[float], beta1: float, beta2: float, lr: float, eps: float,
+                 weight_decay: float) -> None:
+    """Adam's step on every tensor in one call, in place (p, m, v): torch's Adam, float rounding apart."""
+    count = len(ps)
+    step_size, inv_bc2 = _corrections(beta1, beta2, steps, lr)
+    keep = [np.fromiter((p.numel() for p in ps), np.int64, count), _ptrs(ps), _ptrs(gs), _ptrs(ms), _ptrs(vs),
+            step_size, inv_bc2]
+    lib.tk_adam_steps(count, *(a.ctypes.data for a in keep), beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps,
+                      weight_decay)

@@ -202,14 +202,16 @@ class CoNNTrA(torch.optim.Optimizer):
 
     def _adam_native(self, lib: Any, group: dict[str, Any], ps: list[torch.Tensor], exp_avgs: list[torch.Tensor],
                      exp_avg_sqs: list[torch.Tensor], lr: float) -> None:
-        """The compiled Adam, one call per tensor: the small scales and biases of a ternary model cost more in
+        """The compiled Adam, one call for the group: the small scales and biases of a ternary model cost more in
         torch's optimizer machinery than in arithmetic (same formulas as torch's Adam, float rounding apart)."""
-        beta1, beta2 = group["betas"]
-        for p, m, v in zip(ps, exp_avgs, exp_avg_sqs, strict=True):
+        steps = []
+        for p in ps:
             count = self._step_count(p)
             count += 1
-            native.adam_tensor(lib, p.data, p.grad, m, v, beta1=beta1, beta2=beta2, lr=lr, step=float(count),
-                               eps=group["eps"], weight_decay=group["weight_decay"])
+            steps.append(float(count))
+        beta1, beta2 = group["betas"]
+        native.adam_tensors(lib, ps, [p.grad for p in ps], exp_avgs, exp_avg_sqs, steps=steps, beta1=beta1,
+                            beta2=beta2, lr=lr, eps=group["eps"], weight_decay=group["weight_decay"])
 
     def _adam_lists(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], ...] | None:
         """(params with a gradient, their exp_avg, exp_avg_sq, step): rebuilt only when that set changes (on a
@@ -298,31 +300,36 @@ class CoNNTrA(torch.optim.Optimizer):
 
     def _step_native(self, lib: Any, live: list[tuple], parts: list[tuple], frac: float,
                      discrete: list[torch.Tensor]) -> None:
-        """The compiled one-pass step of every live tensor, then the submatrices written back."""
+        """The compiled one-pass step of every live tensor (one call for all), then the submatrices written
+        back."""
         if self._native_scratch is None:
-            self._native_scratch = (torch.empty(_SAMPLE), torch.empty(_SAMPLE), torch.empty(()),
-                                    torch.zeros(1, dtype=torch.int64))
-        pbuf, sbuf, t_out, whole = self._native_scratch
+            self._native_scratch = (torch.empty(_SAMPLE), torch.empty(_SAMPLE), torch.zeros(1, dtype=torch.int64))
+        pbuf, sbuf, whole = self._native_scratch
         index = {id(p): i for i, p in enumerate(discrete)}
-        for (_, p, levels), (q, m, v, g) in zip(live, parts, strict=True):
+        chunks, chunk, js, levels, steps, budgets = [], [], [], [], [], []
+        for (_, p, lv), (q, _, _, _) in zip(live, parts, strict=True):
             count = self._step_count(p)
             count += 1
             n = q.numel()
             k = self._budget(index[id(p)], n, frac, len(discrete))
             if k < 1:  # no budget: the moments still move
-                chunks, chunk, j = whole[:0], n, -1
+                c, size, j = whole[:0], n, -1
             elif n > _SAMPLE:
-                chunks, chunk = self._sample_chunks(n), _CHUNK
-                size = chunks.numel() * _CHUNK
-                j = min(size, max(1, round(k * size / n)))
+                c, size = self._sample_chunks(n), _CHUNK
+                j = min(c.numel() * _CHUNK, max(1, round(k * c.numel() * _CHUNK / n)))
             else:
-                chunks, chunk, j = whole, n, min(n, k)
-            moved = native.step_tensor(lib, q, m, v, g, chunks=chunks, chunk=chunk, j=j, beta1=self.beta,
-                                       beta2=self.beta2, step=float(count), eps=_EPS, levels=levels,
-                                       bonus=self.zero_bonus, above=_ABOVE, floor=_FLOOR, pbuf=pbuf, sbuf=sbuf,
-                                       t_out=t_out)
-            if k >= 1:
-                self._moved.append(moved)
+                c, size, j = whole, n, min(n, k)
+            chunks.append(c)
+            chunk.append(size)
+            js.append(j)
+            levels.append(lv)
+            steps.append(float(count))
+            budgets.append(k)
+        moved, _ = native.step_tensors(lib, parts, chunks=chunks, chunk=chunk, j=js, levels=levels, steps=steps,
+                                       beta1=self.beta, beta2=self.beta2, eps=_EPS, bonus=self.zero_bonus,
+                                       above=_ABOVE, floor=_FLOOR, pbuf=pbuf, sbuf=sbuf)
+        self._moved = [m for m, k in zip(moved, budgets, strict=True) if k >= 1]
+        for (_, p, _), (q, m, v, _) in zip(live, parts, strict=True):
             active = self._active(p)
             if active is not None:
                 st = self.state[p]

@@ -237,15 +237,16 @@ def test_threshold_lies_just_above_the_budget_th_score():
     for j in (0, 7, 2499, 2500, 4998):
         q = torch.randint(-1, 2, (n,), generator=g).float()
         m, v, grad = torch.zeros(n), torch.zeros(n), torch.randn(n, generator=g)
-        pbuf, sbuf, t = torch.empty(8192), torch.empty(8192), torch.empty(())
-        native.step_tensor(lib, q.clone(), m, v, grad, chunks=torch.zeros(1, dtype=torch.int64), chunk=n, j=j,
-                           beta1=0.9, beta2=0.999, step=1.0, eps=1.0, levels=1, bonus=0.0, above=_ABOVE,
-                           floor=1e-20, pbuf=pbuf, sbuf=sbuf, t_out=t)
+        pbuf, sbuf = torch.empty(8192), torch.empty(8192)
+        moved, (t,) = native.step_tensors(lib, [(q.clone(), m, v, grad)], chunks=[torch.zeros(1, dtype=torch.int64)],
+                                          chunk=[n], j=[j], levels=[1], steps=[1.0], beta1=0.9, beta2=0.999, eps=1.0,
+                                          bonus=0.0, above=_ABOVE, floor=1e-20, pbuf=pbuf, sbuf=sbuf)
         # eps = 1 makes the scores distinct: |P| = |g| / (|g| + 1) where the move is possible
         prop = -grad / (grad.abs() + 1.0)
         score = prop.abs().masked_fill(q * prop > 0, 0.0)
         expected = torch.sort(score, descending=True).values[j]
-        assert float(t) == pytest.approx(float(expected) * _ABOVE, rel=1e-6)
+        assert t == pytest.approx(max(float(expected) * _ABOVE, 1e-20), rel=1e-6)
+        assert moved == [min(j, int((score > 0).sum()))]  # distinct scores: the budget, or every possible move
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
