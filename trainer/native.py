@@ -84,13 +84,13 @@ def library() -> ctypes.CDLL | None:
         except OSError:  # a damaged cache entry: build it again, once
             _build(cc, target)
             lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError):
+        fn = lib.tk_conntra_steps
+        fn.restype = None
+        fn.argtypes = [_I64] + [_P] * 12 + [_F] * 8 + [_P] * 4
+        lib.tk_adam_steps.restype = None
+        lib.tk_adam_steps.argtypes = [_I64] + [_P] * 7 + [_F] * 6
+    except (OSError, subprocess.SubprocessError, AttributeError):  # AttributeError: a library without the symbols
         return None
-    fn = lib.tk_conntra_steps
-    fn.restype = None
-    fn.argtypes = [_I64] + [_P] * 12 + [_F] * 8 + [_P] * 4
-    lib.tk_adam_steps.restype = None
-    lib.tk_adam_steps.argtypes = [_I64] + [_P] * 7 + [_F] * 6
     return lib
 
 
