@@ -14,6 +14,10 @@ one dense, branch-free update moves every weight whose |P| reaches t one level t
 q d = L (d = clamp(trunc(P / t), -1, 1)): the move would leave {-L..L}. t lies just above the (k+1)-th score,
 so exact ties there (every |P| is 1 after the first step) do not all move at once: none of them moves.
 
+That is the torch form (GPUs, and CPUs without a C compiler). On the CPU the same rule runs compiled
+(`native.py`, `conntra_step.c`): one pass per weight tensor, every tensor of a step in one call, and the
+continuous parameters' Adam in one call per group.
+
 Which weights are discrete and their levels travel in the param groups (key "levels"); a technique that
 trains a submatrix passes it for one step in a `StepContext`. All state lives in `self.state` and the param
 groups, so `state_dict()`/`load_state_dict()` resume exactly.
