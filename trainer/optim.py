@@ -136,7 +136,7 @@ class CoNNTrA(torch.optim.Optimizer):
         self._samples: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._context: StepContext | None = None
         self._buffers: dict[tuple[int, int], torch.Tensor] = {}  # scratch per weight, never saved
-        self._sorted_samples: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._sorted_samples: dict[int, torch.Tensor] = {}  # the CPU samples, sorted
         self._native_scratch: tuple[torch.Tensor, ...] | None = None
         self._step_views: dict[int, tuple[int, Any]] = {}  # numpy views of step counters, by their address
 
@@ -287,11 +287,18 @@ class CoNNTrA(torch.optim.Optimizer):
         u = (self.step_index * _GOLDEN + 0.5 * index / max(1, layers)) % 1.0
         return int(frac * n + u)
 
+    def _sample(self, n: int, device: torch.device) -> torch.Tensor:
+        """The chunk indices of a big tensor's fixed sample: seeded by its size alone, so the same on every
+        process and after a resume; the torch form reads them as drawn, the compiled form in increasing order."""
+        return self._fixed(self._samples, n, device,
+                           lambda g: torch.randperm(n // _CHUNK, generator=g)[:_SAMPLE // _CHUNK])
+
     def _sample_chunks(self, n: int) -> torch.Tensor:
-        """The sorted chunk indices of a big tensor's fixed sample (the torch form's, in increasing order)."""
-        runs = n // _CHUNK
-        return self._fixed(self._sorted_samples, n, torch.device("cpu"),
-                           lambda g: torch.randperm(runs, generator=g)[:_SAMPLE // _CHUNK].sort().values)
+        """The fixed sample's chunk indices sorted (the compiled step walks the tensor in order)."""
+        got = self._sorted_samples.get(n)
+        if got is None:
+            got = self._sorted_samples[n] = self._sample(n, torch.device("cpu")).sort().values
+        return got
 
     def _step_count(self, p: torch.Tensor) -> Any:
         """A numpy view of p's step counter (float32, as Adam's): counting through it costs a microsecond,
@@ -406,8 +413,7 @@ class CoNNTrA(torch.optim.Optimizer):
             q, p, n = q.reshape(-1), prop.view(-1), q.numel()
             if n > _SAMPLE:
                 runs = n // _CHUNK
-                idx = self._fixed(self._samples, n, q.device,
-                                  lambda g, runs=runs: torch.randperm(runs, generator=g)[:_SAMPLE // _CHUNK])
+                idx = self._sample(n, q.device)
                 q, p = (t[:runs * _CHUNK].view(runs, _CHUNK).index_select(0, idx).view(-1) for t in (q, p))
                 js.append(min(len(q), max(1, round(k * len(q) / n))))
             else:

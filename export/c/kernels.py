@@ -934,19 +934,26 @@ typedef struct {
     const tk_conv_simd_t *p; const int8_t *x; int8_t *y; /* y: the stage's ring (0 for the last stage) */
 } tk_stage_t;
 
+/* the stage of a chain whose next row is made now: the last one as soon as the rows it reads exist, otherwise the
+   highest stage whose reader is waiting for it (tk_chain, tk_chain_pool and tk_chain_dense share this schedule) */
+static inline int32_t tk_chain_next(const tk_stage_t *s, int32_t n, const int32_t *done) {
+    int32_t j = n - 1;
+    for (; j > 0; j--) {
+        const tk_conv_simd_t *p = s[j].p;
+        int32_t need = done[j] * p->sy - p->py + p->kh;
+        if (need > p->h) need = p->h;
+        if (done[j - 1] >= need) break;
+    }
+    return j;
+}
+
 /* a chain of convs, each the only reader of the one before, row by row: the last stage's next row is made as
    soon as the rows it reads exist; otherwise the highest stage whose next row can be made makes it. So each
    ring holds just the rows its reader needs at once, and every row is computed once. */
 TK_KERNEL void tk_chain(const tk_stage_t *s, int32_t n, int32_t *done, int8_t *col, int8_t *y8, int32_t *y32) {
     for (int32_t j = 0; j < n; j++) done[j] = 0;
     while (done[n - 1] < s[n - 1].p->oh) {
-        int32_t j = n - 1;
-        for (; j > 0; j--) {
-            const tk_conv_simd_t *p = s[j].p;
-            int32_t need = done[j] * p->sy - p->py + p->kh;
-            if (need > p->h) need = p->h;
-            if (done[j - 1] >= need) break;
-        }
+        const int32_t j = tk_chain_next(s, n, done);
         tk_conv_simd(s[j].p, s[j].x, col, j == n - 1 ? y8 : s[j].y, j == n - 1 ? y32 : 0, done[j], done[j] + 1);
         done[j]++;
     }
@@ -990,13 +997,7 @@ TK_KERNEL void tk_chain_pool(const tk_stage_t *s, int32_t n, int32_t *done, int8
     for (int32_t i = 0; i < len; i++) acc[i] = is_max ? -128 : 0;
     for (int32_t j = 0; j < n; j++) done[j] = 0;
     while (done[n - 1] < s[n - 1].p->oh) {
-        int32_t j = n - 1;
-        for (; j > 0; j--) {
-            const tk_conv_simd_t *p = s[j].p;
-            int32_t need = done[j] * p->sy - p->py + p->kh;
-            if (need > p->h) need = p->h;
-            if (done[j - 1] >= need) break;
-        }
+        const int32_t j = tk_chain_next(s, n, done);
         tk_conv_simd(s[j].p, s[j].x, col, s[j].y, 0, done[j], done[j] + 1);
         if (j == n - 1) tk_pool_row(pool, is_max, s[j].y, done[j], acc);
         done[j]++;
@@ -1019,13 +1020,7 @@ TK_KERNEL void tk_chain_dense(const tk_stage_t *s, int32_t n, int32_t *done, int
     for (int32_t o = 0; o < p->rows; o++) acc[o] = 0;
     for (int32_t j = 0; j < n; j++) done[j] = 0;
     while (done[n - 1] < s[n - 1].p->oh) {
-        int32_t j = n - 1;
-        for (; j > 0; j--) {
-            const tk_conv_simd_t *c = s[j].p;
-            int32_t need = done[j] * c->sy - c->py + c->kh;
-            if (need > c->h) need = c->h;
-            if (done[j - 1] >= need) break;
-        }
+        const int32_t j = tk_chain_next(s, n, done);
         tk_conv_simd(s[j].p, s[j].x, col, s[j].y, 0, done[j], done[j] + 1);
         if (j == n - 1) {
             const uint8_t *w = p->w + done[j] * p->rows * p->row_bytes;

@@ -15,9 +15,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ternkit.core.text import plain
+
 __all__ = ["StackPlan", "read_callgraph", "plan_stack", "STACK_FLAGS"]
 
 STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]  # analysis only: the object is byte-identical without them
+MAX_CI_BYTES = 16 << 20  # model.c's call graph is tens of KB; a bigger .ci in a --build folder is not one
+MAX_DEPTH = 256  # calls deep: tk_predict's graph is under ten; a deeper one is not model.c's
 _NODE = re.compile(r'node: \{ title: "([^"]*)" label: "([^"]*)"')
 _EDGE = re.compile(r'edge: \{ sourcename: "([^"]*)" targetname: "([^"]*)"')
 _USAGE = re.compile(r"\\n(\d+) bytes \(([a-z,]+)\)")
@@ -33,13 +37,13 @@ class StackPlan:
 
 def _name(title: str) -> str:
     """A node's function name without GCC's file prefix and clone suffix (`model.c:tk_dot.constprop.0`)."""
-    return re.sub(r"\.(constprop|isra|part|cold)(\.\d+)?", "", title.rsplit(":", 1)[-1])
+    return plain(re.sub(r"\.(constprop|isra|part|cold)(\.\d+)?", "", title.rsplit(":", 1)[-1]))
 
 
 def read_callgraph(ci: Path) -> tuple[dict[str, tuple[int | None, str]], dict[str, list[str]]]:
     """(frame bytes and qualifier per function -- None for one GCC did not compile here --, callees per
     function) from a .ci file (VCG text)."""
-    text = Path(ci).read_text()
+    text = Path(ci).read_text(errors="replace")
     nodes: dict[str, tuple[int | None, str]] = {}
     for title, label in _NODE.findall(text):
         m = _USAGE.search(label)
@@ -56,6 +60,8 @@ def plan_stack(ci: Path, root: str = "tk_predict") -> StackPlan:
     if not Path(ci).is_file():
         return StackPlan(None, reason=f"the compiler wrote no call graph ({Path(ci).name}: -fcallgraph-info needs "
                                       f"GCC 10 or newer)")
+    if Path(ci).stat().st_size > MAX_CI_BYTES:  # a --build folder is the user's: its .ci is read, not trusted
+        return StackPlan(None, reason=f"{Path(ci).name} is over {MAX_CI_BYTES >> 20} MiB: not a call graph of model.c")
     nodes, calls = read_callgraph(ci)
     if root not in nodes:
         return StackPlan(None, reason=f"{root} is not in the call graph {Path(ci).name}")
@@ -64,6 +70,8 @@ def plan_stack(ci: Path, root: str = "tk_predict") -> StackPlan:
     def deepest(fn: str, stack: tuple[str, ...]) -> tuple[int, list[str]]:
         if fn in stack:
             raise _Unbounded(f"recursion through {_name(fn)}")
+        if len(stack) >= MAX_DEPTH:
+            raise _Unbounded(f"a call path deeper than {MAX_DEPTH} calls: not a call graph of model.c")
         if fn in best:
             return best[fn]
         size, qual = nodes.get(fn, (None, ""))

@@ -66,6 +66,42 @@ def test_no_call_graph_is_no_plan(tmp_path):
     assert plan.bytes is None and "wrote no call graph" in plan.reason
 
 
+def _node(title: str, size: int) -> str:
+    return f'node: {{ title: "{title}" label: "{title}\\n{size} bytes (static)" }}\n'
+
+
+def _edge(a: str, b: str) -> str:
+    return f'edge: {{ sourcename: "{a}" targetname: "{b}" }}\n'
+
+
+@pytest.mark.parametrize("what", ["deep", "binary", "huge", "text"])
+def test_a_hostile_call_graph_in_a_build_folder_is_no_plan_and_no_crash(tmp_path, what):
+    """`report --build DIR` reads DIR/model.ci, a file of the user's folder: a call chain deep enough to exhaust
+    Python's recursion, bytes that are not UTF-8, a huge file, or names holding control characters and Markdown
+    give no plan (or a plain one) in one line, never an exception."""
+    ci = tmp_path / "model.ci"
+    if what == "deep":
+        names = ["tk_predict"] + [f"f{i}" for i in range(5000)]
+        edges = "".join(_edge(a, b) for a, b in zip(names[:-1], names[1:], strict=True))
+        ci.write_text("".join(_node(n, 8) for n in names) + edges)
+    elif what == "binary":
+        ci.write_bytes(b"\xff\xfe" + _node("tk_predict", 8).encode() + bytes(range(256)))
+    elif what == "huge":
+        with ci.open("wb") as f:
+            f.truncate(17 << 20)
+    else:
+        evil = "x\x1b[31m\n# `pwn`|<script>"
+        ci.write_text(_node("tk_predict", 8) + _node(evil, 16) + _edge("tk_predict", evil))
+    plan = plan_stack(ci)
+    if what == "text":
+        assert plan.bytes == 24 and plan.path[0] == "tk_predict"
+        assert all(ord(ch) >= 32 for name in plan.path for ch in name)
+    elif what == "binary":
+        assert plan.bytes == 8 and plan.path == ["tk_predict"]
+    else:
+        assert plan.bytes is None and "not a call graph of model.c" in plan.reason and "\n" not in plan.reason
+
+
 def mnist_cnn(rng: np.random.Generator):
     """The MNIST CNN of docs/mcu.md (16c5s2p2-32c5s2p2-100, random trits): conv1 streams into conv2."""
     nodes = [Node("c1", conv(rng, 16, 1, (5, 5), (2, 2), (2, 2)), (INPUT,)), Node("r1", ReLU(), ("c1",)),

@@ -43,21 +43,30 @@ def _code_outside_comments(root: Path) -> str:
     return re.sub(r"(//|#(?!\s*(include|define|if|endif|else|pragma|ifndef))).*", " ", text)
 
 
-@pytest.mark.parametrize("name", EXPORTERS)
-def test_hostile_text_is_data_in_every_export(tmp_path, name):
+def _backend(name: str, stage: str):
+    """The registered backend, or the test skipped with the reason its dependency check gives."""
     b = backends()[name]
     try:
-        b.check_require("export")
+        b.check_require(stage)
     except TernkitError as e:
         pytest.skip(f"{name}: {e}")
+    return b
+
+
+def _no_attack(code: str) -> bool:
+    return "tk_pwn" not in code and "system(" not in code and "nosuchcmd" not in code
+
+
+@pytest.mark.parametrize("name", EXPORTERS)
+def test_hostile_text_is_data_in_every_export(tmp_path, name):
+    b = _backend(name, "export")
     model, marker = _hostile(tmp_path)
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     declared = {o.dest for o in b.export_options}
     written = export_model(name, model, tmp_path / b.default_out, **({"calibrate": x} if "calibrate" in declared
                                                                       else {}))
     for p in written.paths:
-        code = _code_outside_comments(p)
-        assert "tk_pwn" not in code and "system(" not in code and "nosuchcmd" not in code, (name, p)
+        assert _no_attack(_code_outside_comments(p)), (name, p)
     assert not marker.exists()
     out = written.paths[0]
     if name in ("onnx", "qonnx"):  # a valid model whose node names are names; the labels are metadata
@@ -78,16 +87,12 @@ def test_hostile_text_through_the_hls4ml_project(tmp_path):
     labels and dataset name reaches none of it, and the compiled emulation runs without it."""
     from ternkit.export import simulate
 
-    b = backends()["hls4ml"]
-    try:
-        b.check_require("simulate")
-    except TernkitError as e:
-        pytest.skip(f"hls4ml: {e}")
+    _backend("hls4ml", "simulate")
     model, marker = _hostile(tmp_path)
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     rec = simulate(model, (x, model.predict(x)), "hls4ml", build=str(tmp_path / "hls"), calibrate=x)
     assert rec["samples"] == 32
     code = _code_outside_comments(tmp_path / "hls")
     assert "#include" in code  # the project's C++ was written and read
-    assert "tk_pwn" not in code and "system(" not in code and "nosuchcmd" not in code
+    assert _no_attack(code)
     assert not marker.exists()

@@ -115,3 +115,14 @@ def test_report_uses_the_measured_build(tern, tmp_path, capsys):
                    "-o", str(tmp_path / "x")], "another model")
     _fail(capsys, ["report", str(tern), "--target", "mcu", "--build", str(tmp_path), "-o", str(tmp_path / "y")],
           "holds no Cortex-M4 build")
+    # the build folder is the user's: a hostile call graph in it plans nothing and reaches no report text
+    hostile = tmp_path / "hostile"
+    shutil.copytree(build, hostile)
+    evil = 'x\x1b[31m\n# `pwn`|<script>'
+    (hostile / "model.ci").write_text(f'node: {{ title: "tk_predict" label: "tk_predict\\n8 bytes (static)" }}\n'
+                                      f'node: {{ title: "{evil}" label: "x\\n9 bytes (dynamic)" }}\n'
+                                      f'edge: {{ sourcename: "tk_predict" targetname: "{evil}" }}\n')
+    capsys.readouterr()
+    assert main(["report", str(tern), "--target", "mcu", "--build", str(hostile), "-o", str(tmp_path / "z")]) == 0
+    text = (tmp_path / "z" / "report.md").read_text() + capsys.readouterr().out
+    assert "pwn" not in text and "<script>" not in text and "\x1b" not in text and "planned RAM" not in text
